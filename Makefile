@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test table bench install clean
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	touch $@
+
+# The dev extras include everything the demo needs, so one install serves both targets.
+$(VENV)/.installed: $(VENV)/.created pyproject.toml constraints.txt
+	$(PIP) -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+table: install
+	$(VENV)/bin/backbones table
+
+demo: install
+	$(VENV)/bin/backbones table
+	$(VENV)/bin/backbones demo
+
+test: install
+	$(PY) -m pytest -n 2 --durations=15 -q
+
+bench: install
+	$(PY) benchmarks/compare.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

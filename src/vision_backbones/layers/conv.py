@@ -1,0 +1,65 @@
+"""Convolution -> normalization -> activation, the building brick of every family here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+LayerFactory = Callable[..., nn.Module]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor``, never dropping more than 10 %.
+
+    This is the rounding MobileNet and EfficientNet use for their width multipliers.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+class ConvNormAct(nn.Sequential):
+    """``conv`` (no bias) -> ``norm`` -> ``act``, with "same" padding for odd kernels.
+
+    ``norm_layer=None`` gives a biased convolution without normalization; ``act_layer=None``
+    leaves the activation out.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+        dilation: int = 1,
+        padding: int | None = None,
+        norm_layer: LayerFactory | None = nn.BatchNorm2d,
+        act_layer: LayerFactory | None = nn.ReLU,
+    ) -> None:
+        if padding is None:
+            padding = (kernel_size - 1) // 2 * dilation
+        layers: dict[str, nn.Module] = {
+            "conv": nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=padding,
+                groups=groups,
+                dilation=dilation,
+                bias=norm_layer is None,
+            )
+        }
+        if norm_layer is not None:
+            layers["norm"] = norm_layer(out_channels)
+        if act_layer is not None:
+            layers["act"] = act_layer()
+        super().__init__(layers)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride

@@ -1,0 +1,25 @@
+"""Stochastic depth: drop a residual branch for a random subset of samples while training."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class DropPath(nn.Module):
+    """Zero the whole branch for each sample with probability ``p``; rescale the survivors."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop path probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

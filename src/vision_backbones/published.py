@@ -1,0 +1,50 @@
+"""Figures published for each architecture: the tables this library must reproduce.
+
+``params_m``: backbone parameters (no classifier head), millions. ``gflops``: at 1x3x224x224 in the
+seed's convention (see ``flops.py``). ``source`` says where the figure comes from. The seed README's
+Darknet rows carried a channel typo (258 for 256) that its authors later fixed; these are the fixed
+figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Published:
+    params_m: float | None = None
+    gflops: float | None = None
+    top1: float | None = None
+    source: str = "seed README"
+    gflops_decimals: int = 2  # digits the source printed; the tolerance is half a unit of the last one
+
+
+PUBLISHED: dict[str, Published] = {
+    "darknet19": Published(19.82, 5.53),
+    "darknet53": Published(40.58, 14.31, top1=77.3),
+    "cspdarknet53": Published(26.24, 9.44),
+    "vovnet39": Published(25.18, 15.62),
+    "vovnet57": Published(41.45, 19.35),
+    "vovnet99": Published(69.52),
+    "resnet18": Published(11.18, 3.64),
+    "resnet34": Published(21.28, 7.34),
+    "resnet50": Published(23.51, 8.22),
+    "resnet101": Published(42.50, 15.66),
+    "resnet152": Published(58.14, 23.11),
+    "resnext50_32x4d": Published(22.98, 8.51),
+    "resnext101_32x8d": Published(86.74, 32.95),
+    "wide_resnet50_2": Published(66.83),
+    "wide_resnet101_2": Published(124.84),
+    "mobilenet_v2": Published(2.22, 0.6, gflops_decimals=1),
+    "mobilenet_v3_large": Published(2.97, 0.45),
+    "mobilenet_v3_small": Published(0.93, 0.12),
+    "efficientnet_b0": Published(4.01, 0.80),
+    "efficientnet_b1": Published(6.51, 1.18),
+    "efficientnet_b2": Published(7.70, 1.36),
+    "efficientnet_b3": Published(10.70, 1.98),
+    "efficientnet_b4": Published(17.55, 3.09),
+    "efficientnet_b5": Published(28.34, 4.82),
+    "efficientnet_b6": Published(40.74, 6.86),
+    "efficientnet_b7": Published(63.79, 10.53),
+}

@@ -1,0 +1,168 @@
+"""The model registry: every variant of every family, by name.
+
+A family registers its variant table (name -> frozen config dataclass) with one builder. Overrides
+given to ``create_model`` go through ``dataclasses.replace`` on that config; a field the config does
+not have is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vision_backbones.backbone import Backbone
+
+
+class Builder(Protocol):
+    def __call__(
+        self,
+        config: Any,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> Backbone: ...
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered variant: its family, its architecture config and how to build it."""
+
+    name: str
+    family: str
+    config: Any
+    build: Builder
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_family(family: str, variants: Mapping[str, Any], build: Builder) -> None:
+    """Register every ``name -> config`` of ``variants`` under ``family``, built by ``build``."""
+    for name, config in variants.items():
+        if not dataclasses.is_dataclass(config):
+            raise TypeError(f"config of {name!r} must be a dataclass instance, got {type(config).__name__}")
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered (family {_REGISTRY[name].family!r})")
+        _REGISTRY[name] = ModelEntry(name=name, family=family, config=config, build=build)
+
+
+def _ensure_models_loaded() -> None:
+    import vision_backbones.models  # noqa: F401  (importing registers every family)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell wildcard pattern (``"resnet*"``, ``"*vovnet?9*"``), sorted."""
+    _ensure_models_loaded()
+    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; unknown names raise with the closest registered names."""
+    _ensure_models_loaded()
+    if not isinstance(name, str) or name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see list_models()"
+        raise ValueError(f"unknown model {name!r}{hint}")
+    return _REGISTRY[name]
+
+
+def apply_overrides(name: str, config: Any, overrides: Mapping[str, Any]) -> Any:
+    """``config`` with ``overrides`` applied; an unknown field raises, naming the valid ones."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(
+            f"unknown override {', '.join(repr(u) for u in unknown)} for model {name!r}; "
+            f"expected one of: {', '.join(sorted(fields))}"
+        )
+    return dataclasses.replace(config, **overrides)
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 1000,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
+    pretrained: str | os.PathLike[str] | None = None,
+    in_channels: int = 3,
+    frozen_stages: int = -1,
+    norm_eval: bool = False,
+    **overrides: Any,
+) -> Backbone:
+    """Build a registered model.
+
+    Args:
+        name: a name from ``list_models()``.
+        num_classes: classes of the linear head (ignored with ``features_only=True``).
+        features_only: return the bare backbone, without classifier head.
+        out_indices: levels returned by ``forward_features`` (default: all).
+        pretrained: a ``.safetensors`` file (from ``backbones convert``, a training export or
+            ``save_weights``) or a PyTorch checkpoint, loaded with ``weights_only=True``.
+        in_channels: input channels (3 for RGB).
+        frozen_stages: ``-1`` none, ``0`` stem, ``k`` stem and the first ``k`` stages.
+        norm_eval: keep batch norms in eval mode during training.
+        **overrides: fields of the family's config, e.g. ``residual=False`` for VoVNet.
+    """
+    from vision_backbones.weights import load_pretrained, read_checkpoint
+
+    entry = get_entry(name)
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+    state_dict, stored = ({}, {}) if pretrained is None else read_checkpoint(pretrained)
+    conflicts = {k: (v, overrides[k]) for k, v in stored.items() if k in overrides and overrides[k] != v}
+    if conflicts:
+        raise ValueError(f"overrides {conflicts} conflict with the architecture stored in {os.fspath(pretrained)!r}")  # type: ignore[arg-type]
+    config = apply_overrides(name, entry.config, {**stored, **overrides})
+    model = entry.build(
+        config,
+        in_channels=in_channels,
+        num_classes=None if features_only else num_classes,
+        out_indices=out_indices,
+        frozen_stages=frozen_stages,
+        norm_eval=norm_eval,
+    )
+    if pretrained is not None:
+        load_pretrained(model, state_dict, source=os.fspath(pretrained))
+    return model
+
+
+def build_on_meta(name: str, **kwargs: Any) -> Backbone:
+    """Build without allocating weights (for parameter and FLOP counts of the biggest models)."""
+    import torch
+
+    with torch.device("meta"):
+        return create_model(name, **kwargs)
+
+
+def model_info(name: str, *, image_size: int = 224, **overrides: Any) -> dict[str, Any]:
+    """Channels, strides, backbone parameters and FLOPs of ``name``, without allocating weights."""
+    import torch
+
+    from vision_backbones.flops import count_flops
+
+    model = build_on_meta(name, features_only=True, **overrides)
+    params = sum(p.numel() for p in model.parameters())
+    flops = count_flops(model, torch.empty(1, model.in_channels, image_size, image_size, device="meta"))
+    entry = get_entry(name)
+    return {
+        "name": name,
+        "family": entry.family,
+        "params": params,
+        "flops": flops.total,
+        "flops_2x_macs": flops.macs * 2,
+        "out_channels": model.out_channels,
+        "strides": model.strides,
+        "image_size": image_size,
+    }
+
+
+ModelFactory = Callable[..., Backbone]
