@@ -80,6 +80,9 @@ class Backbone(nn.Module):
         min_input_size: the smallest height/width the network takes.
     """
 
+    # Python-side conveniences TorchScript need not compile.
+    __jit_unused_properties__ = ["out_channels", "strides", "num_features"]
+
     def __init__(
         self,
         stem: nn.Module,
@@ -174,9 +177,10 @@ class Backbone(nn.Module):
             )
 
     def _validate(self, x: Tensor) -> None:
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+        if not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
             self.check_input(x)
 
+    @torch.jit.export
     def forward_features(self, x: Tensor) -> list[Tensor]:
         """Feature maps at the levels in ``out_indices``, shallowest first."""
         self._validate(x)
@@ -184,11 +188,10 @@ class Backbone(nn.Module):
         last = self.out_indices[-1]
         x = self.stem(x)
         for index, stage in enumerate(self.stages):
-            x = stage(x)
-            if index in self.out_indices:
-                outputs.append(x)
-            if index == last:
-                break
+            if index <= last:  # stages past the deepest requested level are not run
+                x = stage(x)
+                if index in self.out_indices:
+                    outputs.append(x)
         return outputs
 
     def forward_levels(self, x: Tensor) -> Tensor:

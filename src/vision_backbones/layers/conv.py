@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from collections.abc import Callable
 
 from torch import nn
@@ -59,7 +61,7 @@ class ConvNormAct(nn.Sequential):
             layers["norm"] = norm_layer(out_channels)
         if act_layer is not None:
             layers["act"] = act_layer()
-        super().__init__(layers)
+        super().__init__(OrderedDict(layers))
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride

@@ -1,0 +1,68 @@
+"""A faster eval model: batch norm folded into the preceding convolution, the faster memory format.
+
+Folding uses PyTorch's own ``fuse_conv_bn_eval`` on every conv directly followed by a batch norm in
+the same container (``ConvNormAct`` and plain ``nn.Sequential`` blocks). The memory format is
+measured on this machine, not assumed: channels_last speeds ResNets up on CPU and can slow
+concatenation-heavy networks down.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+
+def fuse(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with every ``conv -> batch norm`` pair folded into the conv."""
+    fused = copy.deepcopy(model).eval()
+    for parent in fused.modules():
+        names = list(parent._modules)
+        for first, second in zip(names, names[1:]):
+            conv, norm = parent._modules[first], parent._modules[second]
+            if type(conv) is nn.Conv2d and type(norm) is nn.BatchNorm2d and norm.track_running_stats:
+                parent._modules[first] = fuse_conv_bn_eval(conv, norm)
+                parent._modules[second] = nn.Identity()
+    return fused
+
+
+def _median_seconds(function: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def choose_memory_format(model: nn.Module, sample: Tensor, *, repeats: int = 5) -> torch.memory_format:
+    """The memory format (contiguous or channels_last) in which ``model`` runs ``sample`` faster here."""
+    timings: dict[torch.memory_format, list[float]] = {torch.contiguous_format: [], torch.channels_last: []}
+    candidates = {fmt: (copy.deepcopy(model).to(memory_format=fmt), sample.contiguous(memory_format=fmt)) for fmt in timings}
+    with torch.inference_mode():
+        for candidate, x in candidates.values():
+            candidate(x)  # warm-up
+        for _ in range(repeats):  # interleaved, so drifting machine load hits both alike
+            for fmt, (candidate, x) in candidates.items():
+                timings[fmt].append(_median_seconds(lambda: candidate(x), 1))
+    return min(timings, key=lambda fmt: statistics.median(timings[fmt]))
+
+
+def optimize_for_inference(
+    model: nn.Module, sample: Tensor, *, compile: bool = False
+) -> tuple[nn.Module, torch.memory_format]:
+    """``fuse`` + the measured faster memory format (+ ``torch.compile`` if asked).
+
+    Returns the model and the memory format its inputs should use.
+    """
+    fused = fuse(model)
+    memory_format = choose_memory_format(fused, sample)
+    fused = fused.to(memory_format=memory_format)
+    if compile:
+        fused = torch.compile(fused)
+    return fused, memory_format

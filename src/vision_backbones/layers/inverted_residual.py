@@ -1,0 +1,170 @@
+"""The inverted residual ("MBConv") block shared by MobileNetV2, MobileNetV3 and EfficientNet.
+
+MobileNetV2 (https://arxiv.org/abs/1801.04381) turned the ResNet bottleneck inside out: a 1x1 conv
+*expands* a narrow input, a depthwise kxk conv filters each channel on its own, and a *linear* 1x1 conv
+projects back to a narrow output; the residual joins the narrow ends. MobileNetV3
+(https://arxiv.org/abs/1905.02244) and EfficientNet (https://arxiv.org/abs/1905.11946) put
+squeeze-and-excitation between the depthwise conv and the projection; EfficientNet adds stochastic
+depth on the residual branch.
+
+All three networks are ``3x3/2 stem conv -> inverted residual blocks -> 1x1 head conv``;
+``build_stages`` cuts that sequence into stages where the resolution halves, so stage ``i`` ends at
+stride ``2 ** (i + 1)`` and the last stage holds the head conv.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from torch import Tensor, nn
+
+from vision_backbones.layers.conv import ConvNormAct, LayerFactory
+from vision_backbones.layers.drop_path import DropPath
+from vision_backbones.layers.squeeze_excite import SqueezeExcite
+
+
+class InvertedResidualSpec(NamedTuple):
+    """One block with every channel count already rounded: the keyword arguments of ``InvertedResidual``."""
+
+    in_channels: int
+    out_channels: int
+    expanded_channels: int
+    kernel_size: int = 3
+    stride: int = 1
+    squeeze_channels: int = 0  # 0: no squeeze-and-excitation
+    act_layer: LayerFactory = nn.ReLU
+    se_act_layer: LayerFactory = nn.ReLU
+    se_gate_layer: LayerFactory = nn.Sigmoid
+    drop_path: float = 0.0
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand (left out when ``expanded_channels == in_channels``) -> depthwise kxk -> optional SE
+    -> linear 1x1 project, plus the input when the shape is kept (``stride == 1``, same channels)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        expanded_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        squeeze_channels: int = 0,
+        act_layer: LayerFactory = nn.ReLU,
+        se_act_layer: LayerFactory = nn.ReLU,
+        se_gate_layer: LayerFactory = nn.Sigmoid,
+        drop_path: float = 0.0,
+        norm_layer: LayerFactory = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        self.use_residual = stride == 1 and in_channels == out_channels
+        self.out_channels = out_channels
+        self.expand: nn.Module = nn.Identity()
+        if expanded_channels != in_channels:
+            self.expand = ConvNormAct(in_channels, expanded_channels, 1, norm_layer=norm_layer, act_layer=act_layer)
+        self.depthwise = ConvNormAct(
+            expanded_channels,
+            expanded_channels,
+            kernel_size,
+            stride=stride,
+            groups=expanded_channels,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+        )
+        self.se: nn.Module = nn.Identity()
+        if squeeze_channels > 0:
+            self.se = SqueezeExcite(expanded_channels, squeeze_channels, act_layer=se_act_layer, gate_layer=se_gate_layer)
+        # No activation after the projection: the "linear bottleneck" keeps the narrow tensor's information.
+        self.project = ConvNormAct(expanded_channels, out_channels, 1, norm_layer=norm_layer, act_layer=None)
+        # Stochastic depth only makes sense on a residual branch (torchvision and timm agree).
+        self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0.0 and self.use_residual else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.project(self.se(self.depthwise(self.expand(x))))  # (B, out_channels, H / stride, W / stride)
+        if self.use_residual:
+            out = x + self.drop_path(out)
+        return out
+
+
+def _layer_strides(blocks: Sequence[InvertedResidualSpec]) -> list[int]:
+    return [2, *(block.stride for block in blocks), 1]  # stem conv, blocks, head conv
+
+
+def _stage_positions(strides: Sequence[int]) -> list[tuple[int, int]]:
+    """``(stage, index in stage)`` of each layer; a new stage starts at every strided layer."""
+    positions: list[tuple[int, int]] = []
+    stage, index = -1, 0
+    for stride in strides:
+        if stride > 1:
+            stage, index = stage + 1, 0
+        positions.append((stage, index))
+        index += 1
+    return positions
+
+
+def layer_names(blocks: Sequence[InvertedResidualSpec]) -> list[str]:
+    """Module names ``build_stages`` gives the stem conv, each block and the head conv, in order.
+
+    The weight converters zip these with the reference model's names for the same layers.
+    """
+    return [f"stages.{stage}.{index}" for stage, index in _stage_positions(_layer_strides(blocks))]
+
+
+def build_stages(
+    in_channels: int,
+    stem_channels: int,
+    blocks: Sequence[InvertedResidualSpec],
+    head_channels: int,
+    *,
+    act_layer: LayerFactory,
+    norm_layer: LayerFactory,
+) -> tuple[list[nn.Sequential], list[int], list[int]]:
+    """``(stages, stage_channels, stage_strides)`` of ``3x3/2 stem conv -> blocks -> 1x1 head conv``.
+
+    ``act_layer`` is the stem's and the head conv's activation (blocks carry their own).
+    """
+    if not blocks:
+        raise ValueError("expected at least one inverted residual block")
+    if blocks[0].in_channels != stem_channels:
+        raise ValueError(f"first block takes {blocks[0].in_channels} channels, but the stem gives {stem_channels}")
+    layers: list[nn.Module] = [
+        ConvNormAct(in_channels, stem_channels, 3, stride=2, norm_layer=norm_layer, act_layer=act_layer)
+    ]
+    layers += [InvertedResidual(**block._asdict(), norm_layer=norm_layer) for block in blocks]
+    layers.append(ConvNormAct(blocks[-1].out_channels, head_channels, 1, norm_layer=norm_layer, act_layer=act_layer))
+    channels = [stem_channels, *(block.out_channels for block in blocks), head_channels]
+
+    strides = _layer_strides(blocks)
+    positions = _stage_positions(strides)
+    num_stages = positions[-1][0] + 1
+    stages = [nn.Sequential(*(layer for layer, (s, _) in zip(layers, positions) if s == stage)) for stage in range(num_stages)]
+    # Each stage's channels are those of its last layer; every stage starts with its one strided layer.
+    last_of_stage = {stage: i for i, (stage, _) in enumerate(positions)}
+    stage_channels = [channels[last_of_stage[stage]] for stage in range(num_stages)]
+    return stages, stage_channels, [2] * num_stages
+
+
+def init_weights(model: nn.Module, *, linear_std: float | None = 0.01) -> None:
+    """torchvision's initialisation for these networks: He (fan-out) convs, identity norms, small linears.
+
+    ``linear_std=None`` draws linear weights from ``U(-1/sqrt(out), 1/sqrt(out))`` instead (EfficientNet).
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            if linear_std is None:
+                bound = module.out_features**-0.5
+                nn.init.uniform_(module.weight, -bound, bound)
+            else:
+                nn.init.normal_(module.weight, 0.0, linear_std)
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,199 @@
+"""Darknet-19/53 (YOLOv2/YOLOv3) and CSPDarknet (CSPNet, YOLOv4).
+
+Papers: YOLOv2 https://arxiv.org/abs/1612.08242, YOLOv3 https://arxiv.org/abs/1804.02767,
+CSPNet https://arxiv.org/abs/1911.11929, YOLOv4 https://arxiv.org/abs/2004.10934
+
+Darknet-53 (YOLOv3) is a stride-1 3x3 stem conv, then five stages that each open with a stride-2
+3x3 conv followed by residual ``DarknetBlock``s (1x1 conv to half the channels, 3x3 conv back, add).
+Darknet-19 is YOLOv2's network rebuilt with YOLOv3's two improvements, as the seed does: each
+"2x2 max pool + 3x3 conv" becomes one stride-2 3x3 conv, and each 1x1/3x3 pair becomes a residual
+``DarknetBlock``. So both share ``DarknetStage`` and differ only in ``depths``.
+
+CSPNet's idea (``CSPStage``): split a stage's features into two paths; only one goes through the
+blocks, the other (the "cross-stage partial" path) bypasses them, and a 1x1 transition conv fuses the
+concatenation. The blocks see half the channels: CSPDarknet-53 costs a third fewer FLOPs than
+Darknet-53. The split is two separate 1x1 convs (``cross_conv``, ``block_conv``), the YOLOv5 way:
+the same maths as timm's one 1x1 conv followed by a channel split, whose weights convert by cutting
+that conv's output channels in two (``convert/darknet.py``).
+
+Activations: LeakyReLU(0.1) for Darknet, as in the YOLO papers; ReLU for CSPDarknet, as the seed
+(``negative_slope=0.0``; YOLOv4 used Mish, timm LeakyReLU(0.01)). Two options reproduce timm's
+``cspdarknet53`` (the original YOLOv4 layout): ``csp_wide_first_stage`` (stage 0's paths keep the
+full width and its block is a 0.5 bottleneck) and ``csp_block_transition`` (a 1x1 conv on the block
+path after the blocks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.layers import ConvNormAct
+from vision_backbones.registry import register_family
+
+ConvFactory = Callable[..., ConvNormAct]
+
+
+class DarknetBlock(nn.Module):
+    """YOLOv3 residual block: 1x1 conv to ``expansion * channels``, 3x3 conv back, add the input."""
+
+    def __init__(self, channels: int, *, expansion: float, conv: ConvFactory) -> None:
+        super().__init__()
+        mid_channels = int(channels * expansion)
+        self.conv1 = conv(channels, mid_channels, 1)
+        self.conv2 = conv(mid_channels, channels, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(self.conv1(x))  # (B, C, H, W)
+
+
+class DarknetStage(nn.Sequential):
+    """Stride-2 3x3 conv, then ``depth`` ``DarknetBlock``s (none for Darknet-19's first stage)."""
+
+    def __init__(self, in_channels: int, out_channels: int, depth: int, *, conv: ConvFactory) -> None:
+        super().__init__()
+        self.down = conv(in_channels, out_channels, 3, stride=2)
+        self.blocks = nn.Sequential(*[DarknetBlock(out_channels, expansion=0.5, conv=conv) for _ in range(depth)])
+        self.out_channels = out_channels
+        self.stride = 2
+
+
+class CSPStage(nn.Module):
+    """Stride-2 3x3 conv, split into a cross path and a block path, concatenate, 1x1 transition.
+
+    ``wide_split``: each path keeps all ``out_channels`` and the blocks bottleneck to half (YOLOv4's
+    first stage); otherwise each path gets half and the blocks keep that width (seed, YOLOv5).
+    ``block_transition``: a 1x1 conv on the block path after the blocks (YOLOv4, timm).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        depth: int,
+        *,
+        conv: ConvFactory,
+        wide_split: bool,
+        block_transition: bool,
+    ) -> None:
+        super().__init__()
+        split_channels = out_channels if wide_split else out_channels // 2
+        self.down = conv(in_channels, out_channels, 3, stride=2)
+        self.cross_conv = conv(out_channels, split_channels, 1)
+        self.block_conv = conv(out_channels, split_channels, 1)
+        expansion = 0.5 if wide_split else 1.0
+        self.blocks = nn.Sequential(
+            *[DarknetBlock(split_channels, expansion=expansion, conv=conv) for _ in range(depth)]
+        )
+        self.block_transition: nn.Module = nn.Identity()
+        if block_transition:
+            self.block_transition = conv(split_channels, split_channels, 1)
+        self.transition = conv(2 * split_channels, out_channels, 1)
+        self.out_channels = out_channels
+        self.stride = 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.down(x)  # (B, C, H/2, W/2)
+        cross = self.cross_conv(x)  # (B, S, H/2, W/2), S = C/2 (or C when wide_split)
+        blocks = self.block_transition(self.blocks(self.block_conv(x)))  # (B, S, H/2, W/2)
+        return self.transition(torch.cat([cross, blocks], dim=1))  # (B, 2S, ...) -> (B, C, H/2, W/2)
+
+
+@dataclass(frozen=True)
+class DarknetConfig:
+    """Architecture of one Darknet / CSPDarknet variant.
+
+    Attributes:
+        depths: ``DarknetBlock``s per stage (0: the stage is only its stride-2 conv).
+        widths: output channels per stage.
+        stem_channels: output channels of the stride-1 3x3 stem conv.
+        csp: CSPNet stages (``CSPStage``) wherever a stage has blocks.
+        negative_slope: LeakyReLU slope of every activation; ``0.0`` means ReLU.
+        csp_wide_first_stage: stage 0's CSP paths keep the full width, its blocks bottleneck to half
+            (YOLOv4's original layout, timm).
+        csp_block_transition: a 1x1 conv after the blocks on each CSP block path (YOLOv4, timm).
+    """
+
+    depths: tuple[int, ...] = (1, 2, 8, 8, 4)
+    widths: tuple[int, ...] = (64, 128, 256, 512, 1024)
+    stem_channels: int = 32
+    csp: bool = False
+    negative_slope: float = 0.1
+    csp_wide_first_stage: bool = False
+    csp_block_transition: bool = False
+
+    def __post_init__(self) -> None:
+        depths_ok = isinstance(self.depths, tuple) and all(isinstance(d, int) and d >= 0 for d in self.depths)
+        if not self.depths or not depths_ok:
+            raise ValueError(f"depths must be a non-empty tuple of ints >= 0, got {self.depths!r}")
+        if not isinstance(self.widths, tuple) or not all(isinstance(w, int) and w > 0 for w in self.widths):
+            raise ValueError(f"widths must be a tuple of positive ints, got {self.widths!r}")
+        if len(self.depths) != len(self.widths):
+            raise ValueError(f"depths {self.depths} and widths {self.widths} must have equal length (one per stage)")
+        if not isinstance(self.stem_channels, int) or self.stem_channels < 1:
+            raise ValueError(f"stem_channels must be a positive int, got {self.stem_channels!r}")
+        if not isinstance(self.negative_slope, (int, float)) or self.negative_slope < 0:
+            raise ValueError(f"negative_slope must be a float >= 0 (0.0 for ReLU), got {self.negative_slope!r}")
+        if (self.csp_wide_first_stage or self.csp_block_transition) and not self.csp:
+            raise ValueError(
+                "csp_wide_first_stage / csp_block_transition need csp=True; expected both False for plain Darknet"
+            )
+        odd = [w for w in self.widths if w % 2]
+        if self.csp and odd:
+            raise ValueError(f"CSP stages split channels in two; expected even widths, got {odd} in {self.widths}")
+
+
+class Darknet(Backbone):
+    """Stride-1 stem conv + stages at strides 2, 4, 8, 16, 32, each opening with a stride-2 conv."""
+
+    def __init__(
+        self,
+        config: DarknetConfig,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        act_layer = partial(nn.LeakyReLU, config.negative_slope) if config.negative_slope > 0 else nn.ReLU
+        conv: ConvFactory = partial(ConvNormAct, act_layer=act_layer)
+        stem = conv(in_channels, config.stem_channels, 3)
+        stages: list[DarknetStage | CSPStage] = []
+        channels = config.stem_channels
+        for index, (depth, width) in enumerate(zip(config.depths, config.widths)):
+            if config.csp and depth > 0:
+                wide = config.csp_wide_first_stage and index == 0
+                stage = CSPStage(
+                    channels, width, depth, conv=conv, wide_split=wide, block_transition=config.csp_block_transition
+                )
+            else:
+                stage = DarknetStage(channels, width, depth, conv=conv)
+            stages.append(stage)
+            channels = stage.out_channels
+        super().__init__(
+            stem,
+            stages,
+            stage_channels=[stage.out_channels for stage in stages],
+            stage_strides=[stage.stride for stage in stages],
+            in_channels=in_channels,
+            head=ClassifierHead(channels, num_classes) if num_classes is not None else None,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+        )
+
+
+VARIANTS: dict[str, DarknetConfig] = {
+    "darknet19": DarknetConfig(depths=(0, 1, 1, 2, 2)),
+    "darknet53": DarknetConfig(depths=(1, 2, 8, 8, 4)),
+    "cspdarknet19": DarknetConfig(depths=(0, 1, 1, 2, 2), csp=True, negative_slope=0.0),
+    "cspdarknet53": DarknetConfig(depths=(1, 2, 8, 8, 4), csp=True, negative_slope=0.0),
+}
+
+register_family("darknet", VARIANTS, Darknet)

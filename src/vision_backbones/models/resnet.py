@@ -1,0 +1,237 @@
+"""ResNet, ResNeXt and Wide ResNet.
+
+- ResNet, "Deep Residual Learning for Image Recognition" (He et al., 2015),
+  https://arxiv.org/abs/1512.03385: every block learns a residual ``F(x)`` added to its input
+  (``BasicBlock`` / ``Bottleneck``: ``act(branch(x) + shortcut(x))``). As in torchvision and timm
+  this is "ResNet v1.5": a downsampling ``Bottleneck`` strides in its 3x3 conv, not its first 1x1.
+- ResNeXt, "Aggregated Residual Transformations for Deep Neural Networks" (Xie et al., 2016),
+  https://arxiv.org/abs/1611.05431: the bottleneck's 3x3 conv is split into ``groups`` parallel
+  paths ("cardinality") of ``width_per_group`` channels each (``ResNetConfig.groups``).
+- Wide ResNet, "Wide Residual Networks" (Zagoruyko & Komodakis, 2016), https://arxiv.org/abs/1605.07146,
+  in torchvision's form: the bottleneck's inner width is doubled (``width_per_group=128``).
+- ``zero_init_residual``: the last norm of each branch starts at zero, so every block starts as the
+  identity ("Accurate, Large Minibatch SGD", Goyal et al., 2017, https://arxiv.org/abs/1706.02677).
+- ``drop_path_rate``: stochastic depth ("Deep Networks with Stochastic Depth", Huang et al., 2016,
+  https://arxiv.org/abs/1603.09382), growing linearly from 0 at the first block to the rate at the last.
+
+Levels: ``stages[0]`` is the 7x7 stride-2 conv (stride 2), ``stages[1]`` the 3x3 max pool and the
+first residual stage (stride 4), ``stages[2..]`` the other residual stages (strides 8, 16, 32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import Tensor, nn
+
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.layers import ConvNormAct, DropPath
+from vision_backbones.registry import register_family
+
+
+def _drop_path(rate: float) -> nn.Module:
+    return DropPath(rate) if rate > 0.0 else nn.Identity()
+
+
+def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """Identity, or a strided 1x1 projection + norm where shape changes (the paper's option B)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return ConvNormAct(in_channels, out_channels, 1, stride=stride, act_layer=None)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs (ResNet-18/34): ``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))``."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = ConvNormAct(in_channels, out_channels, 3, stride=stride)
+        self.conv2 = ConvNormAct(out_channels, out_channels, 3, act_layer=None)  # activation after the sum
+        self.drop_path = _drop_path(drop_path)
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
+        self.act = nn.ReLU(inplace=True)  # in place is safe: the sum is a fresh tensor
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv2.norm.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.drop_path(self.conv2(self.conv1(x))) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 (strided, grouped for ResNeXt) -> 1x1 expand by 4, plus the shortcut."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        mid_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.conv1 = ConvNormAct(in_channels, mid_channels, 1)
+        self.conv2 = ConvNormAct(mid_channels, mid_channels, 3, stride=stride, groups=groups)  # v1.5: stride here
+        self.conv3 = ConvNormAct(mid_channels, out_channels, 1, act_layer=None)
+        self.drop_path = _drop_path(drop_path)
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
+        self.act = nn.ReLU(inplace=True)
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv3.norm.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.drop_path(self.conv3(self.conv2(self.conv1(x)))) + self.shortcut(x))
+
+
+class ResNetStage(nn.Module):
+    """Optional pooling (the max pool before the first residual stage), then the residual blocks."""
+
+    def __init__(self, pool: nn.Module, blocks: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.pool = pool
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.blocks(self.pool(x))
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """Architecture of one ResNet variant.
+
+    Attributes:
+        block: ``"basic"`` (two 3x3 convs) or ``"bottleneck"`` (1x1-3x3-1x1, 4x expansion).
+        depths: blocks per residual stage.
+        widths: base width ("planes") of each residual stage; a stage outputs ``width * expansion``.
+        stem_channels: channels of the 7x7 stem conv.
+        groups: cardinality of the bottleneck's 3x3 conv (ResNeXt).
+        width_per_group: channels per group at the first stage's base width 64; the bottleneck's
+            inner width is ``int(width * width_per_group / 64) * groups`` (128 gives Wide ResNet).
+        zero_init_residual: start the last norm of each residual branch at zero.
+        drop_path_rate: stochastic depth rate of the last block.
+    """
+
+    block: Literal["basic", "bottleneck"]
+    depths: tuple[int, ...]
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    stem_channels: int = 64
+    groups: int = 1
+    width_per_group: int = 64
+    zero_init_residual: bool = False
+    drop_path_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.block not in ("basic", "bottleneck"):
+            raise ValueError(f"block must be 'basic' or 'bottleneck', got {self.block!r}")
+        if len(self.depths) == 0 or len(self.depths) != len(self.widths):
+            raise ValueError(f"depths {self.depths} and widths {self.widths} must be non-empty and of equal length")
+        if any(d < 1 for d in self.depths) or any(w < 1 for w in self.widths) or self.stem_channels < 1:
+            raise ValueError(
+                f"depths {self.depths}, widths {self.widths} and stem_channels {self.stem_channels} must be >= 1"
+            )
+        if self.groups < 1 or self.width_per_group < 1:
+            raise ValueError(f"groups and width_per_group must be >= 1, got {self.groups} and {self.width_per_group}")
+        if self.block == "basic" and (self.groups, self.width_per_group) != (1, 64):
+            raise ValueError(
+                f"block='basic' takes groups=1 and width_per_group=64, got {self.groups} and {self.width_per_group}; "
+                "use block='bottleneck' for ResNeXt or Wide ResNet"
+            )
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+
+
+class ResNet(Backbone):
+    """ResNet / ResNeXt / Wide ResNet backbone: five levels at strides 2, 4, 8, 16, 32."""
+
+    def __init__(
+        self,
+        config: ResNetConfig,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        expansion = Bottleneck.expansion if config.block == "bottleneck" else BasicBlock.expansion
+        # Level 0: (B, in, H, W) -> (B, 64, H/2, W/2)
+        stages: list[nn.Module] = [ConvNormAct(in_channels, config.stem_channels, 7, stride=2)]
+        channels, strides = [config.stem_channels], [2]
+
+        total_blocks = sum(config.depths)
+        block_index = 0
+        in_ch = config.stem_channels
+        for stage_index, (depth, width) in enumerate(zip(config.depths, config.widths)):
+            out_ch = width * expansion
+            # The first residual stage halves the resolution with a max pool, the others with
+            # their first block's stride.
+            first = stage_index == 0
+            pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if first else nn.Identity()
+            blocks: list[nn.Module] = []
+            for i in range(depth):
+                stride = 2 if i == 0 and not first else 1
+                rate = config.drop_path_rate * block_index / max(total_blocks - 1, 1)
+                if config.block == "bottleneck":
+                    mid = int(width * config.width_per_group / 64) * config.groups
+                    block: nn.Module = Bottleneck(
+                        in_ch, mid, out_ch, stride=stride, groups=config.groups, drop_path=rate
+                    )
+                else:
+                    block = BasicBlock(in_ch, out_ch, stride=stride, drop_path=rate)
+                blocks.append(block)
+                in_ch = out_ch
+                block_index += 1
+            stages.append(ResNetStage(pool, blocks))
+            channels.append(out_ch)
+            strides.append(2)
+
+        head = ClassifierHead(in_ch, num_classes) if num_classes is not None else None
+        super().__init__(
+            nn.Identity(),
+            stages,
+            stage_channels=channels,
+            stage_strides=strides,
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+        )
+        self._init_weights(config.zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        # torchvision's scheme: He init (fan_out) for convs, norms at identity, Linear left at default.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, (BasicBlock, Bottleneck)):
+                    module.zero_init_last()
+
+
+VARIANTS: dict[str, ResNetConfig] = {
+    "resnet18": ResNetConfig("basic", (2, 2, 2, 2)),
+    "resnet34": ResNetConfig("basic", (3, 4, 6, 3)),
+    "resnet50": ResNetConfig("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ResNetConfig("bottleneck", (3, 4, 23, 3)),
+    "resnet152": ResNetConfig("bottleneck", (3, 8, 36, 3)),
+    "resnext50_32x4d": ResNetConfig("bottleneck", (3, 4, 6, 3), groups=32, width_per_group=4),
+    "resnext101_32x8d": ResNetConfig("bottleneck", (3, 4, 23, 3), groups=32, width_per_group=8),
+    "wide_resnet50_2": ResNetConfig("bottleneck", (3, 4, 6, 3), width_per_group=128),
+    "wide_resnet101_2": ResNetConfig("bottleneck", (3, 4, 23, 3), width_per_group=128),
+}
+
+register_family("resnet", VARIANTS, ResNet)

@@ -1,0 +1,71 @@
+"""Inference path and export, checked for every registered model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import randomize_norm_stats
+from registry_cases import MODEL_CASES, input_size_for
+from vision_backbones import create_model
+from vision_backbones.deploy import fuse
+from vision_backbones.deploy.export import FeaturesWrapper, check_onnx, export_model, main, onnx_bytes
+
+# Models whose features backbone cannot go through the ONNX exporter, with the reason.
+ONNX_UNSUPPORTED: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("name", MODEL_CASES)
+def test_fused_model_matches(name: str) -> None:
+    model = randomize_norm_stats(create_model(name, features_only=True)).eval()
+    fused = fuse(model)
+    size = input_size_for(model)
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        for a, b in zip(fused.forward_features(x), model.forward_features(x)):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODEL_CASES)
+def test_onnx_features_match_onnxruntime(name: str) -> None:
+    model = randomize_norm_stats(create_model(name, features_only=True)).eval()
+    size = input_size_for(model)
+    wrapper = FeaturesWrapper(model)
+    sample = torch.randn(1, 3, size, size)
+    if name in ONNX_UNSUPPORTED:
+        with pytest.raises(Exception):
+            check_onnx(onnx_bytes(wrapper, sample), wrapper, [sample])
+        return
+    data = onnx_bytes(wrapper, sample)
+    # A second batch size and image size checks the dynamic axes.
+    check_onnx(data, wrapper, [sample, torch.randn(2, 3, size + 32, size + 32)])
+
+
+def test_fuse_folds_batch_norm() -> None:
+    model = create_model("resnet18", features_only=True).eval()
+    fused = fuse(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()), "the original is left as it was"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "exported-program", "torchscript"])
+def test_export_command_writes_checked_file(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"model.{fmt}"
+    assert main(["mobilenet_v3_small", str(out), "--format", fmt, "--features", "--image-size", "64"]) == 0
+    assert out.is_file() and out.stat().st_size > 0
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_export_checks_outputs_and_keeps_no_bad_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vision_backbones.deploy.export as export
+
+    def corrupt(data: bytes, *args, **kwargs) -> float:
+        raise ValueError("ONNX Runtime differs from PyTorch by 1.00e+00 (allowed 1e-04)")
+
+    monkeypatch.setattr(export, "check_onnx", corrupt)
+    model = create_model("resnet18", features_only=True)
+    with pytest.raises(ValueError, match="differs"):
+        export_model(FeaturesWrapper(model), tmp_path / "r.onnx", fmt="onnx", image_size=64)
+    assert not list(tmp_path.iterdir())
