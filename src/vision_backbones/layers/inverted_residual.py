@@ -138,14 +138,15 @@ def build_stages(
     layers.append(ConvNormAct(blocks[-1].out_channels, head_channels, 1, norm_layer=norm_layer, act_layer=act_layer))
     channels = [stem_channels, *(block.out_channels for block in blocks), head_channels]
 
-    strides = _layer_strides(blocks)
-    positions = _stage_positions(strides)
+    positions = _stage_positions(_layer_strides(blocks))
     num_stages = positions[-1][0] + 1
-    stages = [nn.Sequential(*(layer for layer, (s, _) in zip(layers, positions) if s == stage)) for stage in range(num_stages)]
-    # Each stage's channels are those of its last layer; every stage starts with its one strided layer.
-    last_of_stage = {stage: i for i, (stage, _) in enumerate(positions)}
-    stage_channels = [channels[last_of_stage[stage]] for stage in range(num_stages)]
-    return stages, stage_channels, [2] * num_stages
+    stages: list[list[nn.Module]] = [[] for _ in range(num_stages)]
+    stage_channels = [0] * num_stages
+    for layer, out_channels, (stage, _) in zip(layers, channels, positions):
+        stages[stage].append(layer)
+        stage_channels[stage] = out_channels  # a stage outputs its last layer's channels
+    # Every stage starts with its one strided layer, so each halves the resolution.
+    return [nn.Sequential(*stage) for stage in stages], stage_channels, [2] * num_stages
 
 
 def init_weights(model: nn.Module, *, linear_std: float | None = 0.01) -> None:
@@ -153,6 +154,8 @@ def init_weights(model: nn.Module, *, linear_std: float | None = 0.01) -> None:
 
     ``linear_std=None`` draws linear weights from ``U(-1/sqrt(out), 1/sqrt(out))`` instead (EfficientNet).
     """
+    if any(p.is_meta for p in model.parameters()):
+        return  # nothing to initialise, and sampling on meta tensors is slow (EfficientNet-B7: 2 s)
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out")
