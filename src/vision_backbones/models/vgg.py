@@ -1,0 +1,156 @@
+"""VGG-11/13/16/19, with or without batch norm.
+
+Paper: "Very Deep Convolutional Networks for Large-Scale Image Recognition" (Simonyan & Zisserman,
+2014), https://arxiv.org/abs/1409.1556. Batch norm variants: "Batch Normalization" (Ioffe & Szegedy,
+2015), https://arxiv.org/abs/1502.03167, as torchvision's ``vgg*_bn``.
+
+The idea: depth from nothing but stacked 3x3 convs (two 3x3 see as far as one 5x5, three as one
+7x7, with fewer weights and more non-linearities), five blocks each closed by a 2x2 max pool, widths
+doubling from 64 to 512. Variants differ only in ``depths`` (convs per block, the paper's
+configurations A, B, D, E); ``batch_norm`` adds a norm after every conv (``VGGConfig.batch_norm``).
+
+Levels: each block's max pool ends a level, so ``stages[0..4]`` are the five blocks at strides
+2, 4, 8, 16, 32. The classifier (``VGGHead``) is the paper's three fully connected layers after an
+adaptive 7x7 pool.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from vision_backbones.backbone import Backbone
+from vision_backbones.layers import ConvNormAct
+from vision_backbones.registry import register_family
+
+
+def _vgg_block(in_channels: int, out_channels: int, depth: int, *, batch_norm: bool) -> nn.Sequential:
+    """``depth`` 3x3 convs (+ norm) + ReLU, then the 2x2 max pool that halves the resolution."""
+    # Without norm the conv keeps its bias; with norm, torchvision's conv bias is redundant (the norm
+    # subtracts the mean) and the converter folds it into the norm's running mean.
+    norm = nn.BatchNorm2d if batch_norm else None
+    convs = [
+        ConvNormAct(in_channels if i == 0 else out_channels, out_channels, 3, norm_layer=norm) for i in range(depth)
+    ]
+    return nn.Sequential(OrderedDict(convs=nn.Sequential(*convs), pool=nn.MaxPool2d(kernel_size=2, stride=2)))
+
+
+class VGGHead(nn.Module):
+    """Adaptive pool to 7x7 -> flatten -> (linear -> ReLU -> dropout) x 2 -> linear."""
+
+    def __init__(
+        self, in_channels: int, num_classes: int, *, hidden_channels: int, dropout: float, pool_size: int = 7
+    ) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)  # 7x7 at 224 already; fixed size for other inputs
+        self.fc1 = nn.Linear(in_channels * pool_size * pool_size, hidden_channels)
+        self.act1 = nn.ReLU(inplace=True)
+        self.drop1 = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden_channels, hidden_channels)
+        self.act2 = nn.ReLU(inplace=True)
+        self.drop2 = nn.Dropout(dropout)
+        self.fc3 = nn.Linear(hidden_channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(x).flatten(1)  # (B, C * 49)
+        x = self.drop1(self.act1(self.fc1(x)))
+        x = self.drop2(self.act2(self.fc2(x)))
+        return self.fc3(x)
+
+
+@dataclass(frozen=True)
+class VGGConfig:
+    """Architecture of one VGG variant.
+
+    Attributes:
+        depths: 3x3 convs per block (one block per level).
+        widths: output channels of each block.
+        batch_norm: batch norm after every conv (torchvision ``vgg*_bn``).
+        hidden_channels: width of the classifier's two hidden linear layers.
+        dropout: dropout after each hidden linear layer.
+    """
+
+    depths: tuple[int, ...]
+    widths: tuple[int, ...] = (64, 128, 256, 512, 512)
+    batch_norm: bool = False
+    hidden_channels: int = 4096
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.depths or len(self.depths) != len(self.widths):
+            raise ValueError(f"depths {self.depths} and widths {self.widths} must be non-empty and of equal length")
+        if any(d < 1 for d in self.depths) or any(w < 1 for w in self.widths):
+            raise ValueError(f"depths {self.depths} and widths {self.widths} must all be >= 1")
+        if not isinstance(self.batch_norm, bool):
+            raise ValueError(f"batch_norm must be True or False, got {self.batch_norm!r}")
+        if self.hidden_channels < 1:
+            raise ValueError(f"hidden_channels must be >= 1, got {self.hidden_channels}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class VGG(Backbone):
+    """VGG backbone: one level per block, at strides 2, 4, 8, 16, 32."""
+
+    def __init__(
+        self,
+        config: VGGConfig,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        stages, channels = [], in_channels
+        for depth, width in zip(config.depths, config.widths):
+            stages.append(_vgg_block(channels, width, depth, batch_norm=config.batch_norm))  # (B, width, H/2, W/2)
+            channels = width
+        head = None
+        if num_classes is not None:
+            head = VGGHead(channels, num_classes, hidden_channels=config.hidden_channels, dropout=config.dropout)
+        super().__init__(
+            nn.Identity(),
+            stages,
+            stage_channels=config.widths,
+            stage_strides=(2,) * len(stages),
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+        )
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # torchvision's scheme: He init (fan_out) for convs, zero biases, small normal linears.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0.0, 0.01)
+                nn.init.zeros_(module.bias)
+
+
+# Convs per block: the paper's configurations A (11 layers), B (13), D (16) and E (19).
+_DEPTHS: dict[str, tuple[int, ...]] = {
+    "vgg11": (1, 1, 2, 2, 2),
+    "vgg13": (2, 2, 2, 2, 2),
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
+
+VARIANTS: dict[str, VGGConfig] = {
+    **{name: VGGConfig(depths) for name, depths in _DEPTHS.items()},
+    **{f"{name}_bn": VGGConfig(depths, batch_norm=True) for name, depths in _DEPTHS.items()},
+}
+
+register_family("vgg", VARIANTS, VGG)

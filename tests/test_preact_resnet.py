@@ -1,0 +1,27 @@
+"""Pre-activation ResNet: identity shortcuts are pure identities; final/stem norm options."""
+
+import torch
+from torch import nn
+
+from vision_backbones import create_model
+from vision_backbones.models.preact_resnet import PreActBasicBlock, PreActBottleneck
+
+
+def test_block_with_zero_branch_is_identity() -> None:
+    # Nothing follows the sum: with its last conv at zero a block passes its input through unchanged,
+    # negative values included (a post-activation block would ReLU them away).
+    x = torch.randn(2, 16, 8, 8)
+    for block in (PreActBasicBlock(16, 16), PreActBottleneck(16, 4, 16)):
+        last = block.conv2 if isinstance(block, PreActBasicBlock) else block.conv3
+        nn.init.zeros_(last.weight)
+        torch.testing.assert_close(block.eval()(x), x)
+
+
+def test_final_and_stem_norm_options() -> None:
+    default = create_model("preact_resnet18", features_only=True)
+    assert hasattr(default.stages[-1], "norm") and not hasattr(default.stages[0], "norm")
+    variant = create_model("preact_resnet18", features_only=True, final_norm=False, stem_norm=True)
+    assert not hasattr(variant.stages[-1], "norm") and hasattr(variant.stages[0], "norm")
+    with torch.no_grad():
+        last = default.eval().forward_features(torch.randn(1, 3, 64, 64))[-1]
+    assert last.min() >= 0  # the final norm + ReLU closes the last level
