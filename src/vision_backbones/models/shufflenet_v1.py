@@ -1,0 +1,208 @@
+"""ShuffleNet (v1).
+
+Paper: "ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices"
+(Zhang, Zhou, Lin, Sun; CVPR 2018), https://arxiv.org/abs/1707.01083
+
+The idea: in small networks the dense 1x1 convs dominate the cost, so make them *group*
+convolutions; then, so that each group does not only ever see its own inputs, *shuffle* the channels
+between groups (``layers.channel_shuffle``: reshape to ``(groups, C/groups)``, transpose, flatten).
+The unit (``ShuffleV1Block``, Fig. 2) is a ResNet bottleneck made of
+``1x1 group conv -> shuffle -> 3x3 depthwise (no ReLU) -> 1x1 group conv (no ReLU)`` with a quarter of
+the unit's output channels in the bottleneck; the downsampling unit averages the shortcut with a
+3x3/2 pool and *concatenates* it with the branch instead of adding. Stage 2's first 1x1 conv is not
+grouped: its input (24 channels) is too narrow.
+
+Variants (``shufflenet_v1_g{groups}_x{scale}``) come from Table 1: stage 2's output channels per group
+count at 1x, doubled at each later stage; "ShuffleNet s x" multiplies every width by ``s``. The
+bottleneck (a quarter of a unit's width) is rounded to a multiple of ``groups`` where it does not
+split (2 or 4 groups at 0.5x and 1.5x: 25 -> 26, 34 -> 36, ...); the stem widths are the authors'.
+The whole networks' mult-adds land within 2 % of Tables 1 and 5 (``tests/test_shufflenet_v1.py``).
+
+Levels (as ShuffleNet V2): the stem (3x3/2 conv, 3x3/2 max pool) reaches stride 4 in one go, so the
+network has no stride-2 level of its own: ``stages[0]`` is the stem at stride 4; ``stages[1..3]``
+the three shuffle stages (strides 8, 16, 32).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.layers import ConvNormAct, channel_shuffle, make_divisible
+from vision_backbones.registry import register_family
+
+
+class ShuffleV1Block(nn.Module):
+    """``relu(x + branch(x))``, or ``relu(cat(avgpool(x), branch(x)))`` when strided.
+
+    ``branch``: 1x1 group conv (``first_groups`` groups) -> channel shuffle -> 3x3 depthwise (strided)
+    -> 1x1 group conv to ``out_channels`` (less the ``in_channels`` the pooled shortcut brings, when
+    strided).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, mid_channels: int, *, stride: int, groups: int, first_groups: int
+    ) -> None:
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        self.stride = stride
+        self.groups = groups
+        branch_channels = out_channels - in_channels if stride == 2 else out_channels
+        self.conv1 = ConvNormAct(in_channels, mid_channels, 1, groups=first_groups)
+        self.depthwise = ConvNormAct(mid_channels, mid_channels, 3, stride=stride, groups=mid_channels, act_layer=None)
+        self.conv2 = ConvNormAct(mid_channels, branch_channels, 1, groups=groups, act_layer=None)
+        self.shortcut: nn.Module = nn.AvgPool2d(3, stride=2, padding=1) if stride == 2 else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv1(x)  # (B, M, H, W)
+        if self.groups > 1:
+            out = channel_shuffle(out, self.groups)
+        out = self.conv2(self.depthwise(out))  # (B, C_out [- C_in], H / stride, W / stride)
+        if self.stride == 2:
+            return F.relu(torch.cat((self.shortcut(x), out), dim=1))
+        return F.relu(x + out)
+
+
+class UnitSpec(NamedTuple):
+    """The keyword arguments of one ``ShuffleV1Block``."""
+
+    in_channels: int
+    out_channels: int
+    mid_channels: int
+    stride: int
+    groups: int
+    first_groups: int
+
+
+def unit_specs(config: ShuffleNetV1Config) -> list[UnitSpec]:
+    """Every unit of the network, in order; the first of each stage has stride 2."""
+    units, channels = [], config.stem_channels
+    for index, (out, depth) in enumerate(zip(config.stage_channels, config.depths)):
+        mid = make_divisible(out * config.bottleneck_ratio, config.groups)  # the shuffle needs equal groups
+        for i in range(depth):
+            dense_first = index == 0 and i == 0 and not config.group_first_conv
+            first_groups = 1 if dense_first else config.groups
+            units.append(UnitSpec(channels, out, mid, 2 if i == 0 else 1, config.groups, first_groups))
+            channels = out
+    return units
+
+
+@dataclass(frozen=True)
+class ShuffleNetV1Config:
+    """Architecture of one ShuffleNet v1 variant.
+
+    Attributes:
+        groups: groups of the 1x1 convs (and of the channel shuffle).
+        stage_channels: output channels of the three shuffle stages.
+        depths: units per stage; the first of each has stride 2.
+        stem_channels: the 3x3/2 stem conv.
+        bottleneck_ratio: bottleneck width as a fraction of the unit's output channels (paper: 1/4),
+            rounded to a multiple of ``groups``.
+        group_first_conv: group stage 2's first 1x1 conv too (the paper does not).
+    """
+
+    groups: int
+    stage_channels: tuple[int, ...]
+    depths: tuple[int, ...] = (4, 8, 4)
+    stem_channels: int = 24
+    bottleneck_ratio: float = 0.25
+    group_first_conv: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("stage_channels", "depths"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
+                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
+        if len(self.stage_channels) != len(self.depths):
+            raise ValueError(f"stage_channels {self.stage_channels} and depths {self.depths} must have equal lengths")
+        for name in ("groups", "stem_channels"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if not 0.0 < self.bottleneck_ratio <= 1.0:
+            raise ValueError(f"bottleneck_ratio must be in (0, 1], got {self.bottleneck_ratio}")
+        for unit in unit_specs(self):
+            branch = unit.out_channels - unit.in_channels if unit.stride == 2 else unit.out_channels
+            sizes = {"branch output": branch}
+            if unit.first_groups > 1:
+                sizes["unit input"] = unit.in_channels
+            bad = {k: v for k, v in sizes.items() if v <= 0 or v % self.groups}
+            if bad:
+                raise ValueError(
+                    f"groups={self.groups} must divide every grouped conv's channels; got {bad} for a unit "
+                    f"{unit.in_channels} -> {unit.out_channels} (stage_channels {self.stage_channels}, "
+                    f"stem_channels {self.stem_channels})"
+                )
+
+
+class ShuffleNetV1(Backbone):
+    """Stem (stride 4) + three shuffle stages (strides 8, 16, 32)."""
+
+    def __init__(
+        self,
+        config: ShuffleNetV1Config,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        # (B, in, H, W) -> (B, stem, H/4, W/4)
+        stem = nn.Sequential(
+            OrderedDict(
+                conv=ConvNormAct(in_channels, config.stem_channels, 3, stride=2),
+                pool=nn.MaxPool2d(3, stride=2, padding=1),
+            )
+        )
+        units = iter(unit_specs(config))
+        stages: list[nn.Module] = [stem]
+        for depth in config.depths:
+            stages.append(nn.Sequential(*(ShuffleV1Block(**next(units)._asdict()) for _ in range(depth))))
+        channels = config.stage_channels[-1]
+        head = None if num_classes is None else ClassifierHead(channels, num_classes)
+        super().__init__(
+            nn.Identity(),
+            stages,
+            stage_channels=[config.stem_channels, *config.stage_channels],
+            stage_strides=[4, *(2 for _ in config.depths)],
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+        )
+
+
+# Table 1: stage 2's output channels at 1x for each group count (stages 3 and 4 double it).
+TABLE1_STAGE2_CHANNELS: dict[int, int] = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}
+# Stem width per scale, as in the authors' released code (github.com/megvii-model/ShuffleNet-Series):
+# 24 is kept at 1.5x, which is what the paper's 292 MFLOPs for "1.5x (g=3)" counts (36 gives 300).
+STEM_CHANNELS: dict[float, int] = {0.5: 12, 1.0: 24, 1.5: 24, 2.0: 48}
+
+
+def scaled_config(groups: int, scale: float) -> ShuffleNetV1Config:
+    """"ShuffleNet ``scale``x" with ``groups`` groups: Table 1's widths times ``scale``.
+
+    Every scaled width already splits into ``groups``; the stem is rounded up to a multiple of
+    ``groups`` so the first unit's branch does too (8 groups at 0.5x: 16, as the authors' code).
+    """
+    stage2 = make_divisible(TABLE1_STAGE2_CHANNELS[groups] * scale, groups)
+    stem = make_divisible(STEM_CHANNELS[scale], groups)
+    return ShuffleNetV1Config(groups, (stage2, 2 * stage2, 4 * stage2), stem_channels=stem)
+
+
+VARIANTS: dict[str, ShuffleNetV1Config] = {
+    f"shufflenet_v1_g{groups}_x{scale:.1f}".replace(".", "_"): scaled_config(groups, scale)
+    for groups in TABLE1_STAGE2_CHANNELS
+    for scale in STEM_CHANNELS
+}
+
+register_family("shufflenet_v1", VARIANTS, ShuffleNetV1)

@@ -1,0 +1,155 @@
+"""ShuffleNet V2.
+
+Paper: "ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design" (Ma, Zhang, Zheng,
+Sun; ECCV 2018), https://arxiv.org/abs/1807.11164
+
+The idea: FLOPs do not predict speed; memory access and parallelism do. Four guidelines follow
+(equal input/output widths, few groups, little fragmentation, few element-wise ops), and the unit
+(``ShuffleV2Block``) obeys them: *channel split* sends half the channels through untouched and the
+other half through ``1x1 conv -> 3x3 depthwise -> 1x1 conv`` (no group convs, equal widths), the
+halves are *concatenated* (no add) and a *channel shuffle* (``layers.channel_shuffle``, 2 groups)
+mixes them for the next unit. The downsampling unit feeds the whole input to both branches (the
+other one ``3x3/2 depthwise -> 1x1 conv``), doubling the channels.
+
+Levels: the stem (3x3/2 conv, 3x3/2 max pool) reaches stride 4 in one go, so the network has no
+stride-2 level of its own: ``stages[0]`` is the stem at stride 4 (``stage_strides[0] == 4``);
+``stages[1..3]`` are the three shuffle stages (strides 8, 16, 32); the last holds the 1x1 conv5.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.layers import ConvNormAct, channel_shuffle
+from vision_backbones.registry import register_family
+
+
+class ShuffleV2Block(nn.Module):
+    """Split (or copy, when strided) -> two branches -> concatenate -> shuffle with 2 groups.
+
+    ``branch``: 1x1 conv -> 3x3 depthwise (strided, no ReLU) -> 1x1 conv, on half the channels.
+    ``shortcut``: for stride 1 the untouched other half; for stride 2 a 3x3/2 depthwise conv (no ReLU)
+    -> 1x1 conv on the whole input.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int) -> None:
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        if out_channels % 2 or (stride == 1 and in_channels != out_channels):
+            raise ValueError(
+                "expected an even out_channels, equal to in_channels for stride 1; "
+                f"got {in_channels} -> {out_channels} (stride {stride})"
+            )
+        self.stride = stride
+        half = out_channels // 2
+        self.shortcut: nn.Module = nn.Identity()
+        if stride == 2:
+            self.shortcut = nn.Sequential(
+                ConvNormAct(in_channels, in_channels, 3, stride=2, groups=in_channels, act_layer=None),
+                ConvNormAct(in_channels, half, 1),
+            )
+        self.branch = nn.Sequential(
+            ConvNormAct(in_channels if stride == 2 else half, half, 1),
+            ConvNormAct(half, half, 3, stride=stride, groups=half, act_layer=None),
+            ConvNormAct(half, half, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride == 1:
+            kept, x = x.chunk(2, dim=1)  # 2 x (B, C/2, H, W)
+        else:
+            kept = self.shortcut(x)  # (B, C_out/2, H/2, W/2)
+        out = torch.cat((kept, self.branch(x)), dim=1)  # (B, C_out, H / stride, W / stride)
+        return channel_shuffle(out, 2)
+
+
+@dataclass(frozen=True)
+class ShuffleNetV2Config:
+    """Architecture of one ShuffleNet V2 width (paper Table 5).
+
+    Attributes:
+        stage_channels: output channels of the three shuffle stages (even).
+        depths: units per stage; the first of each has stride 2.
+        stem_channels: the 3x3/2 stem conv.
+        head_channels: the 1x1 conv5 before pooling.
+    """
+
+    stage_channels: tuple[int, ...]
+    depths: tuple[int, ...] = (4, 8, 4)
+    stem_channels: int = 24
+    head_channels: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("stage_channels", "depths"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
+                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
+        if len(self.stage_channels) != len(self.depths):
+            raise ValueError(f"stage_channels {self.stage_channels} and depths {self.depths} must have equal lengths")
+        odd = [c for c in self.stage_channels if c % 2]
+        if odd:
+            raise ValueError(f"expected even stage_channels, got {odd} in {self.stage_channels}")
+        for name in ("stem_channels", "head_channels"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+
+
+class ShuffleNetV2(Backbone):
+    """Stem (stride 4) + three shuffle stages (strides 8, 16, 32), conv5 in the last."""
+
+    def __init__(
+        self,
+        config: ShuffleNetV2Config,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        # (B, in, H, W) -> (B, 24, H/4, W/4)
+        stem = nn.Sequential(
+            OrderedDict(
+                conv=ConvNormAct(in_channels, config.stem_channels, 3, stride=2),
+                pool=nn.MaxPool2d(3, stride=2, padding=1),
+            )
+        )
+        stages: list[nn.Module] = [stem]
+        channels = config.stem_channels
+        for index, (out, depth) in enumerate(zip(config.stage_channels, config.depths)):
+            blocks = [ShuffleV2Block(channels if i == 0 else out, out, stride=2 if i == 0 else 1) for i in range(depth)]
+            parts: dict[str, nn.Module] = {"blocks": nn.Sequential(*blocks)}
+            if index == len(config.depths) - 1:
+                parts["conv5"] = ConvNormAct(out, config.head_channels, 1)
+            stages.append(nn.Sequential(OrderedDict(parts)))
+            channels = out
+
+        head = None if num_classes is None else ClassifierHead(config.head_channels, num_classes)
+        super().__init__(
+            nn.Identity(),
+            stages,
+            stage_channels=[config.stem_channels, *config.stage_channels[:-1], config.head_channels],
+            stage_strides=[4, *(2 for _ in config.depths)],
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+        )
+
+
+VARIANTS: dict[str, ShuffleNetV2Config] = {
+    "shufflenet_v2_x0_5": ShuffleNetV2Config((48, 96, 192)),
+    "shufflenet_v2_x1_0": ShuffleNetV2Config((116, 232, 464)),
+    "shufflenet_v2_x1_5": ShuffleNetV2Config((176, 352, 704)),
+    "shufflenet_v2_x2_0": ShuffleNetV2Config((244, 488, 976), head_channels=2048),
+}
+
+register_family("shufflenet_v2", VARIANTS, ShuffleNetV2)

@@ -1,0 +1,176 @@
+"""Xception.
+
+Paper: "Xception: Deep Learning with Depthwise Separable Convolutions" (Chollet, 2016),
+https://arxiv.org/abs/1610.02357
+
+The idea: an Inception module, pushed to the extreme, maps cross-channel and spatial correlations
+fully separately. Xception replaces every Inception module by depthwise separable convolutions
+(``SeparableConv2d``: depthwise 3x3, then pointwise 1x1, *no* activation between them, unlike
+MobileNet) and wraps them in residual blocks (``XceptionBlock``). The network is three flows
+(Fig. 5): the entry flow (two plain 3x3 convs, then three blocks that each end with a 3x3/2 max pool
+and have a strided 1x1 projection shortcut), the middle flow (eight identical 728-channel blocks of
+three separable convs, identity shortcuts) and the exit flow (one 728 -> 1024 downsampling block,
+then separable convs to 1536 and 2048, each followed by batch norm and ReLU). Every conv is
+followed by batch norm. Residual blocks start with a ReLU (pre-activation of the branch only), so
+block outputs -- and the feature levels taken after them -- are pre-ReLU sums.
+
+As in the paper's Keras code and timm's ``legacy_xception`` the two stem convs are unpadded
+("valid"): 299 -> 149 -> 147, 224 -> 111 -> 109. The paper puts a 0.5 dropout before the classifier.
+
+Levels: ``stages[0]`` the two stem convs (64 ch, stride 2); ``stages[1]``, ``stages[2]`` the first two
+entry blocks (128 ch at stride 4, 256 ch at stride 8); ``stages[3]`` the last entry block and the
+middle flow (728 ch, stride 16); ``stages[4]`` the exit flow (2048 ch, stride 32).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.layers import ConvNormAct, SeparableConv2d
+from vision_backbones.registry import register_family
+
+
+def separable_unit(
+    in_channels: int, out_channels: int, *, pre_act: bool, post_act: bool, inplace: bool = True
+) -> nn.Sequential:
+    """``[ReLU] -> SeparableConv2d 3x3 -> BatchNorm -> [ReLU]``; absent activations are ``nn.Identity``."""
+    return nn.Sequential(
+        OrderedDict(
+            pre_act=nn.ReLU(inplace=inplace) if pre_act else nn.Identity(),
+            conv=SeparableConv2d(in_channels, out_channels, 3),
+            norm=nn.BatchNorm2d(out_channels),
+            post_act=nn.ReLU(inplace=True) if post_act else nn.Identity(),
+        )
+    )
+
+
+class XceptionBlock(nn.Module):
+    """``(ReLU -> SepConv -> BN) x n``, an optional 3x3/2 max pool, plus a shortcut.
+
+    ``channels`` lists the block's input, then each separable conv's output: ``(64, 128, 128)`` grows
+    first (entry flow), ``(728, 728, 1024)`` grows last (exit flow). The shortcut is the identity, or
+    a strided 1x1 conv + BN when the shape changes.
+    """
+
+    def __init__(self, channels: Sequence[int], *, stride: int, start_with_relu: bool = True) -> None:
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        in_channels, out_channels = channels[0], channels[-1]
+        units = [
+            # The first ReLU must not work in place: the shortcut still reads the block input.
+            separable_unit(c_in, c_out, pre_act=start_with_relu or i > 0, post_act=False, inplace=i > 0)
+            for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))
+        ]
+        self.units = nn.Sequential(*units)
+        self.pool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1) if stride == 2 else nn.Identity()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = ConvNormAct(in_channels, out_channels, 1, stride=stride, act_layer=None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.units(x)) + self.shortcut(x)  # (B, C_out, H / stride, W / stride)
+
+
+@dataclass(frozen=True)
+class XceptionConfig:
+    """Architecture of Xception.
+
+    Attributes:
+        stem_channels: the two unpadded 3x3 stem convs (the first has stride 2).
+        entry_channels: output channels of the entry flow's downsampling blocks (two separable convs each).
+        middle_blocks: identity blocks of three separable convs in the middle flow.
+        exit_channels: the two separable convs of the exit flow's downsampling block.
+        head_channels: the exit flow's last separable convs (each followed by BN and ReLU).
+        dropout: before the classifier (paper: 0.5 on ImageNet).
+    """
+
+    stem_channels: tuple[int, int] = (32, 64)
+    entry_channels: tuple[int, ...] = (128, 256, 728)
+    middle_blocks: int = 8
+    exit_channels: tuple[int, int] = (728, 1024)
+    head_channels: tuple[int, ...] = (1536, 2048)
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("stem_channels", "entry_channels", "exit_channels", "head_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
+                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
+        if len(self.stem_channels) != 2 or len(self.exit_channels) != 2:
+            raise ValueError(
+                f"stem_channels {self.stem_channels} and exit_channels {self.exit_channels} must have 2 entries each"
+            )
+        if len(self.entry_channels) != 3:
+            raise ValueError(f"entry_channels must have 3 entries (strides 4, 8, 16), got {self.entry_channels}")
+        if not isinstance(self.middle_blocks, int) or self.middle_blocks < 0:
+            raise ValueError(f"middle_blocks must be an int >= 0, got {self.middle_blocks!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class Xception(Backbone):
+    """Entry flow (strides 2..16), middle flow (stride 16), exit flow (stride 32)."""
+
+    def __init__(
+        self,
+        config: XceptionConfig,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        c1, c2 = config.stem_channels
+        # Level 0: (B, 3, H, W) -> (B, 64, H/2 - 3, W/2 - 3), unpadded convs.
+        stem = nn.Sequential(
+            ConvNormAct(in_channels, c1, 3, stride=2, padding=0),
+            ConvNormAct(c1, c2, 3, padding=0),
+        )
+        # The entry flow's first block follows the stem's ReLU, so it does not start with one.
+        channels = c2
+        entry = []
+        for i, out in enumerate(config.entry_channels):
+            entry.append(XceptionBlock((channels, out, out), stride=2, start_with_relu=i > 0))
+            channels = out
+        middle = [XceptionBlock((channels,) * 4, stride=1) for _ in range(config.middle_blocks)]
+        exit_block = XceptionBlock((channels, *config.exit_channels), stride=2)
+        channels = config.exit_channels[-1]
+        head_units = []
+        for out in config.head_channels:
+            head_units.append(separable_unit(channels, out, pre_act=False, post_act=True))
+            channels = out
+
+        stages = [
+            stem,
+            nn.Sequential(entry[0]),
+            nn.Sequential(entry[1]),
+            nn.Sequential(entry[2], *middle),
+            nn.Sequential(exit_block, *head_units),
+        ]
+        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.dropout)
+        super().__init__(
+            nn.Identity(),
+            stages,
+            stage_channels=[c2, *config.entry_channels, channels],
+            stage_strides=[2] * len(stages),
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+        )
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+
+VARIANTS: dict[str, XceptionConfig] = {"xception": XceptionConfig()}
+
+register_family("xception", VARIANTS, Xception)
