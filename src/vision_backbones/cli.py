@@ -41,14 +41,28 @@ def _format_row(info: dict, published) -> list[str]:
     ]
 
 
+def references_by_model() -> dict[str, list[str]]:
+    """Our model name -> the torchvision/timm models whose weights convert to it (identical logits)."""
+    from vision_backbones.convert import list_references
+
+    mapping: dict[str, list[str]] = {}
+    for reference in list_references():
+        mapping.setdefault(reference.model, []).append(f"{'tv' if reference.library == 'torchvision' else 'timm'}:{reference.name}")
+    return mapping
+
+
 def table_rows(pattern: str = "*", image_size: int = 224) -> list[list[str]]:
     from vision_backbones.published import PUBLISHED
     from vision_backbones.registry import list_models, model_info
 
-    return [_format_row(model_info(name, image_size=image_size), PUBLISHED.get(name)) for name in list_models(pattern)]
+    references = references_by_model()
+    return [
+        _format_row(model_info(name, image_size=image_size), PUBLISHED.get(name)) + [" ".join(references.get(name, []))]
+        for name in list_models(pattern)
+    ]
 
 
-TABLE_HEADER = ["model", "params (M)", "published", "GFLOPs", "published", "2xMACs (G)", "out_channels", "strides"]
+TABLE_HEADER = ["model", "params (M)", "published", "GFLOPs", "published", "2xMACs (G)", "out_channels", "strides", "converts from"]
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -67,10 +81,10 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     table = Table(title=f"Backbones at 1x3x{args.image_size}x{args.image_size} (backbone only, no head)")
     for column in TABLE_HEADER:
-        table.add_column(column, justify="left" if column in {"model", "out_channels", "strides"} else "right")
+        table.add_column(column, justify="left" if column in {"model", "out_channels", "strides", "converts from"} else "right")
     for row in rows:
         table.add_row(*row)
-    Console(width=160).print(table)
+    Console(width=200).print(table)
     print("GFLOPs: the seed's convention, 2 x (conv/linear MACs + 2 per batch-norm element + 1 per pooled element).")
     return 0
 

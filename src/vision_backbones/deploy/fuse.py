@@ -22,6 +22,8 @@ def fuse(model: nn.Module) -> nn.Module:
     """An eval-mode copy of ``model`` with every ``conv -> batch norm`` pair folded into the conv."""
     fused = copy.deepcopy(model).eval()
     for parent in fused.modules():
+        if not isinstance(parent, nn.Sequential):  # only there does child order equal execution order
+            continue
         names = list(parent._modules)
         for first, second in zip(names, names[1:]):
             conv, norm = parent._modules[first], parent._modules[second]
