@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_close_to_scale, randomize_norm_stats
 from registry_cases import MODEL_CASES, input_size_for
 from vision_backbones import Backbone, create_model
 
@@ -61,14 +62,15 @@ def test_classifier_and_out_indices(name: str) -> None:
 
 @pytest.mark.parametrize("name", MODEL_CASES)
 def test_channels_last_matches(name: str) -> None:
-    model = create_model(name, features_only=True).eval()
+    # Damped norms: fresh deep nets (SE-ResNet-152) amplify float32 reordering noise chaotically.
+    model = randomize_norm_stats(create_model(name, features_only=True)).eval()
     size = input_size_for(model)
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         expected = model.forward_features(x)
         got = model.to(memory_format=torch.channels_last).forward_features(x.to(memory_format=torch.channels_last))
     for a, b in zip(expected, got):
-        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+        assert_close_to_scale(b, a)
 
 
 @pytest.mark.parametrize("name", MODEL_CASES)
@@ -79,7 +81,8 @@ def test_frozen_stages_stay_frozen(name: str) -> None:
     for module in frozen:
         assert all(not p.requires_grad for p in module.parameters())
         assert all(not m.training for m in module.modules())
-    assert any(p.requires_grad for p in model.stages[-1].parameters())
+    frozen_params = {id(p) for module in frozen for p in module.parameters()}
+    assert all(p.requires_grad for p in model.parameters() if id(p) not in frozen_params)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(not m.training for m in norms)
 
@@ -92,7 +95,7 @@ def test_torch_export_features(name: str) -> None:
     program = torch.export.export(model, (x,))
     with torch.no_grad():
         expected = model(x)
-    torch.testing.assert_close(program.module()(x), expected, atol=1e-4, rtol=1e-4)
+    assert_close_to_scale(program.module()(x), expected)
 
 
 # Models TorchScript cannot compile, with the reason (checked: each must really fail).
@@ -111,4 +114,4 @@ def test_torchscript_features(name: str) -> None:
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         for a, b in zip(scripted.forward_features(x), model.forward_features(x)):
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+            assert_close_to_scale(a, b, 1e-5)

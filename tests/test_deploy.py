@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import randomize_norm_stats
+from conftest import assert_close_to_scale, randomize_norm_stats
 from registry_cases import MODEL_CASES, input_size_for
 from vision_backbones import create_model
 from vision_backbones.deploy import fuse
@@ -25,7 +25,7 @@ def test_fused_model_matches(name: str) -> None:
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         for a, b in zip(fused.forward_features(x), model.forward_features(x)):
-            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+            assert_close_to_scale(a, b)
 
 
 @pytest.mark.parametrize("name", MODEL_CASES)

@@ -121,6 +121,7 @@ class Backbone(nn.Module):
         self.out_indices = _normalize_out_indices(out_indices, len(stages))
         self.min_input_size = min_input_size if min_input_size is not None else max(level_strides)
         self._freeze()
+        self.train(self.training)  # norm_eval holds from the start, not only after the first .train()
 
     @property
     def out_channels(self) -> tuple[int, ...]:

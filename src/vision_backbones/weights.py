@@ -132,11 +132,12 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], *, sour
 
     model_head = {k: v for k, v in expected.items() if k.startswith(HEAD_PREFIX)}
     stored_head = {k: v for k, v in state_dict.items() if k.startswith(HEAD_PREFIX)}
-    head_fits = model_head.keys() == stored_head.keys() and all(
-        stored_head[k].shape == model_head[k].shape for k in model_head
-    )
+    head_fits = bool(stored_head) and all(k in model_head and v.shape == model_head[k].shape for k, v in stored_head.items())
     if model_head and head_fits:
         usable.update(stored_head)
+        fresh = sorted(set(model_head) - set(stored_head))
+        if fresh:  # e.g. auxiliary classifiers, which torchvision drops from its pretrained GoogLeNet
+            logger.warning("%s: no weights for %s; they keep their initialisation", source, ", ".join(fresh))
     elif model_head:
         logger.warning("%s: no head weights fit this head (other num_classes?); keeping a fresh head", source)
     return usable

@@ -1,0 +1,353 @@
+"""GoogLeNet (Inception v1), and the pieces every Inception network here shares.
+
+Paper: "Going Deeper with Convolutions", https://arxiv.org/abs/1409.4842
+
+The paper's idea is the Inception module (``inception_v1_block``): 1x1, 3x3 and 5x5 convolutions
+and a 3x3 max pool run side by side on the same input and their outputs are concatenated, so
+one block sees several receptive fields; cheap 1x1 "reduce" convs in front of the 3x3 and 5x5
+(and after the pool) keep the width, and the cost, in check. Two auxiliary classifiers
+(``GoogLeNetAux``) read the stride-16 maps after blocks 4a and 4d and add their loss (weight 0.3
+in the paper) to push gradient into the middle of the network while training; they are part of
+the classifier model in training mode only (``forward`` then returns ``InceptionOutputs``) and are
+never built for the features-only backbone.
+
+As in torchvision, every convolution is followed by batch norm (the paper predates it and used
+local response normalisation in the stem instead). Options reproduce torchvision's port:
+``branch5x5_kernel_size=3`` (a known slip of that port, pytorch/vision#906), a 2x2 last max pool
+and dropout 0.2. ``transform_input`` re-normalises ImageNet-normalised input to the [-1, 1] range
+Google's checkpoints expect (torchvision turns it on for its pretrained weights).
+
+Levels: conv 7x7/2 (stride 2) | max pool, 1x1, 3x3 (stride 4) | max pool, 3a-3b (stride 8) |
+max pool, 4a-4e (stride 16) | max pool, 5a-5b (stride 32). Max pools use ``ceil_mode``.
+
+Shared with bninception, inception_v3, inception_v4 and inception_resnet_v2: ``BasicConv``,
+``Branches``, ``pool_proj``, ``split_1x3_3x1``, ``inception_stage``, ``TransformInput`` and
+``InceptionOutputs``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple, Union
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.layers import ConvNormAct
+from vision_backbones.registry import register_family
+
+# ---------------------------------------------------------------- shared Inception pieces
+
+
+class BasicConv(ConvNormAct):
+    """Conv (no bias) -> batch norm with eps 1e-3 (Google's checkpoints) -> ReLU.
+
+    ``kernel_size`` may be asymmetric (``(1, 7)``); padding is "same" unless given (Inception's
+    stride-2 and stem convs use ``padding=0``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int] = 1,
+        *,
+        stride: int = 1,
+        padding: int | tuple[int, int] | None = None,
+    ) -> None:
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,  # type: ignore[arg-type]  (nn.Conv2d takes a pair)
+            stride=stride,
+            padding=(kh // 2, kw // 2) if padding is None else padding,  # type: ignore[arg-type]
+            norm_layer=partial(nn.BatchNorm2d, eps=1e-3),
+        )
+
+
+class Branches(nn.Module):
+    """The Inception module: every branch runs on the same input, outputs concatenated on channels.
+
+    A branch is a conv, an ``nn.Sequential`` or a parameter-free pool; a pool passes the input
+    channels through. ``out_channels`` is the sum over branches.
+    """
+
+    def __init__(self, in_channels: int, *branches: nn.Module) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.out_channels = sum(_out_channels(branch, in_channels) for branch in branches)
+
+    def concat(self, x: Tensor) -> Tensor:
+        outputs: list[Tensor] = []
+        for branch in self.branches:
+            outputs.append(branch(x))  # (B, C_i, H', W'), equal H', W' in every branch
+        return torch.cat(outputs, dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.concat(x)
+
+
+def _out_channels(branch: nn.Module, in_channels: int) -> int:
+    if hasattr(branch, "out_channels"):  # a conv (ConvNormAct is itself a Sequential) or nested Branches
+        return branch.out_channels
+    if isinstance(branch, nn.Sequential):
+        return _out_channels(branch[-1], in_channels)
+    return in_channels  # a pool passes the input channels through
+
+
+def pool_proj(in_channels: int, out_channels: int, *, count_include_pad: bool) -> nn.Sequential:
+    """The pooling branch: 3x3/1 average pool -> 1x1 conv (v3 counts the zero padding, v4 does not)."""
+    pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=count_include_pad)
+    return nn.Sequential(pool, BasicConv(in_channels, out_channels, 1))
+
+
+def split_1x3_3x1(in_channels: int, out_channels: int) -> Branches:
+    """Inception v3's expanded filter bank: parallel 1x3 and 3x1 convs on one input, concatenated."""
+    return Branches(
+        in_channels, BasicConv(in_channels, out_channels, (1, 3)), BasicConv(in_channels, out_channels, (3, 1))
+    )
+
+
+def inception_stage(
+    downsample: nn.Module, blocks: Sequence[nn.Module], conv: nn.Module | None = None
+) -> nn.Sequential:
+    """One feature level: halve the resolution (pool or reduction block), blocks, optional final conv."""
+    parts: dict[str, nn.Module] = {"downsample": downsample, "blocks": nn.Sequential(*blocks)}
+    if conv is not None:
+        parts["conv"] = conv
+    return nn.Sequential(OrderedDict(parts))
+
+
+class TransformInput(nn.Module):
+    """ImageNet mean/std-normalised input -> the [-1, 1] scaling Google's checkpoints were trained on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
+        # (x * std + mean - 0.5) / 0.5: undo the ImageNet normalisation, then map [0, 1] to [-1, 1].
+        # Constants in float64, rounded once, as torchvision's Python floats are.
+        self.register_buffer("scale", (std / 0.5).float(), persistent=False)
+        self.register_buffer("shift", ((mean - 0.5) / 0.5).float(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.shift
+
+
+# What a classifier with auxiliary heads returns in training mode (eval mode gives plain logits):
+# ``logits`` and ``aux_logits``, shallowest head first. Functional form so that TorchScript sees real
+# types (``from __future__ import annotations`` would leave strings in a class body).
+InceptionOutputs = NamedTuple("InceptionOutputs", [("logits", Tensor), ("aux_logits", list[Tensor])])
+
+
+# ---------------------------------------------------------------- GoogLeNet blocks
+
+
+def inception_v1_block(
+    in_channels: int, widths: Sequence[int], *, branch5x5_kernel_size: int
+) -> Branches:
+    """One row of the paper's Table 1: ``(#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)``."""
+    c1, c3_reduce, c3, c5_reduce, c5, pool_proj = widths
+    return Branches(
+        in_channels,
+        BasicConv(in_channels, c1, 1),
+        nn.Sequential(BasicConv(in_channels, c3_reduce, 1), BasicConv(c3_reduce, c3, 3)),
+        nn.Sequential(BasicConv(in_channels, c5_reduce, 1), BasicConv(c5_reduce, c5, branch5x5_kernel_size)),
+        nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), BasicConv(in_channels, pool_proj, 1)),
+    )
+
+
+class GoogLeNetAux(nn.Module):
+    """Auxiliary classifier: 4x4 average pool -> 1x1 conv 128 -> fc 1024 -> ReLU -> dropout -> fc."""
+
+    def __init__(self, in_channels: int, num_classes: int, *, dropout: float) -> None:
+        super().__init__()
+        self.reduce = BasicConv(in_channels, 128, 1)
+        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(1024, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The paper's 5x5/3 average pool turns the 14x14 map into 4x4; adaptive pooling does so at any size.
+        x = self.reduce(F.adaptive_avg_pool2d(x, 4)).flatten(1)  # (B, 2048)
+        return self.fc2(self.dropout(F.relu(self.fc1(x))))
+
+
+class GoogLeNetHead(ClassifierHead):
+    """The classifier head, plus the auxiliary classifiers on 4a (``aux1``) and 4d (``aux2``).
+
+    The aux heads belong to the classifier (``head.aux1.*``), not to the backbone: a features-only
+    model has none, and loading a classifier checkpoint into one skips them with the head.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        dropout: float,
+        aux_channels: tuple[int, int] | None,
+        aux_dropout: float,
+    ) -> None:
+        super().__init__(in_channels, num_classes, dropout=dropout)
+        self.aux1: GoogLeNetAux | None = None
+        self.aux2: GoogLeNetAux | None = None
+        if aux_channels is not None:  # the channels of 4a's and 4d's outputs
+            self.aux1 = GoogLeNetAux(aux_channels[0], num_classes, dropout=aux_dropout)
+            self.aux2 = GoogLeNetAux(aux_channels[1], num_classes, dropout=aux_dropout)
+
+
+# ---------------------------------------------------------------- network
+
+
+@dataclass(frozen=True)
+class GoogLeNetConfig:
+    """Architecture of GoogLeNet.
+
+    Attributes:
+        stem_channels: the 7x7/2 conv, the 1x1 reduce and the 3x3 conv of the stem.
+        inception_widths: the paper's Table 1 rows 3a..5b, see ``inception_v1_block``.
+        num_blocks: Inception blocks at strides 8, 16 and 32 (3a-3b, 4a-4e, 5a-5b).
+        branch5x5_kernel_size: kernel of the "5x5" branch (torchvision: 3).
+        last_pool_kernel_size: the max pool before 5a, 3x3/2 in the paper (torchvision: 2x2/2).
+        aux_logits: build the two auxiliary classifiers (classifier models only).
+        transform_input: re-normalise ImageNet-normalised input to [-1, 1] first.
+        dropout: before the classifier (paper 0.4, torchvision 0.2).
+        aux_dropout: inside the auxiliary classifiers.
+    """
+
+    stem_channels: tuple[int, int, int] = (64, 64, 192)
+    inception_widths: tuple[tuple[int, ...], ...] = (
+        (64, 96, 128, 16, 32, 32),  # 3a
+        (128, 128, 192, 32, 96, 64),  # 3b
+        (192, 96, 208, 16, 48, 64),  # 4a
+        (160, 112, 224, 24, 64, 64),  # 4b
+        (128, 128, 256, 24, 64, 64),  # 4c
+        (112, 144, 288, 32, 64, 64),  # 4d
+        (256, 160, 320, 32, 128, 128),  # 4e
+        (256, 160, 320, 32, 128, 128),  # 5a
+        (384, 192, 384, 48, 128, 128),  # 5b
+    )
+    num_blocks: tuple[int, int, int] = (2, 5, 2)
+    branch5x5_kernel_size: int = 5
+    last_pool_kernel_size: int = 3
+    aux_logits: bool = True
+    transform_input: bool = False
+    dropout: float = 0.4
+    aux_dropout: float = 0.7
+
+    def __post_init__(self) -> None:
+        if len(self.stem_channels) != 3 or not all(isinstance(c, int) and c > 0 for c in self.stem_channels):
+            raise ValueError(f"stem_channels must be 3 positive ints, got {self.stem_channels!r}")
+        positive = all(isinstance(n, int) and n > 0 for n in self.num_blocks)
+        if len(self.num_blocks) != 3 or not positive or self.num_blocks[1] < 4:
+            raise ValueError(
+                f"num_blocks must be 3 positive ints with >= 4 at stride 16 (the aux heads read blocks 4a and 4d), "
+                f"got {self.num_blocks!r}"
+            )
+        if len(self.inception_widths) != sum(self.num_blocks):
+            raise ValueError(
+                f"inception_widths has {len(self.inception_widths)} rows; "
+                f"expected sum(num_blocks) = {sum(self.num_blocks)}"
+            )
+        for row in self.inception_widths:
+            if len(row) != 6 or not all(isinstance(c, int) and c > 0 for c in row):
+                raise ValueError(f"each inception_widths row must be 6 positive ints, got {row!r}")
+        if self.branch5x5_kernel_size not in (3, 5):
+            raise ValueError(f"branch5x5_kernel_size must be 5 or 3 (torchvision), got {self.branch5x5_kernel_size!r}")
+        if self.last_pool_kernel_size not in (2, 3):
+            raise ValueError(f"last_pool_kernel_size must be 3 or 2 (torchvision), got {self.last_pool_kernel_size!r}")
+        for name in ("dropout", "aux_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+
+
+class GoogLeNet(Backbone):
+    """Stem conv (stride 2) + four max-pool-led stages (strides 4..32); aux heads in training mode."""
+
+    def __init__(
+        self,
+        config: GoogLeNetConfig,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        if config.transform_input and in_channels != 3:
+            raise ValueError(f"transform_input=True needs in_channels=3 (RGB), got in_channels={in_channels}")
+        c1, c2, c3 = config.stem_channels
+        stages: list[nn.Module] = [
+            BasicConv(in_channels, c1, 7, stride=2),  # 224 -> 112
+            inception_stage(nn.MaxPool2d(3, stride=2, ceil_mode=True), [BasicConv(c1, c2, 1), BasicConv(c2, c3, 3)]),
+        ]
+        stage_channels, channels = [c1, c3], c3
+        widths = iter(config.inception_widths)
+        aux_channels = (0, 0)  # inputs of the aux heads: outputs of 4a and 4d
+        for index, (depth, pool_kernel) in enumerate(zip(config.num_blocks, (3, 3, config.last_pool_kernel_size))):
+            blocks = []
+            for _ in range(depth):
+                block = inception_v1_block(channels, next(widths), branch5x5_kernel_size=config.branch5x5_kernel_size)
+                blocks.append(block)
+                channels = blocks[-1].out_channels
+            if index == 1:
+                aux_channels = (blocks[0].out_channels, blocks[3].out_channels)
+            stages.append(inception_stage(nn.MaxPool2d(pool_kernel, stride=2, ceil_mode=True), blocks))
+            stage_channels.append(channels)
+
+        head = None
+        if num_classes is not None:
+            head = GoogLeNetHead(
+                channels,
+                num_classes,
+                dropout=config.dropout,
+                aux_channels=aux_channels if config.aux_logits else None,
+                aux_dropout=config.aux_dropout,
+            )
+        super().__init__(
+            TransformInput() if config.transform_input else nn.Identity(),
+            stages,
+            stage_channels=stage_channels,
+            stage_strides=[2] * len(stages),
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+        )
+
+    def forward(self, x: Tensor) -> Union[Tensor, InceptionOutputs]:  # noqa: UP007  (TorchScript)
+        """Logits (eval, or no aux heads), ``InceptionOutputs`` (training with aux heads), or the
+        deepest feature map (features only)."""
+        self._validate(x)
+        head = self.head
+        if head is None:  # features only
+            return self.forward_levels(x)
+        # Nested ifs, not one ``and`` chain: TorchScript then skips the code a None aux head can't run.
+        if head.aux1 is not None and head.aux2 is not None:
+            if self.training:
+                x = self.stem(x)
+                x = self.stages[2](self.stages[1](self.stages[0](x)))
+                stage = self.stages[3]  # stride 16: max pool, then 4a..4e
+                x = stage.downsample(x)
+                aux: list[Tensor] = []
+                for index, block in enumerate(stage.blocks):
+                    x = block(x)  # (B, 512 or 528, H/16, W/16) at the taps
+                    if index == 0:
+                        aux.append(head.aux1(x))
+                    elif index == 3:
+                        aux.append(head.aux2(x))
+                return InceptionOutputs(head(self.stages[4](x)), aux)
+        return head(self.forward_levels(x))
+
+
+VARIANTS: dict[str, GoogLeNetConfig] = {"googlenet": GoogLeNetConfig()}
+
+register_family("googlenet", VARIANTS, GoogLeNet)

@@ -1,0 +1,191 @@
+"""Inception-ResNet-v2.
+
+Paper: "Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
+https://arxiv.org/abs/1602.07261 (Figures 15-19).
+
+The paper's idea is the residual Inception block (``InceptionResidual``): the concatenated
+branches are projected back to the input width by a biased 1x1 conv (no batch norm), scaled down
+(0.17 / 0.10 / 0.20 at 35x35 / 17x17 / 8x8; the paper found scaling residuals by 0.1-0.3 keeps
+very wide residual networks from dying early in training), added to the input and passed
+through ReLU. Grid reductions (``reduction_a``, ``reduction_b``) are plain Inception blocks.
+
+The layout is the TF-slim release that timm's ``inception_resnet_v2`` ports, not the paper's
+figure: an Inception v3-style stem and ``mixed_5b`` block (320 channels at 35x35), 10 / 20 / 10
+residual blocks, the last one unscaled and without ReLU, then a 1x1 conv to 1536 channels.
+
+Levels (unpadded stride-2 convs and pools, 299 -> 147 / 71 / 35 / 17 / 8): convs (stride 2) |
+max pool, 1x1, 3x3 (stride 4) | max pool, mixed_5b, 10 x block35 (stride 8) | reduction A,
+20 x block17 (stride 16) | reduction B, 10 x block8, 1x1 conv (stride 32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.models.googlenet import BasicConv, Branches, inception_stage, pool_proj
+from vision_backbones.models.inception_v3 import stem_convs, stem_stride4
+from vision_backbones.registry import register_family
+
+
+class InceptionResidual(Branches):
+    """Branches -> concat -> biased 1x1 projection to ``in_channels`` -> x + scale * out -> ReLU."""
+
+    def __init__(self, in_channels: int, *branches: nn.Module, scale: float, activate: bool = True) -> None:
+        super().__init__(in_channels, *branches)
+        self.project = nn.Conv2d(self.out_channels, in_channels, 1)  # biased: no norm after it
+        self.act: nn.Module = nn.ReLU() if activate else nn.Identity()
+        self.scale = scale
+        self.out_channels = in_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(x + self.scale * self.project(self.concat(x)))
+
+
+def mixed_5b(in_channels: int) -> Branches:
+    """35x35 entry block: 1x1 96 | 1x1 48 -> 5x5 64 | 1x1 64 -> 3x3 96 -> 3x3 96 | pool -> 1x1 64."""
+    return Branches(
+        in_channels,
+        BasicConv(in_channels, 96, 1),
+        nn.Sequential(BasicConv(in_channels, 48, 1), BasicConv(48, 64, 5)),
+        nn.Sequential(BasicConv(in_channels, 64, 1), BasicConv(64, 96, 3), BasicConv(96, 96, 3)),
+        pool_proj(in_channels, 64, count_include_pad=False),
+    )
+
+
+def block35(channels: int, scale: float) -> InceptionResidual:
+    """Inception-ResNet-A (Figure 16): 1x1 32 | 1x1 32 -> 3x3 32 | 1x1 32 -> 3x3 48 -> 3x3 64."""
+    return InceptionResidual(
+        channels,
+        BasicConv(channels, 32, 1),
+        nn.Sequential(BasicConv(channels, 32, 1), BasicConv(32, 32, 3)),
+        nn.Sequential(BasicConv(channels, 32, 1), BasicConv(32, 48, 3), BasicConv(48, 64, 3)),
+        scale=scale,
+    )
+
+
+def reduction_a(in_channels: int) -> Branches:
+    """35 -> 17 (Figure 7 with k, l, m, n = 256, 256, 384, 384): 3x3/2 | 1x1 -> 3x3 -> 3x3/2 | max pool."""
+    return Branches(
+        in_channels,
+        BasicConv(in_channels, 384, 3, stride=2, padding=0),
+        nn.Sequential(
+            BasicConv(in_channels, 256, 1), BasicConv(256, 256, 3), BasicConv(256, 384, 3, stride=2, padding=0)
+        ),
+        nn.MaxPool2d(3, stride=2),
+    )
+
+
+def block17(channels: int, scale: float) -> InceptionResidual:
+    """Inception-ResNet-B (Figure 17): 1x1 192 | 1x1 128 -> 1x7 160 -> 7x1 192."""
+    return InceptionResidual(
+        channels,
+        BasicConv(channels, 192, 1),
+        nn.Sequential(BasicConv(channels, 128, 1), BasicConv(128, 160, (1, 7)), BasicConv(160, 192, (7, 1))),
+        scale=scale,
+    )
+
+
+def reduction_b(in_channels: int) -> Branches:
+    """17 -> 8 (Figure 18): 1x1 -> 3x3/2 384 | 1x1 -> 3x3/2 288 | 1x1 -> 3x3 -> 3x3/2 320 | max pool."""
+    return Branches(
+        in_channels,
+        nn.Sequential(BasicConv(in_channels, 256, 1), BasicConv(256, 384, 3, stride=2, padding=0)),
+        nn.Sequential(BasicConv(in_channels, 256, 1), BasicConv(256, 288, 3, stride=2, padding=0)),
+        nn.Sequential(
+            BasicConv(in_channels, 256, 1), BasicConv(256, 288, 3), BasicConv(288, 320, 3, stride=2, padding=0)
+        ),
+        nn.MaxPool2d(3, stride=2),
+    )
+
+
+def block8(channels: int, scale: float, activate: bool = True) -> InceptionResidual:
+    """Inception-ResNet-C (Figure 19): 1x1 192 | 1x1 192 -> 1x3 224 -> 3x1 256."""
+    return InceptionResidual(
+        channels,
+        BasicConv(channels, 192, 1),
+        nn.Sequential(BasicConv(channels, 192, 1), BasicConv(192, 224, (1, 3)), BasicConv(224, 256, (3, 1))),
+        scale=scale,
+        activate=activate,
+    )
+
+
+@dataclass(frozen=True)
+class InceptionResNetV2Config:
+    """Architecture of Inception-ResNet-v2.
+
+    Attributes:
+        num_blocks: residual blocks at 35x35, 17x17 and 8x8; the last 8x8 block is unscaled and
+            has no ReLU (TF-slim).
+        residual_scales: scale of the residual branch at each of the three grid sizes.
+        final_channels: the 1x1 conv that ends the network.
+        dropout: before the classifier (the paper keeps 0.8, i.e. drops 0.2; timm 0).
+    """
+
+    num_blocks: tuple[int, int, int] = (10, 20, 10)
+    residual_scales: tuple[float, float, float] = (0.17, 0.10, 0.20)
+    final_channels: int = 1536
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.num_blocks) != 3 or not all(isinstance(n, int) and n >= 1 for n in self.num_blocks):
+            raise ValueError(f"num_blocks must be 3 positive ints (35x35, 17x17, 8x8 blocks), got {self.num_blocks!r}")
+        if len(self.residual_scales) != 3 or not all(0.0 < s <= 1.0 for s in self.residual_scales):
+            raise ValueError(f"residual_scales must be 3 floats in (0, 1], got {self.residual_scales!r}")
+        if not isinstance(self.final_channels, int) or self.final_channels < 1:
+            raise ValueError(f"final_channels must be a positive int, got {self.final_channels!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+class InceptionResNetV2(Backbone):
+    """Stem (strides 2, 4), then residual Inception blocks at strides 8, 16, 32."""
+
+    def __init__(
+        self,
+        config: InceptionResNetV2Config,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        n35, n17, n8 = config.num_blocks
+        s35, s17, s8 = config.residual_scales
+        stem = stem_convs(in_channels)  # 299 -> 147
+        stem4 = stem_stride4(stem[-1].out_channels)  # -> 71
+        entry = mixed_5b(stem4.blocks[-1].out_channels)
+        reduce_a = reduction_a(entry.out_channels)
+        reduce_b = reduction_b(reduce_a.out_channels)
+        c35, c17, c8 = entry.out_channels, reduce_a.out_channels, reduce_b.out_channels  # 320, 1088, 2080
+        blocks8 = [block8(c8, s8) for _ in range(n8 - 1)] + [block8(c8, 1.0, activate=False)]
+        stages: list[nn.Module] = [
+            stem,
+            stem4,
+            inception_stage(nn.MaxPool2d(3, stride=2), [entry] + [block35(c35, s35) for _ in range(n35)]),  # 35
+            inception_stage(reduce_a, [block17(c17, s17) for _ in range(n17)]),  # 17
+            inception_stage(reduce_b, blocks8, BasicConv(c8, config.final_channels, 1)),  # 8
+        ]
+        channels = config.final_channels
+        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.dropout)
+        super().__init__(
+            nn.Identity(),
+            stages,
+            stage_channels=[stem[-1].out_channels, stem4.blocks[-1].out_channels, c35, c17, channels],
+            stage_strides=[2] * len(stages),
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+            min_input_size=75,
+        )
+
+
+VARIANTS: dict[str, InceptionResNetV2Config] = {"inception_resnet_v2": InceptionResNetV2Config()}
+
+register_family("inception_resnet_v2", VARIANTS, InceptionResNetV2)

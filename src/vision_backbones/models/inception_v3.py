@@ -1,0 +1,270 @@
+"""Inception v3.
+
+Paper: "Rethinking the Inception Architecture for Computer Vision", https://arxiv.org/abs/1512.00567
+
+The paper's idea is factorizing convolutions: a 5x5 conv becomes two 3x3 convs (the double-3x3
+branch of ``inception_a``, Figure 5; the released model keeps a 5x5 branch beside it), an n x n
+conv a 1 x n followed by an n x 1 (``inception_b`` at 17x17 with n = 7, Figure 6), and at 8x8
+the 3x3s fan out into parallel 1x3 and 3x1 convs (``inception_c``, Figure 7, a nested
+``Branches``). The grid shrinks with strided convs and a max pool side by
+side (``reduction_a`` / ``reduction_b``, Figure 10) instead of a pool in front of a block, which
+would bottleneck the representation. One auxiliary classifier with batch norm (``InceptionV3Aux``)
+reads the 17x17 map in training mode; it lives in the head (``head.aux``) and is never built for
+the features-only backbone.
+
+Block names follow the v4 paper's A/B/C scheme; torchvision and timm call them InceptionA,
+InceptionC, InceptionE (blocks) and InceptionB, InceptionD (reductions). Options match the
+references: ``transform_input`` (torchvision), ``aux_logits`` (torchvision on, timm off),
+``dropout`` (torchvision 0.5, timm 0).
+
+Levels (unpadded stride-2 convs and pools, 299 -> 147 / 71 / 35 / 17 / 8): conv 3x3/2, 3x3, 3x3
+(stride 2) | max pool, 1x1, 3x3 (stride 4) | max pool, 3 x A (stride 8) | reduction A, 4 x B
+(stride 16) | reduction B, 2 x C (stride 32). The smallest input is 75; the aux head needs 299
+(its 5x5 average pool and 5x5 conv expect the 17x17 map).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Union
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.models.googlenet import (
+    BasicConv,
+    Branches,
+    InceptionOutputs,
+    TransformInput,
+    inception_stage,
+    pool_proj,
+    split_1x3_3x1,
+)
+from vision_backbones.registry import register_family
+
+
+def stem_convs(in_channels: int) -> nn.Sequential:
+    """The stride-2 level (also Inception v4's and Inception-ResNet-v2's): 299 -> 149 -> 147 -> 147."""
+    return nn.Sequential(
+        BasicConv(in_channels, 32, 3, stride=2, padding=0),
+        BasicConv(32, 32, 3, padding=0),
+        BasicConv(32, 64, 3),
+    )
+
+
+def stem_stride4(in_channels: int) -> nn.Sequential:
+    """The stride-4 level (also Inception-ResNet-v2's): max pool, 1x1 80, valid 3x3 192: 147 -> 73 -> 71."""
+    return inception_stage(nn.MaxPool2d(3, stride=2), [BasicConv(in_channels, 80, 1), BasicConv(80, 192, 3, padding=0)])
+
+
+def _pool_proj(in_channels: int, out_channels: int) -> nn.Sequential:
+    return pool_proj(in_channels, out_channels, count_include_pad=True)  # as torchvision's F.avg_pool2d
+
+
+def inception_a(in_channels: int, pool_channels: int) -> Branches:
+    """35x35 (Figure 5): 1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | pool -> 1x1."""
+    return Branches(
+        in_channels,
+        BasicConv(in_channels, 64, 1),
+        nn.Sequential(BasicConv(in_channels, 48, 1), BasicConv(48, 64, 5)),
+        nn.Sequential(BasicConv(in_channels, 64, 1), BasicConv(64, 96, 3), BasicConv(96, 96, 3)),
+        _pool_proj(in_channels, pool_channels),
+    )
+
+
+def reduction_a(in_channels: int) -> Branches:
+    """35 -> 17: 3x3/2 | 1x1 -> 3x3 -> 3x3/2 | max pool 3x3/2."""
+    return Branches(
+        in_channels,
+        BasicConv(in_channels, 384, 3, stride=2, padding=0),
+        nn.Sequential(BasicConv(in_channels, 64, 1), BasicConv(64, 96, 3), BasicConv(96, 96, 3, stride=2, padding=0)),
+        nn.MaxPool2d(3, stride=2),
+    )
+
+
+def inception_b(in_channels: int, mid: int) -> Branches:
+    """17x17 (Figure 6, n = 7): 1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> (7x1 -> 1x7) x 2 | pool -> 1x1."""
+    return Branches(
+        in_channels,
+        BasicConv(in_channels, 192, 1),
+        nn.Sequential(BasicConv(in_channels, mid, 1), BasicConv(mid, mid, (1, 7)), BasicConv(mid, 192, (7, 1))),
+        nn.Sequential(
+            BasicConv(in_channels, mid, 1),
+            BasicConv(mid, mid, (7, 1)),
+            BasicConv(mid, mid, (1, 7)),
+            BasicConv(mid, mid, (7, 1)),
+            BasicConv(mid, 192, (1, 7)),
+        ),
+        _pool_proj(in_channels, 192),
+    )
+
+
+def reduction_b(in_channels: int) -> Branches:
+    """17 -> 8: 1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max pool 3x3/2."""
+    return Branches(
+        in_channels,
+        nn.Sequential(BasicConv(in_channels, 192, 1), BasicConv(192, 320, 3, stride=2, padding=0)),
+        nn.Sequential(
+            BasicConv(in_channels, 192, 1),
+            BasicConv(192, 192, (1, 7)),
+            BasicConv(192, 192, (7, 1)),
+            BasicConv(192, 192, 3, stride=2, padding=0),
+        ),
+        nn.MaxPool2d(3, stride=2),
+    )
+
+
+def inception_c(in_channels: int) -> Branches:
+    """8x8 (Figure 7): 1x1 | 1x1 -> (1x3 | 3x1) | 1x1 -> 3x3 -> (1x3 | 3x1) | pool -> 1x1."""
+    return Branches(
+        in_channels,
+        BasicConv(in_channels, 320, 1),
+        nn.Sequential(BasicConv(in_channels, 384, 1), split_1x3_3x1(384, 384)),
+        nn.Sequential(BasicConv(in_channels, 448, 1), BasicConv(448, 384, 3), split_1x3_3x1(384, 384)),
+        _pool_proj(in_channels, 192),
+    )
+
+
+class InceptionV3Aux(nn.Module):
+    """Auxiliary classifier on the 17x17 map: 5x5/3 avg pool -> 1x1 conv 128 -> 5x5 conv 768 -> fc."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.min_input_size = 299  # network input that gives the 17x17 map the 5x5 pool and conv need
+        self.pool = nn.AvgPool2d(5, stride=3)  # 17x17 -> 5x5
+        self.reduce = BasicConv(in_channels, 128, 1)
+        self.conv = BasicConv(128, 768, 5, padding=0)  # 5x5 -> 1x1
+        self.fc = nn.Linear(768, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(self.reduce(self.pool(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))  # (B, num_classes)
+
+
+class InceptionV3Head(ClassifierHead):
+    """The classifier head, plus the auxiliary classifier (``aux``) used in training mode."""
+
+    def __init__(self, in_channels: int, num_classes: int, *, dropout: float, aux_channels: int | None) -> None:
+        super().__init__(in_channels, num_classes, dropout=dropout)
+        self.aux = None if aux_channels is None else InceptionV3Aux(aux_channels, num_classes)
+
+
+@dataclass(frozen=True)
+class InceptionV3Config:
+    """Architecture of Inception v3.
+
+    Attributes:
+        pool_channels: pool-projection width of each 35x35 block (its length: number of A blocks).
+        mid_channels: width of the 1x7 / 7x1 convs of each 17x17 block (number of B blocks).
+        num_c_blocks: 8x8 blocks.
+        aux_logits: build the auxiliary classifier (classifier models only).
+        transform_input: re-normalise ImageNet-normalised input to [-1, 1] first (torchvision).
+        dropout: before the classifier.
+    """
+
+    pool_channels: tuple[int, ...] = (32, 64, 64)
+    mid_channels: tuple[int, ...] = (128, 160, 160, 192)
+    num_c_blocks: int = 2
+    aux_logits: bool = True
+    transform_input: bool = False
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("pool_channels", "mid_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
+                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
+        if not isinstance(self.num_c_blocks, int) or self.num_c_blocks < 1:
+            raise ValueError(f"num_c_blocks must be a positive int, got {self.num_c_blocks!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+class InceptionV3(Backbone):
+    """Stem (strides 2, 4), then A blocks (8), B blocks (16), C blocks (32); aux head in training."""
+
+    def __init__(
+        self,
+        config: InceptionV3Config,
+        *,
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        if config.transform_input and in_channels != 3:
+            raise ValueError(f"transform_input=True needs in_channels=3 (RGB), got in_channels={in_channels}")
+        stem = stem_convs(in_channels)
+        stages: list[nn.Module] = [stem, stem_stride4(stem[-1].out_channels)]
+        channels = stages[1].blocks[-1].out_channels
+        blocks_a = []
+        for pool_channels in config.pool_channels:
+            blocks_a.append(inception_a(channels, pool_channels))
+            channels = blocks_a[-1].out_channels
+        stages.append(inception_stage(nn.MaxPool2d(3, stride=2), blocks_a))  # 35x35
+        stage_channels = [stages[0][-1].out_channels, stages[1].blocks[-1].out_channels, channels]
+
+        downsample = reduction_a(channels)
+        channels = downsample.out_channels
+        blocks_b = []
+        for mid in config.mid_channels:
+            blocks_b.append(inception_b(channels, mid))
+            channels = blocks_b[-1].out_channels
+        stages.append(inception_stage(downsample, blocks_b))  # 17x17
+        aux_channels = channels
+        stage_channels.append(channels)
+
+        downsample = reduction_b(channels)
+        channels = downsample.out_channels
+        blocks_c = []
+        for _ in range(config.num_c_blocks):
+            blocks_c.append(inception_c(channels))
+            channels = blocks_c[-1].out_channels
+        stages.append(inception_stage(downsample, blocks_c))  # 8x8
+        stage_channels.append(channels)
+
+        head = None
+        if num_classes is not None:
+            head = InceptionV3Head(
+                channels, num_classes, dropout=config.dropout, aux_channels=aux_channels if config.aux_logits else None
+            )
+        super().__init__(
+            TransformInput() if config.transform_input else nn.Identity(),
+            stages,
+            stage_channels=stage_channels,
+            stage_strides=[2] * len(stages),
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+            min_input_size=75,
+        )
+
+    def forward(self, x: Tensor) -> Union[Tensor, InceptionOutputs]:  # noqa: UP007  (TorchScript)
+        """Logits (eval, or no aux head), ``InceptionOutputs`` (training with the aux head), or the
+        deepest feature map (features only)."""
+        self._validate(x)
+        head = self.head
+        if head is None:  # features only
+            return self.forward_levels(x)
+        # Nested ifs, not one ``and`` chain: TorchScript then skips the code a None aux head can't run.
+        if head.aux is not None:
+            if self.training:
+                if min(x.shape[-2:]) < head.aux.min_input_size:
+                    raise ValueError(
+                        f"the auxiliary classifier needs input >= {head.aux.min_input_size} in training mode, "
+                        f"got {x.shape[-2]}x{x.shape[-1]}; use aux_logits=False for smaller inputs"
+                    )
+                x = self.stages[3](self.stages[2](self.stages[1](self.stages[0](self.stem(x)))))  # (B, 768, 17, 17)
+                aux = head.aux(x)
+                return InceptionOutputs(head(self.stages[4](x)), [aux])
+        return head(self.forward_levels(x))
+
+
+VARIANTS: dict[str, InceptionV3Config] = {"inception_v3": InceptionV3Config()}
+
+register_family("inception_v3", VARIANTS, InceptionV3)

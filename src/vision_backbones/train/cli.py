@@ -1,0 +1,82 @@
+"""``backbones train {fit,validate,test} --config FILE.yaml``: Lightning's CLI over the recipe.
+
+Every field of the model (:class:`~vision_backbones.train.module.ImageClassifier`), the data
+(:class:`~vision_backbones.train.data.ImageDataModule`) and the ``Trainer`` can be set in the YAML
+file or overridden on the command line (``--model.lr 0.2 --trainer.devices 8``). The config is
+checked completely before anything runs: an unknown field or a wrong type is an error naming it.
+The resolved config is written next to the logs and into each checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from vision_backbones.train.callbacks import AtomicCheckpointIO, atomic_write_bytes
+from vision_backbones.train.data import ImageDataModule
+from vision_backbones.train.module import ImageClassifier, NonFiniteLossError
+
+
+class SaveConfigNextToCheckpoints(SaveConfigCallback):
+    """The resolved config in the log folder (Lightning's default) and in every checkpoint folder."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        text = self.parser.dump(self.config, skip_none=False).encode()
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath and "://" not in str(callback.dirpath):
+                atomic_write_bytes(Path(callback.dirpath) / self.config_filename, text)
+
+
+class BackbonesCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.batch_size", "model.batch_size")
+        parser.set_defaults({"trainer.use_distributed_sampler": False})
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        strategy = self.trainer.strategy
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:
+            strategy.checkpoint_io = AtomicCheckpointIO()
+
+
+def build_cli(args: list[str], *, run: bool = True, **kwargs: Any) -> BackbonesCLI:
+    """The CLI object (``run=False`` to get the instantiated model, data and trainer without running)."""
+    return BackbonesCLI(
+        ImageClassifier,
+        ImageDataModule,
+        args=args,
+        run=run,
+        save_config_callback=SaveConfigNextToCheckpoints,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": "Train a vision_backbones model (torchvision's recipe, Lightning CLI)"},
+        **kwargs,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("vision_backbones").setLevel(logging.INFO)
+    try:
+        build_cli(argv)
+    except NonFiniteLossError as error:
+        print(f"backbones train: {error}", file=sys.stderr)
+        return 1
+    except SystemExit as error:  # argument errors: jsonargparse has printed the field and the problem
+        return error.code if isinstance(error.code, int) else (0 if error.code is None else 2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""``backbones data``: prepare ImageNet's validation folder, write WebDataset shards.
+
+``backbones data prepare-imagenet --val-solution LOC_val_solution.csv --val-dir .../CLS-LOC/val``
+moves each flat ``ILSVRC2012_val_XXXXXXXX.JPEG`` into its class folder ``val/<wnid>/``, as the
+seed's ``scripts/imagenet.py`` does, but safely:
+
+- the whole CSV is checked first (header, every row, every image present) and nothing is moved
+  when something is wrong, with the line or the image named;
+- a file is moved with a hard link then an unlink (or a rename where links are not supported) and
+  never over an existing file: an interruption at any point leaves every image in its old place,
+  its new place or both (the same file twice, which the next run resolves), so a re-run finishes
+  the job and running it again changes nothing;
+- files the CSV does not name are left alone; a summary says what was done.
+
+``backbones data shard --root DIR --out DIR`` writes ``{split}-000000.tar, ...`` WebDataset
+shards (the original encoded bytes, no re-encoding) and a ``{split}-meta.json`` that training
+reads (``data.train_shards: DIR/train-{000000..000012}.tar``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import random
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VAL_HEADER = ("ImageId", "PredictionString")
+
+
+class PrepareError(ValueError):
+    """A problem found before anything was moved."""
+
+
+def read_val_solution(csv_path: Path) -> dict[str, str]:
+    """``{image_id: wnid}`` from ``LOC_val_solution.csv``; raises naming the first bad line."""
+    if not csv_path.is_file():
+        raise PrepareError(f"--val-solution {str(csv_path)!r} does not exist")
+    labels: dict[str, str] = {}
+    with open(csv_path, newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header[:2]) != VAL_HEADER:
+            raise PrepareError(f"{csv_path}:1: expected the header 'ImageId,PredictionString', got {','.join(header or [])!r}")
+        for line, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != 2:
+                raise PrepareError(f"{csv_path}:{line}: expected 2 columns (ImageId,PredictionString), got {len(row)}: {','.join(row)!r}")
+            image_id, prediction = row[0].strip(), row[1].split()
+            if not image_id or "/" in image_id or image_id.startswith("."):
+                raise PrepareError(f"{csv_path}:{line}: bad ImageId {row[0]!r}")
+            if not prediction or len(prediction) % 5 != 0:
+                raise PrepareError(
+                    f"{csv_path}:{line}: PredictionString must be groups of 'wnid xmin ymin xmax ymax', got {row[1]!r}"
+                )
+            wnid = prediction[0]
+            if not wnid.startswith("n") or not wnid[1:].isdigit():
+                raise PrepareError(f"{csv_path}:{line}: {wnid!r} is not a WordNet id like n01440764")
+            previous = labels.get(image_id)
+            if previous is not None and previous != wnid:
+                raise PrepareError(f"{csv_path}:{line}: {image_id} listed twice with different classes ({previous}, {wnid})")
+            labels[image_id] = wnid
+    if not labels:
+        raise PrepareError(f"{csv_path}: no rows after the header")
+    return labels
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        return False
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            chunk_a, chunk_b = fa.read(1 << 20), fb.read(1 << 20)
+            if chunk_a != chunk_b:
+                return False
+            if not chunk_a:
+                return True
+
+
+@dataclass
+class PrepareSummary:
+    moved: int = 0
+    already_sorted: int = 0
+    duplicates_resolved: int = 0
+    classes: int = 0
+    untouched: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        extra = f"; {len(self.untouched)} files not in the CSV left alone" if self.untouched else ""
+        return (
+            f"{self.moved} images moved into class folders, {self.already_sorted} already in place, "
+            f"{self.duplicates_resolved} interrupted moves completed, {self.classes} classes{extra}"
+        )
+
+
+def _move_no_overwrite(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``; never replaces an existing ``dst``."""
+    try:
+        os.link(src, dst)  # fails if dst exists
+    except FileExistsError:
+        raise
+    except OSError:
+        if dst.exists():
+            raise FileExistsError(dst) from None
+        os.rename(src, dst)  # filesystems without hard links
+        return
+    os.unlink(src)
+
+
+def prepare_imagenet_val(csv_path: Path, val_dir: Path, *, extension: str = ".JPEG", dry_run: bool = False) -> PrepareSummary:
+    """Sort ``val_dir/<ImageId>.JPEG`` into ``val_dir/<wnid>/``: checked first, resumable, never overwriting."""
+    labels = read_val_solution(csv_path)
+    if not val_dir.is_dir():
+        raise PrepareError(f"--val-dir {str(val_dir)!r} does not exist")
+    plan: list[tuple[Path, Path]] = []
+    missing, conflicts = [], []
+    summary = PrepareSummary(classes=len(set(labels.values())))
+    for image_id, wnid in sorted(labels.items()):
+        src, dst = val_dir / f"{image_id}{extension}", val_dir / wnid / f"{image_id}{extension}"
+        src_exists, dst_exists = src.is_file(), dst.is_file()
+        if not src_exists and not dst_exists:
+            missing.append(image_id)
+        elif src_exists and dst_exists and not _same_file(src, dst):
+            conflicts.append(f"{src} and {dst} differ")
+        elif src_exists:
+            plan.append((src, dst))
+        else:
+            summary.already_sorted += 1
+    if missing:
+        shown = ", ".join(f"{m}{extension}" for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise PrepareError(f"{len(missing)} images named in {csv_path.name} are in neither {val_dir} nor its class folders: {shown}; nothing was moved")
+    if conflicts:
+        raise PrepareError(f"{len(conflicts)} images exist in both places with different contents ({conflicts[0]}); nothing was moved")
+    named = {f"{i}{extension}" for i in labels}
+    summary.untouched = sorted(e.name for e in os.scandir(val_dir) if e.is_file() and e.name not in named)
+    if dry_run:
+        summary.moved = len(plan)
+        return summary
+    for src, dst in plan:
+        dst.parent.mkdir(exist_ok=True)
+        if dst.exists():  # an interrupted earlier move: same content (checked above)
+            os.unlink(src)
+            summary.duplicates_resolved += 1
+        else:
+            _move_no_overwrite(src, dst)
+            summary.moved += 1
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# shards
+
+
+def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, seed: int = 0) -> dict:
+    """Write ``out/{split}-NNNNNN.tar`` from ``root/{split}/<class>/<image>`` (shuffled), plus the meta file."""
+    from vision_backbones.train.data import scan_class_folders
+
+    samples, classes = scan_class_folders(root / split)
+    order = list(range(len(samples)))
+    random.Random(seed).shuffle(order)
+    out.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for shard_index, start in enumerate(range(0, len(order), max_count)):
+        name = f"{split}-{shard_index:06d}.tar"
+        handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+        os.close(handle)
+        try:
+            with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+                for position in order[start : start + max_count]:
+                    path, label = samples[position]
+                    ext = Path(path).suffix.lower().lstrip(".")
+                    ext = "jpg" if ext == "jpeg" else ext
+                    key = f"{position:09d}"
+                    for member, data in ((f"{key}.{ext}", Path(path).read_bytes()), (f"{key}.cls", str(label).encode())):
+                        info = tarfile.TarInfo(member)
+                        info.size, info.mtime, info.mode = len(data), 0, 0o444
+                        tar.addfile(info, io.BytesIO(data))
+            os.replace(tmp, out / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        shards.append(name)
+    meta = {"split": split, "num_samples": len(samples), "classes": classes, "shards": shards}
+    (out / f"{split}-meta.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def shard_pattern(out: Path, split: str, count: int) -> str:
+    return str(out / f"{split}-{{000000..{count - 1:06d}}}.tar")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="backbones data", description="prepare ImageNet folders and WebDataset shards")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare-imagenet", help="sort the flat ImageNet val images into class folders")
+    prep.add_argument("--val-solution", type=Path, required=True, help="LOC_val_solution.csv")
+    prep.add_argument("--val-dir", type=Path, required=True, help="ILSVRC/Data/CLS-LOC/val")
+    prep.add_argument("--extension", default=".JPEG")
+    prep.add_argument("--dry-run", action="store_true", help="check everything, move nothing")
+    shard = commands.add_parser("shard", help="write WebDataset tar shards from class folders")
+    shard.add_argument("--root", type=Path, required=True, help="folder with <split>/<class>/<image>")
+    shard.add_argument("--out", type=Path, required=True, help="output folder for the shards")
+    shard.add_argument("--splits", nargs="+", default=["train", "val"])
+    shard.add_argument("--max-count", type=int, default=1000, help="samples per shard")
+    shard.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare-imagenet":
+            summary = prepare_imagenet_val(args.val_solution, args.val_dir, extension=args.extension, dry_run=args.dry_run)
+            print(("dry run: would have " if args.dry_run else "") + str(summary))
+            return 0
+        for split in args.splits:
+            meta = write_shards(args.root, args.out, split=split, max_count=args.max_count, seed=args.seed)
+            count = len(meta["shards"])
+            print(f"{split}: {meta['num_samples']} images, {len(meta['classes'])} classes -> {count} shards; "
+                  f"use data.{split}_shards: {shard_pattern(args.out, split, count)}")
+        return 0
+    except (PrepareError, ValueError) as error:
+        print(f"backbones data {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
