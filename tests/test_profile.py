@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -92,6 +93,9 @@ def test_cli_writes_csv_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert data[0]["published_top1"] == pytest.approx(67.7) and data[1]["published_top1"] == pytest.approx(60.6)
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out_csv.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_plot_without_top1_draws_throughput(tmp_path: Path) -> None:

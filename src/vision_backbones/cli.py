@@ -65,16 +65,19 @@ def table_rows(pattern: str = "*", image_size: int = 224) -> list[list[str]]:
 TABLE_HEADER = ["model", "params (M)", "published", "GFLOPs", "published", "2xMACs (G)", "out_channels", "strides", "converts from"]
 
 
+def markdown_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     rows = table_rows(args.pattern, args.image_size)
     if not rows:
         print(f"no model matches {args.pattern!r}", file=sys.stderr)
         return 2
     if args.markdown:
-        print("| " + " | ".join(TABLE_HEADER) + " |")
-        print("|" + "---|" * len(TABLE_HEADER))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        print(markdown_table(rows))
         return 0
     from rich.console import Console
     from rich.table import Table

@@ -361,6 +361,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     os.close(handle)
     try:
         write(tmp)
+        # mkstemp makes the file 0600; give it the mode a plain open() would (or the replaced file's).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -446,14 +450,17 @@ def write_plot(results: Sequence[dict[str, Any]], path: str | os.PathLike[str]) 
     _label_points(left, gflops, latency, names)
     if max(gflops) / max(min(gflops), 1e-9) > 20:
         left.set_xscale("log")
+    else:
+        left.set_xlim(0, max(gflops) * 1.25)
     if max(latency) / max(min(latency), 1e-9) > 20:
         left.set_yscale("log")
+    else:  # from zero, and scaled to the medians: one noisy IQR bar must not squash the chart
+        left.set_ylim(0, max(latency) * 1.3)
     left.set_xlabel(f"GFLOPs per image at {first['image_size']}px (seed convention)")
     left.set_ylabel(f"eval latency, ms (median, bar = IQR), batch {first['batch_size']}")
     left.set_title("Latency vs compute")
     left.grid(True, alpha=0.3)
     left.legend(loc="upper left", fontsize=8)
-    left.margins(0.15)
 
     if with_top1:
         xs = [r["eval_latency_ms"] for r in with_top1]
@@ -469,7 +476,9 @@ def write_plot(results: Sequence[dict[str, Any]], path: str | os.PathLike[str]) 
         missing = [r["name"] for r in timed if r.get("published_top1") is None]
         note = f"\n(no published top-1: {', '.join(missing)})" if missing else ""
         right.set_title("Accuracy vs latency" + note, fontsize=10)
-        right.margins(0.2)
+        right.set_xlim(0, max(xs) * 1.3)  # latency from zero: small differences stay small
+        spread = max(ys) - min(ys)
+        right.set_ylim(min(ys) - max(1.0, 0.3 * spread), max(ys) + max(1.0, 0.3 * spread))
     else:
         import numpy as np
 

@@ -2,8 +2,19 @@
 
 from vision_backbones.layers.conv import ConvNormAct, make_divisible
 from vision_backbones.layers.drop_path import DropPath
+from vision_backbones.layers.init import init_weights
 from vision_backbones.layers.inverted_residual import InvertedResidual
 from vision_backbones.layers.separable import SeparableConv2d, channel_shuffle
 from vision_backbones.layers.squeeze_excite import EffectiveSqueezeExcite, SqueezeExcite
 
-__all__ = ["ConvNormAct", "DropPath", "EffectiveSqueezeExcite", "InvertedResidual", "SeparableConv2d", "SqueezeExcite", "channel_shuffle", "make_divisible"]
+__all__ = [
+    "ConvNormAct",
+    "DropPath",
+    "EffectiveSqueezeExcite",
+    "InvertedResidual",
+    "SeparableConv2d",
+    "SqueezeExcite",
+    "channel_shuffle",
+    "init_weights",
+    "make_divisible",
+]

@@ -7,9 +7,10 @@ projects back to a narrow output; the residual joins the narrow ends. MobileNetV
 squeeze-and-excitation between the depthwise conv and the projection; EfficientNet adds stochastic
 depth on the residual branch.
 
-All three networks are ``3x3/2 stem conv -> inverted residual blocks -> 1x1 head conv``;
+All three networks (and MnasNet) are ``3x3/2 stem conv -> inverted residual blocks -> 1x1 head conv``;
 ``build_stages`` cuts that sequence into stages where the resolution halves, so stage ``i`` ends at
-stride ``2 ** (i + 1)`` and the last stage holds the head conv.
+stride ``2 ** (i + 1)`` and the last stage holds the head conv. ``InvertedResidualNetwork`` is that
+backbone with its classifier and initialisation; each family only turns its config into block specs.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
+from vision_backbones.backbone import Backbone, ClassifierHead
 from vision_backbones.layers.conv import ConvNormAct, LayerFactory
 from vision_backbones.layers.drop_path import DropPath
+from vision_backbones.layers.init import LinearInit, init_weights
 from vision_backbones.layers.squeeze_excite import SqueezeExcite
 
 
@@ -149,25 +152,50 @@ def build_stages(
     return [nn.Sequential(*stage) for stage in stages], stage_channels, [2] * num_stages
 
 
-def init_weights(model: nn.Module, *, linear_std: float | None = 0.01) -> None:
-    """torchvision's initialisation for these networks: He (fan-out) convs, identity norms, small linears.
 
-    ``linear_std=None`` draws linear weights from ``U(-1/sqrt(out), 1/sqrt(out))`` instead (EfficientNet).
-    """
-    if any(p.is_meta for p in model.parameters()):
-        return  # nothing to initialise, and sampling on meta tensors is slow (EfficientNet-B7: 2 s)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            if linear_std is None:
-                bound = module.out_features**-0.5
-                nn.init.uniform_(module.weight, -bound, bound)
-            else:
-                nn.init.normal_(module.weight, 0.0, linear_std)
-            nn.init.zeros_(module.bias)
+class InvertedResidualNetwork(Backbone):
+    """``build_stages``'s stages as a backbone (five levels, strides 2-32), with an optional pooled
+    classifier (``hidden_channels``: MobileNetV3's hidden layer) and torchvision's initialisation."""
+
+    def __init__(
+        self,
+        blocks: Sequence[InvertedResidualSpec],
+        *,
+        stem_channels: int,
+        head_channels: int,
+        act_layer: LayerFactory,
+        norm_layer: LayerFactory,
+        dropout: float,
+        hidden_channels: int | None = None,
+        hidden_activation: type[nn.Module] = nn.ReLU,
+        linear_init: LinearInit = "normal",
+        in_channels: int,
+        num_classes: int | None,
+        out_indices: Sequence[int] | None,
+        frozen_stages: int,
+        norm_eval: bool,
+    ) -> None:
+        stages, stage_channels, stage_strides = build_stages(
+            in_channels, stem_channels, blocks, head_channels, act_layer=act_layer, norm_layer=norm_layer
+        )
+        head = None
+        if num_classes is not None:
+            head = ClassifierHead(
+                head_channels,
+                num_classes,
+                hidden_channels=hidden_channels,
+                hidden_activation=hidden_activation,
+                dropout=dropout,
+            )
+        super().__init__(
+            nn.Identity(),
+            stages,
+            stage_channels=stage_channels,
+            stage_strides=stage_strides,
+            in_channels=in_channels,
+            head=head,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+        )
+        init_weights(self, linear=linear_init)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.models.googlenet import BasicConv, Branches, inception_stage
+from vision_backbones.layers.inception import BasicConv, Branches, googlenet_stem, inception_stage
 from vision_backbones.registry import register_family
 
 # One table row: (stride, #1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, pool proj).
@@ -106,12 +106,9 @@ class BNInception(Backbone):
         frozen_stages: int,
         norm_eval: bool,
     ) -> None:
-        c1, c2, c3 = config.stem_channels
-        stages: list[nn.Module] = [
-            BasicConv(in_channels, c1, 7, stride=2),  # 224 -> 112
-            inception_stage(nn.MaxPool2d(3, stride=2, padding=1), [BasicConv(c1, c2, 1), BasicConv(c2, c3, 3)]),
-        ]
-        stage_channels, channels = [c1, c3], c3
+        stages = googlenet_stem(in_channels, config.stem_channels, nn.MaxPool2d(3, stride=2, padding=1))
+        channels = config.stem_channels[-1]
+        stage_channels = [config.stem_channels[0], channels]
 
         # Group the rows into levels: a stride-2 row is the downsample of the next level.
         levels: list[tuple[nn.Module, list[nn.Module]]] = [(nn.MaxPool2d(3, stride=2, padding=1), [])]

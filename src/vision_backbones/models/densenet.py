@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct
+from vision_backbones.layers import ConvNormAct, init_weights
 from vision_backbones.registry import register_family
 
 
@@ -233,18 +233,7 @@ class DenseNet(Backbone):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # torchvision's scheme: He init (fan_in) for convs, norms at identity, zero linear bias.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.zeros_(module.bias)
+        init_weights(self, conv_mode="fan_in", linear="zero_bias")  # torchvision's DenseNet scheme
 
 
 VARIANTS: dict[str, DenseNetConfig] = {

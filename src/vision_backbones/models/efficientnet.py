@@ -22,9 +22,8 @@ from typing import NamedTuple
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
 from vision_backbones.layers import make_divisible
-from vision_backbones.layers.inverted_residual import InvertedResidualSpec, build_stages, init_weights
+from vision_backbones.layers.inverted_residual import InvertedResidualNetwork, InvertedResidualSpec
 from vision_backbones.registry import register_family
 
 
@@ -124,7 +123,7 @@ def block_specs(config: EfficientNetConfig) -> list[InvertedResidualSpec]:
     return specs
 
 
-class EfficientNet(Backbone):
+class EfficientNet(InvertedResidualNetwork):
     """EfficientNet with five levels (strides 2-32) and an optional dropout + linear classifier."""
 
     def __init__(
@@ -137,28 +136,20 @@ class EfficientNet(Backbone):
         frozen_stages: int,
         norm_eval: bool,
     ) -> None:
-        head_channels = make_divisible(config.head_channels * config.width_multiplier)
-        stages, stage_channels, stage_strides = build_stages(
-            in_channels,
-            make_divisible(config.stem_channels * config.width_multiplier),
+        super().__init__(
             block_specs(config),
-            head_channels,
+            stem_channels=make_divisible(config.stem_channels * config.width_multiplier),
+            head_channels=make_divisible(config.head_channels * config.width_multiplier),
             act_layer=nn.SiLU,
             norm_layer=partial(nn.BatchNorm2d, eps=config.bn_eps, momentum=config.bn_momentum),
-        )
-        head = None if num_classes is None else ClassifierHead(head_channels, num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=stage_strides,
+            dropout=config.dropout,
+            linear_init="uniform",
             in_channels=in_channels,
-            head=head,
+            num_classes=num_classes,
             out_indices=out_indices,
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        init_weights(self, linear_std=None)
 
 
 # TensorFlow's batch norm settings, kept by torchvision's B5-B7 weights.

@@ -1,4 +1,4 @@
-"""GoogLeNet (Inception v1), and the pieces every Inception network here shares.
+"""GoogLeNet (Inception v1).
 
 Paper: "Going Deeper with Convolutions", https://arxiv.org/abs/1409.4842
 
@@ -20,131 +20,32 @@ Google's checkpoints expect (torchvision turns it on for its pretrained weights)
 Levels: conv 7x7/2 (stride 2) | max pool, 1x1, 3x3 (stride 4) | max pool, 3a-3b (stride 8) |
 max pool, 4a-4e (stride 16) | max pool, 5a-5b (stride 32). Max pools use ``ceil_mode``.
 
-Shared with bninception, inception_v3, inception_v4 and inception_resnet_v2: ``BasicConv``,
-``Branches``, ``pool_proj``, ``split_1x3_3x1``, ``inception_stage``, ``TransformInput`` and
-``InceptionOutputs``.
+The pieces every Inception network here shares (``BasicConv``, ``Branches``, ``inception_stage``,
+the stems, ``TransformInput``, ``InceptionOutputs``) live in ``vision_backbones.layers.inception``.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple, Union
+from typing import Union
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct
+from vision_backbones.layers.inception import (
+    BasicConv,
+    Branches,
+    InceptionOutputs,
+    TransformInput,  # noqa: F401  (re-exported: imported from here by older code and tests)
+    chain,
+    googlenet_stem,
+    inception_stage,
+    input_transform,
+)
 from vision_backbones.registry import register_family
-
-# ---------------------------------------------------------------- shared Inception pieces
-
-
-class BasicConv(ConvNormAct):
-    """Conv (no bias) -> batch norm with eps 1e-3 (Google's checkpoints) -> ReLU.
-
-    ``kernel_size`` may be asymmetric (``(1, 7)``); padding is "same" unless given (Inception's
-    stride-2 and stem convs use ``padding=0``).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int] = 1,
-        *,
-        stride: int = 1,
-        padding: int | tuple[int, int] | None = None,
-    ) -> None:
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,  # type: ignore[arg-type]  (nn.Conv2d takes a pair)
-            stride=stride,
-            padding=(kh // 2, kw // 2) if padding is None else padding,  # type: ignore[arg-type]
-            norm_layer=partial(nn.BatchNorm2d, eps=1e-3),
-        )
-
-
-class Branches(nn.Module):
-    """The Inception module: every branch runs on the same input, outputs concatenated on channels.
-
-    A branch is a conv, an ``nn.Sequential`` or a parameter-free pool; a pool passes the input
-    channels through. ``out_channels`` is the sum over branches.
-    """
-
-    def __init__(self, in_channels: int, *branches: nn.Module) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-        self.out_channels = sum(_out_channels(branch, in_channels) for branch in branches)
-
-    def concat(self, x: Tensor) -> Tensor:
-        outputs: list[Tensor] = []
-        for branch in self.branches:
-            outputs.append(branch(x))  # (B, C_i, H', W'), equal H', W' in every branch
-        return torch.cat(outputs, dim=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.concat(x)
-
-
-def _out_channels(branch: nn.Module, in_channels: int) -> int:
-    if hasattr(branch, "out_channels"):  # a conv (ConvNormAct is itself a Sequential) or nested Branches
-        return branch.out_channels
-    if isinstance(branch, nn.Sequential):
-        return _out_channels(branch[-1], in_channels)
-    return in_channels  # a pool passes the input channels through
-
-
-def pool_proj(in_channels: int, out_channels: int, *, count_include_pad: bool) -> nn.Sequential:
-    """The pooling branch: 3x3/1 average pool -> 1x1 conv (v3 counts the zero padding, v4 does not)."""
-    pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=count_include_pad)
-    return nn.Sequential(pool, BasicConv(in_channels, out_channels, 1))
-
-
-def split_1x3_3x1(in_channels: int, out_channels: int) -> Branches:
-    """Inception v3's expanded filter bank: parallel 1x3 and 3x1 convs on one input, concatenated."""
-    return Branches(
-        in_channels, BasicConv(in_channels, out_channels, (1, 3)), BasicConv(in_channels, out_channels, (3, 1))
-    )
-
-
-def inception_stage(
-    downsample: nn.Module, blocks: Sequence[nn.Module], conv: nn.Module | None = None
-) -> nn.Sequential:
-    """One feature level: halve the resolution (pool or reduction block), blocks, optional final conv."""
-    parts: dict[str, nn.Module] = {"downsample": downsample, "blocks": nn.Sequential(*blocks)}
-    if conv is not None:
-        parts["conv"] = conv
-    return nn.Sequential(OrderedDict(parts))
-
-
-class TransformInput(nn.Module):
-    """ImageNet mean/std-normalised input -> the [-1, 1] scaling Google's checkpoints were trained on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
-        # (x * std + mean - 0.5) / 0.5: undo the ImageNet normalisation, then map [0, 1] to [-1, 1].
-        # Constants in float64, rounded once, as torchvision's Python floats are.
-        self.register_buffer("scale", (std / 0.5).float(), persistent=False)
-        self.register_buffer("shift", ((mean - 0.5) / 0.5).float(), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.scale + self.shift
-
-
-# What a classifier with auxiliary heads returns in training mode (eval mode gives plain logits):
-# ``logits`` and ``aux_logits``, shallowest head first. Functional form so that TorchScript sees real
-# types (``from __future__ import annotations`` would leave strings in a class body).
-InceptionOutputs = NamedTuple("InceptionOutputs", [("logits", Tensor), ("aux_logits", list[Tensor])])
-
 
 # ---------------------------------------------------------------- GoogLeNet blocks
 
@@ -281,22 +182,15 @@ class GoogLeNet(Backbone):
         frozen_stages: int,
         norm_eval: bool,
     ) -> None:
-        if config.transform_input and in_channels != 3:
-            raise ValueError(f"transform_input=True needs in_channels=3 (RGB), got in_channels={in_channels}")
-        c1, c2, c3 = config.stem_channels
-        stages: list[nn.Module] = [
-            BasicConv(in_channels, c1, 7, stride=2),  # 224 -> 112
-            inception_stage(nn.MaxPool2d(3, stride=2, ceil_mode=True), [BasicConv(c1, c2, 1), BasicConv(c2, c3, 3)]),
-        ]
-        stage_channels, channels = [c1, c3], c3
+        stem = input_transform(config.transform_input, in_channels)
+        stages = googlenet_stem(in_channels, config.stem_channels, nn.MaxPool2d(3, stride=2, ceil_mode=True))
+        channels = config.stem_channels[-1]
+        stage_channels = [config.stem_channels[0], channels]
         widths = iter(config.inception_widths)
+        block = partial(inception_v1_block, branch5x5_kernel_size=config.branch5x5_kernel_size)
         aux_channels = (0, 0)  # inputs of the aux heads: outputs of 4a and 4d
         for index, (depth, pool_kernel) in enumerate(zip(config.num_blocks, (3, 3, config.last_pool_kernel_size))):
-            blocks = []
-            for _ in range(depth):
-                block = inception_v1_block(channels, next(widths), branch5x5_kernel_size=config.branch5x5_kernel_size)
-                blocks.append(block)
-                channels = blocks[-1].out_channels
+            blocks, channels = chain(channels, [partial(block, widths=next(widths)) for _ in range(depth)])
             if index == 1:
                 aux_channels = (blocks[0].out_channels, blocks[3].out_channels)
             stages.append(inception_stage(nn.MaxPool2d(pool_kernel, stride=2, ceil_mode=True), blocks))
@@ -312,7 +206,7 @@ class GoogLeNet(Backbone):
                 aux_dropout=config.aux_dropout,
             )
         super().__init__(
-            TransformInput() if config.transform_input else nn.Identity(),
+            stem,
             stages,
             stage_channels=stage_channels,
             stage_strides=[2] * len(stages),

@@ -26,8 +26,14 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.models.googlenet import BasicConv, Branches, inception_stage, pool_proj
-from vision_backbones.models.inception_v3 import stem_convs, stem_stride4
+from vision_backbones.layers.inception import (
+    BasicConv,
+    Branches,
+    inception_stage,
+    pool_proj,
+    stem_convs,
+    stem_stride4,
+)
 from vision_backbones.registry import register_family
 
 

@@ -27,36 +27,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Union
 
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.models.googlenet import (
+from vision_backbones.layers.inception import (
     BasicConv,
     Branches,
     InceptionOutputs,
-    TransformInput,
+    chain,
     inception_stage,
+    input_transform,
     pool_proj,
     split_1x3_3x1,
+    stem_convs,
+    stem_stride4,
 )
 from vision_backbones.registry import register_family
-
-
-def stem_convs(in_channels: int) -> nn.Sequential:
-    """The stride-2 level (also Inception v4's and Inception-ResNet-v2's): 299 -> 149 -> 147 -> 147."""
-    return nn.Sequential(
-        BasicConv(in_channels, 32, 3, stride=2, padding=0),
-        BasicConv(32, 32, 3, padding=0),
-        BasicConv(32, 64, 3),
-    )
-
-
-def stem_stride4(in_channels: int) -> nn.Sequential:
-    """The stride-4 level (also Inception-ResNet-v2's): max pool, 1x1 80, valid 3x3 192: 147 -> 73 -> 71."""
-    return inception_stage(nn.MaxPool2d(3, stride=2), [BasicConv(in_channels, 80, 1), BasicConv(80, 192, 3, padding=0)])
 
 
 def _pool_proj(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -195,34 +185,23 @@ class InceptionV3(Backbone):
         frozen_stages: int,
         norm_eval: bool,
     ) -> None:
-        if config.transform_input and in_channels != 3:
-            raise ValueError(f"transform_input=True needs in_channels=3 (RGB), got in_channels={in_channels}")
-        stem = stem_convs(in_channels)
-        stages: list[nn.Module] = [stem, stem_stride4(stem[-1].out_channels)]
-        channels = stages[1].blocks[-1].out_channels
-        blocks_a = []
-        for pool_channels in config.pool_channels:
-            blocks_a.append(inception_a(channels, pool_channels))
-            channels = blocks_a[-1].out_channels
-        stages.append(inception_stage(nn.MaxPool2d(3, stride=2), blocks_a))  # 35x35
-        stage_channels = [stages[0][-1].out_channels, stages[1].blocks[-1].out_channels, channels]
+        stem = input_transform(config.transform_input, in_channels)
+        convs = stem_convs(in_channels)
+        stride4 = stem_stride4(convs[-1].out_channels)
+        stage_channels = [convs[-1].out_channels, stride4.blocks[-1].out_channels]
+        pools = config.pool_channels
+        blocks_a, channels = chain(stage_channels[-1], [partial(inception_a, pool_channels=p) for p in pools])
+        stages: list[nn.Module] = [convs, stride4, inception_stage(nn.MaxPool2d(3, stride=2), blocks_a)]  # 35x35
+        stage_channels.append(channels)
 
         downsample = reduction_a(channels)
-        channels = downsample.out_channels
-        blocks_b = []
-        for mid in config.mid_channels:
-            blocks_b.append(inception_b(channels, mid))
-            channels = blocks_b[-1].out_channels
+        blocks_b, channels = chain(downsample.out_channels, [partial(inception_b, mid=m) for m in config.mid_channels])
         stages.append(inception_stage(downsample, blocks_b))  # 17x17
         aux_channels = channels
         stage_channels.append(channels)
 
         downsample = reduction_b(channels)
-        channels = downsample.out_channels
-        blocks_c = []
-        for _ in range(config.num_c_blocks):
-            blocks_c.append(inception_c(channels))
-            channels = blocks_c[-1].out_channels
+        blocks_c, channels = chain(downsample.out_channels, [inception_c] * config.num_c_blocks)
         stages.append(inception_stage(downsample, blocks_c))  # 8x8
         stage_channels.append(channels)
 
@@ -232,7 +211,7 @@ class InceptionV3(Backbone):
                 channels, num_classes, dropout=config.dropout, aux_channels=aux_channels if config.aux_logits else None
             )
         super().__init__(
-            TransformInput() if config.transform_input else nn.Identity(),
+            stem,
             stages,
             stage_channels=stage_channels,
             stage_strides=[2] * len(stages),

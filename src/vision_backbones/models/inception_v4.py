@@ -26,8 +26,15 @@ from dataclasses import dataclass
 from torch import nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.models.googlenet import BasicConv, Branches, inception_stage, pool_proj, split_1x3_3x1
-from vision_backbones.models.inception_v3 import stem_convs
+from vision_backbones.layers.inception import (
+    BasicConv,
+    Branches,
+    chain,
+    inception_stage,
+    pool_proj,
+    split_1x3_3x1,
+    stem_convs,
+)
 from vision_backbones.registry import register_family
 
 
@@ -173,10 +180,7 @@ class InceptionV4(Backbone):
             if reduce is not None:
                 downsample = reduce(channels)
                 channels = downsample.out_channels
-            blocks = []
-            for _ in range(depth):
-                blocks.append(block(channels))
-                channels = blocks[-1].out_channels
+            blocks, channels = chain(channels, [block] * depth)
             stages.append(inception_stage(downsample, blocks))
             stage_channels.append(channels)
 

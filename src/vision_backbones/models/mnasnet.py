@@ -26,9 +26,8 @@ from typing import NamedTuple
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
 from vision_backbones.layers import make_divisible
-from vision_backbones.layers.inverted_residual import InvertedResidualSpec, build_stages, init_weights
+from vision_backbones.layers.inverted_residual import InvertedResidualNetwork, InvertedResidualSpec
 from vision_backbones.registry import register_family
 
 
@@ -105,7 +104,7 @@ def block_specs(config: MnasNetConfig) -> list[InvertedResidualSpec]:
     return specs
 
 
-class MnasNet(Backbone):
+class MnasNet(InvertedResidualNetwork):
     """Stem + inverted residual stages at strides 2, 4, 8, 16, 32; the last ends with the head conv."""
 
     def __init__(
@@ -118,30 +117,19 @@ class MnasNet(Backbone):
         frozen_stages: int,
         norm_eval: bool,
     ) -> None:
-        stem_channels = make_divisible(config.stem_channels * config.width_mult, 8)
-        stages, stage_channels, stage_strides = build_stages(
-            in_channels,
-            stem_channels,
+        super().__init__(
             block_specs(config),
-            config.head_channels,
+            stem_channels=make_divisible(config.stem_channels * config.width_mult, 8),
+            head_channels=config.head_channels,
             act_layer=nn.ReLU,
             norm_layer=partial(nn.BatchNorm2d, momentum=config.bn_momentum),
-        )
-        head = None
-        if num_classes is not None:
-            head = ClassifierHead(config.head_channels, num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=stage_strides,
+            dropout=config.dropout,
             in_channels=in_channels,
-            head=head,
+            num_classes=num_classes,
             out_indices=out_indices,
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        init_weights(self)
 
 
 VARIANTS: dict[str, MnasNetConfig] = {

@@ -31,7 +31,7 @@ from functools import partial
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, make_divisible
+from vision_backbones.layers import ConvNormAct, init_weights, make_divisible
 from vision_backbones.layers.conv import LayerFactory
 from vision_backbones.registry import register_family
 
@@ -125,18 +125,7 @@ class MobileNetV1(Backbone):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
 
 VARIANTS: dict[str, MobileNetV1Config] = {

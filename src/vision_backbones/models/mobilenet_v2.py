@@ -18,9 +18,8 @@ from typing import NamedTuple
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
 from vision_backbones.layers import make_divisible
-from vision_backbones.layers.inverted_residual import InvertedResidualSpec, build_stages, init_weights
+from vision_backbones.layers.inverted_residual import InvertedResidualNetwork, InvertedResidualSpec
 from vision_backbones.registry import register_family
 
 
@@ -91,7 +90,7 @@ def block_specs(config: MobileNetV2Config) -> list[InvertedResidualSpec]:
     return blocks
 
 
-class MobileNetV2(Backbone):
+class MobileNetV2(InvertedResidualNetwork):
     """MobileNetV2 with five levels (strides 2-32) and an optional dropout + linear classifier."""
 
     def __init__(
@@ -105,28 +104,19 @@ class MobileNetV2(Backbone):
         norm_eval: bool,
     ) -> None:
         width = config.width_multiplier
-        head_channels = make_divisible(config.head_channels * max(1.0, width))
-        stages, stage_channels, stage_strides = build_stages(
-            in_channels,
-            make_divisible(config.stem_channels * width),
+        super().__init__(
             block_specs(config),
-            head_channels,
+            stem_channels=make_divisible(config.stem_channels * width),
+            head_channels=make_divisible(config.head_channels * max(1.0, width)),
             act_layer=nn.ReLU6,
             norm_layer=nn.BatchNorm2d,
-        )
-        head = None if num_classes is None else ClassifierHead(head_channels, num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=stage_strides,
+            dropout=config.dropout,
             in_channels=in_channels,
-            head=head,
+            num_classes=num_classes,
             out_indices=out_indices,
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        init_weights(self)
 
 
 VARIANTS: dict[str, MobileNetV2Config] = {

@@ -23,9 +23,8 @@ from typing import NamedTuple
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
 from vision_backbones.layers import make_divisible
-from vision_backbones.layers.inverted_residual import InvertedResidualSpec, build_stages, init_weights
+from vision_backbones.layers.inverted_residual import InvertedResidualNetwork, InvertedResidualSpec
 from vision_backbones.registry import register_family
 
 
@@ -133,7 +132,7 @@ def block_specs(config: MobileNetV3Config) -> list[InvertedResidualSpec]:
     return specs
 
 
-class MobileNetV3(Backbone):
+class MobileNetV3(InvertedResidualNetwork):
     """MobileNetV3 with five levels (strides 2-32) and a pooled hidden-layer classifier."""
 
     def __init__(
@@ -147,36 +146,21 @@ class MobileNetV3(Backbone):
         norm_eval: bool,
     ) -> None:
         blocks = block_specs(config)
-        head_channels = config.head_expand_ratio * blocks[-1].out_channels  # 960 Large, 576 Small
-        stages, stage_channels, stage_strides = build_stages(
-            in_channels,
-            make_divisible(config.stem_channels * config.width_multiplier),
+        super().__init__(
             blocks,
-            head_channels,
+            stem_channels=make_divisible(config.stem_channels * config.width_multiplier),
+            head_channels=config.head_expand_ratio * blocks[-1].out_channels,  # 960 Large, 576 Small
             act_layer=nn.Hardswish,
             norm_layer=partial(nn.BatchNorm2d, eps=config.bn_eps, momentum=config.bn_momentum),
-        )
-        head = None
-        if num_classes is not None:
-            head = ClassifierHead(
-                head_channels,
-                num_classes,
-                hidden_channels=make_divisible(config.hidden_channels * config.width_multiplier),
-                hidden_activation=nn.Hardswish,
-                dropout=config.dropout,
-            )
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=stage_strides,
+            dropout=config.dropout,
+            hidden_channels=make_divisible(config.hidden_channels * config.width_multiplier),
+            hidden_activation=nn.Hardswish,
             in_channels=in_channels,
-            head=head,
+            num_classes=num_classes,
             out_indices=out_indices,
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        init_weights(self)
 
 
 VARIANTS: dict[str, MobileNetV3Config] = {

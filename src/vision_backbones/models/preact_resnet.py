@@ -29,7 +29,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import DropPath
+from vision_backbones.layers import DropPath, init_weights
 from vision_backbones.registry import register_family
 
 
@@ -185,19 +185,7 @@ class PreActResNet(Backbone):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # timm's scheme: He init (fan_out) for convs, norms at identity, small normal classifier.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)  # timm's scheme
 
 
 VARIANTS: dict[str, PreActResNetConfig] = {

@@ -27,7 +27,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, DropPath
+from vision_backbones.layers import ConvNormAct, DropPath, init_weights
 from vision_backbones.registry import register_family
 
 
@@ -206,17 +206,8 @@ class ResNet(Backbone):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        self._init_weights(config.zero_init_residual)
-
-    def _init_weights(self, zero_init_residual: bool) -> None:
-        # torchvision's scheme: He init (fan_out) for convs, norms at identity, Linear left at default.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        if zero_init_residual:
+        init_weights(self, linear="default")  # torchvision's scheme: Linear left at default
+        if config.zero_init_residual:
             for module in self.modules():
                 if isinstance(module, (BasicBlock, Bottleneck)):
                     module.zero_init_last()

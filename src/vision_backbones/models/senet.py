@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, SqueezeExcite
+from vision_backbones.layers import ConvNormAct, SqueezeExcite, init_weights
 from vision_backbones.registry import register_family
 
 
@@ -189,9 +189,7 @@ class SENet(Backbone):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        init_weights(self, zero_conv_bias=False, linear="default")  # the SE convs keep their default bias
 
 
 _SE_RESNET = {"stride_in_1x1": True}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone
-from vision_backbones.layers import ConvNormAct
+from vision_backbones.layers import ConvNormAct, init_weights
 from vision_backbones.registry import register_family
 
 
@@ -123,21 +123,7 @@ class VGG(Backbone):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # torchvision's scheme: He init (fan_out) for convs, zero biases, small normal linears.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
 
 # Convs per block: the paper's configurations A (11 layers), B (13), D (16) and E (19).

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, SeparableConv2d
+from vision_backbones.layers import ConvNormAct, SeparableConv2d, init_weights
 from vision_backbones.registry import register_family
 
 
@@ -166,9 +166,7 @@ class Xception(Backbone):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
         )
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        init_weights(self, linear="default")
 
 
 VARIANTS: dict[str, XceptionConfig] = {"xception": XceptionConfig()}
