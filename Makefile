@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test table bench install clean
+.PHONY: demo test table bench bench-quick install clean
+
+BENCH_ARGS ?=
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +29,12 @@ demo: install
 test: install
 	$(PY) -m pytest -n 2 --durations=15 -q
 
+# Ours vs torchvision/timm, interleaved A/B rounds; writes benchmarks/RESULTS.md (about an hour on 2 cores).
 bench: install
-	$(PY) benchmarks/compare.py
+	$(PY) benchmarks/compare.py --json benchmarks/results.json $(BENCH_ARGS)
+
+bench-quick: install
+	$(PY) benchmarks/compare.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -118,6 +118,8 @@ def test_cli_bad_name_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "resnet5" in err and "did you mean" in err
+    assert main(["resnet18", "--image-size", "8", "--no-speed"]) == 2  # checked before any measuring
+    assert "at least 32x32" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ benchmarks/compare.py

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from vision_backbones.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -70,19 +71,11 @@ def save_weights(
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"expected a .safetensors output path, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", OVERRIDES_KEY: json.dumps(dict(overrides or {}))}
     if model_name:
         metadata[MODEL_KEY] = model_name
     tensors = {key: value.detach().cpu().contiguous().clone() for key, value in state_dict.items()}
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, tmp_name, metadata=metadata)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
 
 

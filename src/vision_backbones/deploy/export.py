@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from vision_backbones.io import atomic_write
 
 FORMATS = ("onnx", "exported-program", "torchscript")
 
@@ -87,18 +87,6 @@ def check_exported_program(program: torch.export.ExportedProgram, model: nn.Modu
     return worst
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def export_model(model: nn.Module, output: Path, *, fmt: str, image_size: int, dynamo: bool = False) -> float:
     """Export ``model`` to ``output`` in ``fmt`` after checking it; returns the max abs difference."""
     if fmt not in FORMATS:
@@ -109,20 +97,20 @@ def export_model(model: nn.Module, output: Path, *, fmt: str, image_size: int, d
     if fmt == "onnx":
         data = onnx_bytes(model, sample, dynamo=dynamo)
         worst = check_onnx(data, model, [sample, other])
-        _atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
+        atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
     elif fmt == "exported-program":
         dims = {0: torch.export.Dim("batch", min=1, max=1024)}
         # A batch of 2 to trace: torch.export specializes dimensions of size 1.
         program = torch.export.export(model, (sample.repeat(2, 1, 1, 1),), dynamic_shapes={"x": dims})
         worst = check_exported_program(program, model, [sample, torch.randn(2, 3, image_size, image_size)])
-        _atomic_write(output, lambda tmp: torch.export.save(program, tmp))
+        atomic_write(output, lambda tmp: torch.export.save(program, tmp))
     else:
         scripted = torch.jit.script(model)
         with torch.no_grad():
             worst = max(float((a - b).abs().max()) for x in (sample, other) for a, b in zip(_outputs(scripted(x)), _outputs(model(x))))
         if worst > 1e-4:
             raise ValueError(f"TorchScript differs from eager PyTorch by {worst:.2e}")
-        _atomic_write(output, lambda tmp: torch.jit.save(scripted, tmp))
+        atomic_write(output, lambda tmp: torch.jit.save(scripted, tmp))
     return worst
 
 

@@ -26,7 +26,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +37,8 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
+
+from vision_backbones.io import atomic_write
 
 DTYPES = ("fp32", "bf16")
 
@@ -353,25 +354,6 @@ def profile_model(
 # --------------------------------------------------------------------------------------------- output
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        # mkstemp makes the file 0600; give it the mode a plain open() would (or the replaced file's).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def _csv_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return " ".join(str(v) for v in value)
@@ -573,12 +555,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vision_backbones.registry import get_entry
+    from vision_backbones.registry import build_on_meta, get_entry
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        for name in args.names:  # every name checked before minutes of measuring
+        for name in args.names:  # every name and size checked before minutes of measuring
             get_entry(name)
+            smallest = build_on_meta(name, features_only=True).min_input_size
+            if args.image_size < smallest:
+                raise ValueError(f"{name} takes inputs of at least {smallest}x{smallest}, got --image-size {args.image_size}")
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         results: list[dict[str, Any]] = []

@@ -60,7 +60,12 @@ class ConvNormAct(nn.Sequential):
         if norm_layer is not None:
             layers["norm"] = norm_layer(out_channels)
         if act_layer is not None:
-            layers["act"] = act_layer()
+            # In place, as torchvision and timm do: the activation's input is the fresh output of the
+            # norm (or conv), which autograd does not keep, so overwriting it is safe and saves a copy.
+            try:
+                layers["act"] = act_layer(inplace=True)
+            except TypeError:  # activations without an in-place form (Sigmoid, GELU, ...)
+                layers["act"] = act_layer()
         super().__init__(OrderedDict(layers))
         self.in_channels = in_channels
         self.out_channels = out_channels

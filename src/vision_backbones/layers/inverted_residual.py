@@ -85,11 +85,20 @@ class InvertedResidual(nn.Module):
         self.project = ConvNormAct(expanded_channels, out_channels, 1, norm_layer=norm_layer, act_layer=None)
         # Stochastic depth only makes sense on a residual branch (torchvision and timm agree).
         self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0.0 and self.use_residual else nn.Identity()
+        # The placeholders above keep state-dict keys stable; skipping their calls saves ~5 us each,
+        # which is 2-3 % of a small mobile net's forward at batch 1 (benchmarks/RESULTS.md).
+        self.has_expand = expanded_channels != in_channels
+        self.has_se = squeeze_channels > 0
+        self.has_drop_path = drop_path > 0.0 and self.use_residual
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.project(self.se(self.depthwise(self.expand(x))))  # (B, out_channels, H / stride, W / stride)
+        out = self.expand(x) if self.has_expand else x
+        out = self.depthwise(out)
+        if self.has_se:
+            out = self.se(out)
+        out = self.project(out)  # (B, out_channels, H / stride, W / stride)
         if self.use_residual:
-            out = x + self.drop_path(out)
+            out = x + (self.drop_path(out) if self.has_drop_path else out)
         return out
 
 

@@ -19,7 +19,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from vision_backbones.train.callbacks import AtomicCheckpointIO, atomic_write_bytes
+from vision_backbones.io import atomic_write_bytes
+from vision_backbones.train.callbacks import AtomicCheckpointIO
 from vision_backbones.train.data import ImageDataModule
 from vision_backbones.train.module import ImageClassifier, NonFiniteLossError
 
