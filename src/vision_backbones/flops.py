@@ -54,8 +54,9 @@ class FlopCount:
     per_module: dict[str, int] = field(default_factory=dict)
 
 
-def _run(model: nn.Module, x: Tensor, custom: dict[Any, Any] | None) -> FlopCounterMode:
-    counter = FlopCounterMode(display=False, depth=None, custom_mapping=custom)
+def count_flops(model: nn.Module, x: Tensor) -> FlopCount:
+    """FLOPs of one eval forward of ``model`` on ``x`` (meta tensors are fine)."""
+    counter = FlopCounterMode(display=False, depth=None, custom_mapping=_SEED_EXTRAS)
     was_training = model.training
     model.eval()
     try:
@@ -63,12 +64,9 @@ def _run(model: nn.Module, x: Tensor, custom: dict[Any, Any] | None) -> FlopCoun
             model(x)
     finally:
         model.train(was_training)
-    return counter
-
-
-def count_flops(model: nn.Module, x: Tensor) -> FlopCount:
-    """FLOPs of one eval forward of ``model`` on ``x`` (meta tensors are fine)."""
-    plain = _run(model, x, None)
-    seed = _run(model, x, _SEED_EXTRAS)
-    per_module = {name: sum(ops.values()) for name, ops in seed.get_flop_counts().items()}
-    return FlopCount(total=seed.get_total_flops(), macs=plain.get_total_flops() // 2, per_module=per_module)
+    counts = counter.get_flop_counts()
+    # One pass gives both figures: the seed's extras are separate ops, so 2 x MACs is the rest.
+    extras = sum(flops for op, flops in counts.get("Global", {}).items() if op in _SEED_EXTRAS)
+    total = counter.get_total_flops()
+    per_module = {name: sum(ops.values()) for name, ops in counts.items()}
+    return FlopCount(total=total, macs=(total - extras) // 2, per_module=per_module)
