@@ -1,6 +1,6 @@
 """Layers shared by several families. A layer lives here once two families need it."""
 
-from vision_backbones.layers.conv import ConvNormAct, make_divisible
+from vision_backbones.layers.conv import ConvNormAct, conv_pool_stem, make_divisible
 from vision_backbones.layers.drop_path import DropPath
 from vision_backbones.layers.init import init_weights
 from vision_backbones.layers.inverted_residual import InvertedResidual
@@ -8,7 +8,7 @@ from vision_backbones.layers.separable import SeparableConv2d, channel_shuffle
 from vision_backbones.layers.squeeze_excite import EffectiveSqueezeExcite, SqueezeExcite
 
 __all__ = [
-    "ConvNormAct",
+    "ConvNormAct", "conv_pool_stem",
     "DropPath",
     "EffectiveSqueezeExcite",
     "InvertedResidual",

@@ -23,6 +23,16 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return rounded
 
 
+def conv_pool_stem(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3/2 ``conv`` -> 3x3/2 max ``pool``: a stem that reaches stride 4 at once (ShuffleNet v1/v2)."""
+    return nn.Sequential(
+        OrderedDict(
+            conv=ConvNormAct(in_channels, out_channels, 3, stride=2),
+            pool=nn.MaxPool2d(3, stride=2, padding=1),
+        )
+    )
+
+
 class ConvNormAct(nn.Sequential):
     """``conv`` (no bias) -> ``norm`` -> ``act``, with "same" padding for odd kernels.
 

@@ -25,7 +25,6 @@ the three shuffle stages (strides 8, 16, 32).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -35,7 +34,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, channel_shuffle, make_divisible
+from vision_backbones.layers import ConvNormAct, channel_shuffle, conv_pool_stem, make_divisible
 from vision_backbones.registry import register_family
 
 
@@ -156,12 +155,7 @@ class ShuffleNetV1(Backbone):
         norm_eval: bool,
     ) -> None:
         # (B, in, H, W) -> (B, stem, H/4, W/4)
-        stem = nn.Sequential(
-            OrderedDict(
-                conv=ConvNormAct(in_channels, config.stem_channels, 3, stride=2),
-                pool=nn.MaxPool2d(3, stride=2, padding=1),
-            )
-        )
+        stem = conv_pool_stem(in_channels, config.stem_channels)
         units = iter(unit_specs(config))
         stages: list[nn.Module] = [stem]
         for depth in config.depths:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, channel_shuffle
+from vision_backbones.layers import ConvNormAct, channel_shuffle, conv_pool_stem
 from vision_backbones.registry import register_family
 
 
@@ -115,12 +115,7 @@ class ShuffleNetV2(Backbone):
         norm_eval: bool,
     ) -> None:
         # (B, in, H, W) -> (B, 24, H/4, W/4)
-        stem = nn.Sequential(
-            OrderedDict(
-                conv=ConvNormAct(in_channels, config.stem_channels, 3, stride=2),
-                pool=nn.MaxPool2d(3, stride=2, padding=1),
-            )
-        )
+        stem = conv_pool_stem(in_channels, config.stem_channels)
         stages: list[nn.Module] = [stem]
         channels = config.stem_channels
         for index, (out, depth) in enumerate(zip(config.stage_channels, config.depths)):
