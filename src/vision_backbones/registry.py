@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,16 +20,9 @@ from vision_backbones.backbone import Backbone
 
 
 class Builder(Protocol):
-    def __call__(
-        self,
-        config: Any,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> Backbone: ...
+    """A family's constructor: the architecture config in, ``(stem, stages, head)`` as a ``Backbone`` out."""
+
+    def __call__(self, config: Any, *, in_channels: int, num_classes: int | None) -> Backbone: ...
 
 
 @dataclass(frozen=True)
@@ -86,16 +80,39 @@ def apply_overrides(name: str, config: Any, overrides: Mapping[str, Any]) -> Any
     return dataclasses.replace(config, **overrides)
 
 
+def _legacy_builder(build: Builder) -> bool:
+    # Transition: families not yet moved to ``(config, *, in_channels, num_classes)`` take the old plumbing.
+    return "out_indices" in inspect.signature(build).parameters
+
+
+def _resolve_pretrained(pretrained: Any) -> str | os.PathLike[str] | None:
+    if pretrained is None or pretrained is False:
+        return None
+    if pretrained is True:
+        raise ValueError(
+            "pretrained=True: there is no model hub here; expected the path of a .safetensors file "
+            "(from `backbones convert` or save_weights)"
+        )
+    if not isinstance(pretrained, (str, os.PathLike)):
+        raise ValueError(f"pretrained must be a path to a weights file, None or False, got {type(pretrained).__name__}")
+    return pretrained
+
+
 def create_model(
     name: str,
     *,
     num_classes: int = 1000,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
-    pretrained: str | os.PathLike[str] | None = None,
+    out_strides: Sequence[int] | None = None,
+    pretrained: str | os.PathLike[str] | bool | None = None,
     in_channels: int = 3,
     frozen_stages: int = -1,
+    freeze_until_stride: int | None = None,
     norm_eval: bool = False,
+    output_stride: int | None = None,
+    include_head_conv: bool = True,
+    grad_checkpointing: bool = False,
     **overrides: Any,
 ) -> Backbone:
     """Build a registered model.
@@ -103,32 +120,58 @@ def create_model(
     Args:
         name: a name from ``list_models()``.
         num_classes: classes of the linear head (ignored with ``features_only=True``).
-        features_only: return the bare backbone, without classifier head.
-        out_indices: levels returned by ``forward_features`` (default: all).
+        features_only: no classifier head; ``forward`` returns the selected maps (a list, shallowest
+            first), and stages past the deepest selected level are not kept.
+        out_indices: levels to return, by index (default: all).
+        out_strides: levels to return, by stride (e.g. ``(8, 16, 32)``); an alternative to ``out_indices``.
         pretrained: a ``.safetensors`` file (from ``backbones convert``, a training export or
-            ``save_weights``) or a PyTorch checkpoint, loaded with ``weights_only=True``.
-        in_channels: input channels (3 for RGB).
-        frozen_stages: ``-1`` none, ``0`` stem, ``k`` stem and the first ``k`` stages.
+            ``save_weights``) or a PyTorch checkpoint, loaded with ``weights_only=True``; ``False`` or
+            ``None``: fresh weights.
+        in_channels: input channels (3 for RGB); ``in_chans`` is accepted as timm's spelling.
+        frozen_stages: ``-1`` none, ``0`` the stem, ``k`` the stem and the first ``k`` levels.
+        freeze_until_stride: freeze everything producing the level at this stride and shallower.
         norm_eval: keep batch norms in eval mode during training.
-        **overrides: fields of the family's config, e.g. ``residual=False`` for VoVNet.
+        output_stride: 8 or 16: dilate the last stages so that no level is coarser (DeepLab).
+        include_head_conv: ``False`` makes the last level the last block's output in families that
+            end with a 1x1 head conv (EfficientNet-B0: 320 instead of 1280 channels).
+        grad_checkpointing: recompute each stage in the backward pass (``set_grad_checkpointing``).
+        **overrides: fields of the family's config, e.g. ``width_multiplier=0.5``.
     """
     from vision_backbones.weights import load_pretrained, read_checkpoint
 
     entry = get_entry(name)
-    if not isinstance(in_channels, int) or in_channels < 1:
+    if "in_chans" in overrides:  # timm's spelling
+        in_chans = overrides.pop("in_chans")
+        if in_channels not in (3, in_chans):
+            raise ValueError(f"in_chans={in_chans!r} and in_channels={in_channels!r} disagree; give one of them")
+        in_channels = in_chans
+    if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
         raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}; use features_only=True for no head")
+    pretrained = _resolve_pretrained(pretrained)
     state_dict, stored = ({}, {}) if pretrained is None else read_checkpoint(pretrained)
     conflicts = {k: (v, overrides[k]) for k, v in stored.items() if k in overrides and overrides[k] != v}
     if conflicts:
         raise ValueError(f"overrides {conflicts} conflict with the architecture stored in {os.fspath(pretrained)!r}")  # type: ignore[arg-type]
     config = apply_overrides(name, entry.config, {**stored, **overrides})
-    model = entry.build(
-        config,
-        in_channels=in_channels,
-        num_classes=None if features_only else num_classes,
+    head_classes = None if features_only else num_classes
+    if _legacy_builder(entry.build):
+        model = entry.build(
+            config, in_channels=in_channels, num_classes=head_classes, out_indices=None, frozen_stages=-1, norm_eval=False
+        )
+    else:
+        model = entry.build(config, in_channels=in_channels, num_classes=head_classes)
+    model.configure(
+        features_only=features_only,
         out_indices=out_indices,
+        out_strides=out_strides,
         frozen_stages=frozen_stages,
+        freeze_until_stride=freeze_until_stride,
         norm_eval=norm_eval,
+        output_stride=output_stride,
+        include_head_conv=include_head_conv,
+        grad_checkpointing=grad_checkpointing,
     )
     if pretrained is not None:
         load_pretrained(model, state_dict, source=os.fspath(pretrained))

@@ -1,7 +1,7 @@
 """Layers shared by several families. A layer lives here once two families need it."""
 
 from vision_backbones.layers.conv import ConvNormAct, conv_pool_stem, make_divisible
-from vision_backbones.layers.drop_path import DropPath
+from vision_backbones.layers.drop_path import DropPath, drop_path_rates
 from vision_backbones.layers.init import init_weights
 from vision_backbones.layers.inverted_residual import InvertedResidual
 from vision_backbones.layers.separable import SeparableConv2d, channel_shuffle
@@ -10,6 +10,7 @@ from vision_backbones.layers.squeeze_excite import EffectiveSqueezeExcite, Squee
 __all__ = [
     "ConvNormAct", "conv_pool_stem",
     "DropPath",
+    "drop_path_rates",
     "EffectiveSqueezeExcite",
     "InvertedResidual",
     "SeparableConv2d",

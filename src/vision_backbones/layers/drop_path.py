@@ -23,3 +23,14 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def drop_path_rates(rate: float, num_blocks: int) -> list[float]:
+    """The one stochastic-depth schedule: linear from 0 at the first block to ``rate`` at the last.
+
+    (Huang et al. and timm; torchvision's EfficientNet stops one step short, ``rate * i / n``. Only
+    training sees the difference: in eval mode every rate gives the same output.)
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {rate}")
+    return [rate * i / max(num_blocks - 1, 1) for i in range(num_blocks)]

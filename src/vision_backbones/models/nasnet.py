@@ -556,28 +556,18 @@ class NASNet(Backbone):
         self.image_size = config.image_size
         _init_weights(self)
 
-    @torch.jit.export
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        """Feature maps at the levels in ``out_indices``, shallowest first."""
-        self._validate(x)
+    def _run_levels(self, x: Tensor, selected: bool) -> list[Tensor]:
+        # Cells read the two previous states, so the loop carries ``previous`` between stages.
         outputs: list[Tensor] = []
-        last = self.out_indices[-1]
+        deepest = self._out_indices[-1] if selected else len(self.stages) - 1
         x = self.stem(x)
         previous = x
         for index, stage in enumerate(self.stages):
-            if index <= last:  # stages past the deepest requested level are not run
+            if index <= deepest:  # stages past the deepest requested level are not run
                 x, previous = stage(x, previous)
-                if index in self.out_indices:
+                if not selected or index in self._out_indices:
                     outputs.append(x)
         return outputs
-
-    def forward_levels(self, x: Tensor) -> Tensor:
-        """The last (deepest) feature map, whatever ``out_indices`` says."""
-        x = self.stem(x)
-        previous = x
-        for stage in self.stages:
-            x, previous = stage(x, previous)
-        return x
 
 
 VARIANTS: dict[str, NASNetConfig] = {

@@ -27,7 +27,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, DropPath, init_weights
+from vision_backbones.layers import ConvNormAct, DropPath, drop_path_rates, init_weights
 from vision_backbones.registry import register_family
 
 
@@ -152,23 +152,13 @@ class ResNetConfig:
 class ResNet(Backbone):
     """ResNet / ResNeXt / Wide ResNet backbone: five levels at strides 2, 4, 8, 16, 32."""
 
-    def __init__(
-        self,
-        config: ResNetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: ResNetConfig, *, in_channels: int, num_classes: int | None) -> None:
         expansion = Bottleneck.expansion if config.block == "bottleneck" else BasicBlock.expansion
         # Level 0: (B, in, H, W) -> (B, 64, H/2, W/2)
         stages: list[nn.Module] = [ConvNormAct(in_channels, config.stem_channels, 7, stride=2)]
-        channels, strides = [config.stem_channels], [2]
-
-        total_blocks = sum(config.depths)
-        block_index = 0
+        rates = iter(drop_path_rates(config.drop_path_rate, sum(config.depths)))
         in_ch = config.stem_channels
         for stage_index, (depth, width) in enumerate(zip(config.depths, config.widths)):
             out_ch = width * expansion
@@ -179,7 +169,7 @@ class ResNet(Backbone):
             blocks: list[nn.Module] = []
             for i in range(depth):
                 stride = 2 if i == 0 and not first else 1
-                rate = config.drop_path_rate * block_index / max(total_blocks - 1, 1)
+                rate = next(rates)
                 if config.block == "bottleneck":
                     mid = int(width * config.width_per_group / 64) * config.groups
                     block: nn.Module = Bottleneck(
@@ -189,23 +179,10 @@ class ResNet(Backbone):
                     block = BasicBlock(in_ch, out_ch, stride=stride, drop_path=rate)
                 blocks.append(block)
                 in_ch = out_ch
-                block_index += 1
             stages.append(ResNetStage(pool, blocks))
-            channels.append(out_ch)
-            strides.append(2)
 
         head = ClassifierHead(in_ch, num_classes) if num_classes is not None else None
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=channels,
-            stage_strides=strides,
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
         init_weights(self, linear="default")  # torchvision's scheme: Linear left at default
         if config.zero_init_residual:
             for module in self.modules():
