@@ -3,7 +3,8 @@
 
 For every registered reference (``vision_backbones.convert.list_references()``) the reference model
 is built with random weights (batch-norm statistics randomized too), and ours is converted from its
-state dict, so both hold the same weights; their logits are checked to agree. Both then run the same
+state dict, so both hold the same weights (``vision_backbones.measure.references.build_pair``, the
+builder the tests use); their logits are checked to agree. Both then run the same
 input, dtype, thread count and memory format in interleaved A/B rounds (the order alternates each
 round, so drifting machine load hits both alike); each round gives one ratio of times
 ours/reference, and the table reports the median ratio and its spread. Eval forward and training
@@ -13,21 +14,21 @@ Deploy ratios, for the ResNet/MobileNet/EfficientNet/VoVNet/Darknet families: ou
 its measured best memory format (``deploy.optimize_for_inference``) and ONNX Runtime running our
 exported model (``deploy.export.onnx_bytes``), each against the eager reference.
 
-Writes ``benchmarks/RESULTS.md`` (atomically). Timings are wall-clock; with one thread the CPU time
-of each call is recorded too, and its ratio is far less sensitive to other processes on the machine.
+Writes ``benchmarks/RESULTS.md`` (atomically), with the machine it ran on (CPU model, ISA flags,
+PyTorch's CPU kernel level: ``vision_backbones.measure.machine``). Timings are wall-clock
+(``vision_backbones.measure.timing``); with one thread the CPU time of each call is recorded too,
+and its ratio is far less sensitive to other processes on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import fnmatch
 import gc
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,9 +41,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vision_backbones.convert import Reference, from_timm, from_torchvision, list_references
+from vision_backbones.convert import Reference, list_references
 from vision_backbones.io import atomic_write
-from vision_backbones.deploy.profile import autocast, num_threads, summarize, training_step
+from vision_backbones.measure.machine import describe, machine_info
+from vision_backbones.measure.references import build_pair
+from vision_backbones.measure.steps import autocast, training_step
+from vision_backbones.measure.timing import interleaved_times, num_threads, ratio_summary
 from vision_backbones.registry import get_entry, model_info
 
 HERE = Path(__file__).resolve().parent
@@ -76,29 +80,12 @@ class Settings:
 # ----------------------------------------------------------------------------------------- building
 
 
-def randomize_norm_stats(model: nn.Module, seed: int = 1) -> nn.Module:
-    """Non-trivial batch-norm statistics, so the logits check would catch a mis-mapped buffer."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
-                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-                if module.affine:
-                    module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-                    module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
-    return model
-
-
 def our_drop_path(reference: Reference) -> float:
     """The stochastic-depth rate our model runs with for ``reference`` (0.0: none)."""
-    import dataclasses
-
     from vision_backbones.registry import apply_overrides
 
     config = apply_overrides(reference.model, get_entry(reference.model).config, dict(reference.overrides))
-    fields = {f.name for f in dataclasses.fields(config)}
-    return float(next((getattr(config, name) for name in ("stochastic_depth", "drop_path") if name in fields), 0.0))
+    return float(getattr(config, "drop_path_rate", 0.0))  # the one name for stochastic depth in every family
 
 
 def reference_kwargs(reference: Reference) -> dict[str, Any]:
@@ -112,77 +99,11 @@ def reference_kwargs(reference: Reference) -> dict[str, Any]:
     return {"drop_path_rate": rate} if reference.library == "timm" and rate > 0 else {}
 
 
-def build_reference(reference: Reference) -> nn.Module:
-    torch.manual_seed(0)
-    if reference.library == "torchvision":
-        import torchvision
-
-        model = torchvision.models.get_model(reference.name, weights=None)
-    elif reference.library == "timm":
-        import timm
-
-        model = timm.create_model(reference.name, pretrained=False, **reference_kwargs(reference))
-    else:
-        raise ValueError(f"unknown reference library {reference.library!r}")
-    return randomize_norm_stats(model).eval()
-
-
-def build_pair(reference: Reference) -> tuple[nn.Module, nn.Module]:
-    """``(ours, theirs)``: the reference with random weights, ours converted from its state dict."""
-    theirs = build_reference(reference)
-    convert = from_torchvision if reference.library == "torchvision" else from_timm
-    ours = convert(reference.name, theirs.state_dict())
-    return ours.eval(), theirs
-
-
 def reference_gflops(reference: Reference, image_size: int = 224) -> float:
     return model_info(reference.model, image_size=image_size, **reference.overrides)["flops"] / 1e9
 
 
-# ----------------------------------------------------------------------------------------- timing
-
-
-def _measure(function: Callable[[], object], inner: int) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) per call, over ``inner`` calls."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(inner):
-        function()
-    return (time.perf_counter() - wall) / inner, (time.process_time() - cpu) / inner
-
-
-def interleaved_times(
-    functions: dict[str, Callable[[], object]], *, rounds: int, warmup: int = 1, min_time: float = 0.05, max_inner: int = 50
-) -> dict[str, Any]:
-    """Time each function once per round, rotating their order every round.
-
-    Returns ``{"wall": {key: [s per round]}, "cpu": {...}, "inner": n}``; ``inner`` calls make one
-    measurement, chosen from the warm-up so that one measurement takes about ``min_time``.
-    """
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    slowest = 0.0
-    for function in functions.values():
-        for _ in range(max(1, warmup)):
-            wall, _ = _measure(function, 1)
-        slowest = max(slowest, wall)
-    inner = max(1, min(max_inner, math.ceil(min_time / max(slowest, 1e-9))))
-    keys = list(functions)
-    walls: dict[str, list[float]] = {k: [] for k in keys}
-    cpus: dict[str, list[float]] = {k: [] for k in keys}
-    for r in range(rounds):
-        order = keys[r % len(keys):] + keys[: r % len(keys)]
-        for key in order:
-            wall, cpu = _measure(functions[key], inner)
-            walls[key].append(wall)
-            cpus[key].append(cpu)
-    return {"wall": walls, "cpu": cpus, "inner": inner}
-
-
-def ratio_summary(numerator: Sequence[float], denominator: Sequence[float]) -> dict[str, float]:
-    """Per-round ratios ``numerator[i] / denominator[i]`` summarized (median, quartiles, min, max)."""
-    if len(numerator) != len(denominator) or not numerator:
-        raise ValueError(f"need equal, non-empty round lists, got {len(numerator)} and {len(denominator)}")
-    return summarize([a / b for a, b in zip(numerator, denominator)])
+# ----------------------------------------------------------------------------------------- comparing
 
 
 def verdict(summary: dict[str, float] | None, *, noise: float = NOISE) -> str:
@@ -312,7 +233,7 @@ def run_reference(reference: Reference, settings: Settings, *, deploy: bool) -> 
             row.setdefault("tracebacks", {})[key] = traceback.format_exc(limit=4)
 
     with num_threads(settings.threads):
-        attempt("pair", lambda: build_pair(reference))
+        attempt("pair", lambda: build_pair(reference.library, reference.name, reference_kwargs=reference_kwargs(reference)))
         if "pair" in row:
             ours, theirs = row.pop("pair")
             size = max(settings.image_size, getattr(ours, "min_input_size", 1))
@@ -375,29 +296,6 @@ def select_references(settings: Settings) -> tuple[list[Reference], list[tuple[R
 # ----------------------------------------------------------------------------------------- report
 
 
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for module in ("torchvision", "timm", "onnxruntime", "onnx"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            versions[module] = "not installed"
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "versions": versions,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
-
-
 def _spread(summary: dict[str, float]) -> tuple[float, float]:
     """Quartiles with 6+ rounds, else min and max."""
     return (summary["q1"], summary["q3"]) if summary["n"] >= 6 else (summary["min"], summary["max"])
@@ -423,7 +321,7 @@ def render_markdown(
         "",
         "## Machine and versions",
         "",
-        f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores ({machine['affinity_cores']} usable by this process); {machine['platform']}",
+        f"- CPU: {describe(machine)}; {machine['platform']}",
         f"- Load average (1/5/15 min) at start: {_load(machine['load_average'])}; at end: {_load(load_after)}."
         + (" The machine was shared with other jobs; every figure is a ratio of interleaved rounds for that reason." if machine["load_average"] and machine["load_average"][0] > (machine["logical_cores"] or 1) else ""),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),

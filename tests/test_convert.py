@@ -5,23 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import randomize_norm_stats
+from conftest import build_reference
 from registry_cases import input_size_for
 from vision_backbones.convert import from_timm, from_torchvision, list_references
 
-BIG_REFERENCES = {"resnext101_32x8d", "wide_resnet101_2", "efficientnet_b7", "legacy_senet154", "nasnetalarge", "vgg19_bn", "vgg19"}
-
-
-def build_reference(library: str, name: str) -> torch.nn.Module:
-    if library == "torchvision":
-        import torchvision
-
-        model = torchvision.models.get_model(name, weights=None)
-    else:
-        import timm
-
-        model = timm.create_model(name, pretrained=False)
-    return randomize_norm_stats(model).eval()
+BIG_REFERENCES = {"convnext_large", "convnext_base", "resnext101_32x8d", "wide_resnet101_2", "efficientnet_b7", "legacy_senet154", "nasnetalarge", "vgg19_bn", "vgg19"}
 
 
 def _cases() -> list:

@@ -77,3 +77,17 @@ def test_invalid_configs_raise(overrides: dict[str, object]) -> None:
 def test_csp_needs_even_widths() -> None:
     with pytest.raises(ValueError, match="even widths"):
         DarknetConfig(csp=True, widths=(64, 128, 255, 512, 1024))
+
+
+@pytest.mark.parametrize("name", ["darknet19", "cspdarknet53"])
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_output_stride(name: str, output_stride: int) -> None:
+    tiny = {"widths": (8, 8, 16, 16, 16), "stem_channels": 8}
+    plain = create_model(name, features_only=True, **tiny)
+    model = create_model(name, features_only=True, output_stride=output_stride, **tiny).eval()
+    assert model.strides == tuple(min(s, output_stride) for s in (2, 4, 8, 16, 32))
+    model.load_state_dict(plain.state_dict())  # dilation changes no parameter
+    assert model.stages[-1].down.conv.stride == (1, 1)
+    with torch.no_grad():
+        last = model(torch.randn(1, 3, 64, 64))[-1]
+    assert last.shape == (1, 16, 64 // output_stride, 64 // output_stride)

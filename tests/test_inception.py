@@ -67,3 +67,20 @@ def test_bninception_follows_the_paper_table() -> None:
     assert isinstance(stride32.blocks[1].branches[-1][0], nn.MaxPool2d)  # 5b: max pool + proj
     x = torch.randn(1, 3, 65, 65)  # padded strides: every level is ceil(65 / stride)
     assert [f.shape[-1] for f in model.eval().forward_features(x)] == [33, 17, 9, 5, 3]
+
+
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2", "bninception"])
+def test_output_stride_is_refused_in_one_line(name: str) -> None:
+    # Unpadded convs and pools, and reductions that stride in parallel branches: no generic dilation.
+    with pytest.raises(ValueError, match="does not support dilation") as error:
+        create_model(name, features_only=True, output_stride=16)
+    assert "\n" not in str(error.value)
+
+
+def test_aux_classifier_models_keep_the_timm_head_calls() -> None:
+    model = create_model("googlenet", num_classes=5).eval()
+    assert model.get_classifier() is model.head.fc
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        pooled = model.forward_head(model.forward_features(x)[-1], pre_logits=True)
+        torch.testing.assert_close(model.head.fc(pooled), model(x))

@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from vision_backbones import create_model
-from vision_backbones.layers.inverted_residual import InvertedResidual
+from vision_backbones.layers.inverted_residual import InvertedResidual, MBConvRow
+from vision_backbones.models.mobilenet_v2 import PAPER_ROWS, MobileNetV2Config
+from vision_backbones.models.mobilenet_v3 import SMALL_ROWS
 from vision_backbones.registry import build_on_meta
 
 
@@ -67,3 +69,53 @@ def test_inverted_residual_shapes_and_residual() -> None:
     assert down(x).shape == (1, 24, 4, 4) and not down.use_residual
     with pytest.raises(ValueError, match="stride must be 1 or 2"):
         InvertedResidual(16, 16, expanded_channels=64, stride=3)
+
+
+@pytest.mark.parametrize(("name", "block_channels", "head_channels"), [("mobilenet_v3_large", 160, 960), ("mobilenet_v2", 320, 1280)])
+def test_include_head_conv_false_ends_at_the_last_block(name: str, block_channels: int, head_channels: int) -> None:
+    default = build_on_meta(name, features_only=True)
+    bare = build_on_meta(name, features_only=True, include_head_conv=False)
+    assert (default.out_channels[-1], bare.out_channels[-1], bare.strides[-1]) == (head_channels, block_channels, 32)
+    assert sum(p.numel() for p in bare.parameters()) < sum(p.numel() for p in default.parameters())
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_large"])
+def test_include_head_conv_false_keeps_the_logits(name: str) -> None:
+    # Same weights (head_conv.* in both state dicts): the conv only moves to the classifier path.
+    default = create_model(name, num_classes=10).eval()
+    moved = create_model(name, num_classes=10, include_head_conv=False).eval()
+    moved.load_state_dict(default.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(moved(x), default(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small"])
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_output_stride(name: str, output_stride: int) -> None:
+    model = create_model(name, features_only=True, output_stride=output_stride).eval()
+    assert model.strides[-1] == output_stride
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64))[-1].shape[-2:] == (64 // output_stride, 64 // output_stride)
+
+
+def test_mobilenet_v3_rows_give_expanded_widths_explicitly() -> None:
+    # Swapping an explicit expanded width for an expansion ratio is one override of one row.
+    rows = list(SMALL_ROWS)
+    rows[1] = rows[1]._replace(expand_ratio=6, expanded_channels=None, kernel_size=7)
+    block = [m for m in build_on_meta("mobilenet_v3_small", rows=tuple(rows)).modules() if isinstance(m, InvertedResidual)][1]
+    assert block.expand.conv.out_channels == 16 * 6 and block.depthwise.conv.kernel_size == (7, 7)
+    with pytest.raises(ValueError, match=r"rows\[1\]: give exactly one of expand_ratio and expanded_channels"):
+        create_model("mobilenet_v3_small", rows=(rows[0], rows[1]._replace(expanded_channels=72)))
+
+
+def test_rows_accept_plain_sequences_and_mappings() -> None:
+    # JSON / YAML give rows back as lists in MBConvRow's field order, or as objects.
+    as_lists = tuple(list(row) for row in PAPER_ROWS)
+    as_dicts = tuple(row._asdict() for row in PAPER_ROWS)
+    config = MobileNetV2Config(rows=as_lists)
+    assert config.rows == PAPER_ROWS and all(isinstance(row, MBConvRow) for row in config.rows)
+    assert MobileNetV2Config(rows=as_dicts) == MobileNetV2Config()
+    assert build_on_meta("mobilenet_v2", features_only=True, rows=as_lists).out_channels == (16, 24, 32, 96, 1280)
+    with pytest.raises(ValueError, match="rows must be a non-empty tuple"):
+        MobileNetV2Config(rows=())

@@ -10,7 +10,7 @@ from torch import nn
 
 from vision_backbones import create_model
 from vision_backbones.flops import count_flops
-from vision_backbones.layers import SeparableConv2d
+from vision_backbones.layers import DropPath, SeparableConv2d, drop_path_rates
 from vision_backbones.models.nasnet import (
     CURRENT,
     NASNET_A_NORMAL,
@@ -73,7 +73,7 @@ def test_edited_table_changes_the_network() -> None:
     edited = NASNET_A_NORMAL._replace(blocks=((Branch("sep_7x7", first.input), second), *rest))
     model = build_on_meta(NAME, features_only=True, normal_cell=edited)
     normal_cells = [m for m in model.modules() if isinstance(m, Cell) and not m.reduction]
-    assert len(normal_cells) == 3 * VARIANTS[NAME].repeats
+    assert len(normal_cells) == sum(VARIANTS[NAME].depths)
     assert all(cell.blocks[0].left.conv1.depthwise.kernel_size == (7, 7) for cell in normal_cells)
     kernels = {m.depthwise.kernel_size[0] for m in model.modules() if isinstance(m, SeparableConv2d)}
     assert kernels == set(SEPARABLE_KERNELS.values())
@@ -106,7 +106,7 @@ def _cell_inputs(model: nn.Module, stage: int, cells: tuple[int, ...], x: torch.
 
 @pytest.mark.parametrize("skip", [False, True])
 def test_cell_after_reduction_takes_the_right_previous_input(skip: bool) -> None:
-    model = create_model(NAME, features_only=True, repeats=1, skip_reduction_input=skip).eval()
+    model = create_model(NAME, features_only=True, depths=(1, 1, 1), skip_reduction_input=skip).eval()
     x = torch.randn(1, 3, 64, 64)
     (reduction_x, reduction_previous), (next_x, next_previous) = _cell_inputs(model, 3, (0, 1), x)
     assert next_previous is (reduction_previous if skip else reduction_x)
@@ -115,7 +115,7 @@ def test_cell_after_reduction_takes_the_right_previous_input(skip: bool) -> None
 
 
 def test_first_cell_takes_the_stem_conv_as_both_inputs_untouched() -> None:
-    model = create_model(NAME, features_only=True, repeats=1).eval()
+    model = create_model(NAME, features_only=True, depths=(1, 1, 1)).eval()
     first = model.stages[1].cells[0]
     assert isinstance(first.adjust_previous, nn.Identity)
     ((x, previous),) = _cell_inputs(model, 1, (0,), torch.randn(1, 3, 64, 64))
@@ -143,14 +143,35 @@ def test_same_pad_is_asymmetric_on_even_sizes(size: int, pads: tuple[int, int]) 
     ("overrides", "message"),
     [
         ({"penultimate_filters": 1000}, "multiple of 24"),
-        ({"repeats": 0}, "repeats"),
+        ({"depths": (4, 0, 4)}, "depths"),
         ({"normal_cell": NASNET_A_REDUCTION}, "reduction=False"),
         ({"normal_cell": NASNET_A_NORMAL._replace(blocks=((Branch("conv_9x9", 0), Branch("max_3x3", 1)),))}, "unknown"),
         ({"normal_cell": NASNET_A_NORMAL._replace(concat=(block_output(5),))}, "concatenates state"),
         ({"reduction_cell": NASNET_A_REDUCTION._replace(concat=(CURRENT,))}, "not reduced"),
-        ({"drop_path": 1.0}, "drop_path"),
+        ({"drop_path_rate": 1.0}, "drop_path_rate"),
     ],
 )
 def test_bad_config_raises(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(VARIANTS[NAME], **overrides)
+
+
+def test_drop_path_grows_linearly_from_zero_over_the_cells() -> None:
+    model = build_on_meta(NAME, features_only=True, depths=(1, 1, 1), drop_path_rate=0.3)
+    cells = [m for m in model.modules() if isinstance(m, Cell)]
+    rates = [max((d.p for d in m.modules() if isinstance(d, DropPath)), default=0.0) for m in cells]
+    assert rates == pytest.approx(drop_path_rates(0.3, len(cells)))  # 0 at the first cell, 0.3 at the last
+
+
+def test_grad_checkpointing_carries_both_states() -> None:
+    plain = create_model(NAME, num_classes=3, depths=(1, 1, 1))
+    checkpointed = create_model(NAME, num_classes=3, depths=(1, 1, 1), grad_checkpointing=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    for model in (plain, checkpointed):
+        torch.manual_seed(5)  # the same dropout draws in both runs
+        model.train()(x).square().mean().backward()
+    for (key, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-6, rtol=1e-4, msg=key)
+    for (key, a), b in zip(plain.named_buffers(), checkpointed.buffers(), strict=True):
+        torch.testing.assert_close(b, a, msg=key)  # running statistics updated once, not twice

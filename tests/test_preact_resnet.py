@@ -1,9 +1,11 @@
 """Pre-activation ResNet: identity shortcuts are pure identities; final/stem norm options."""
 
+import pytest
 import torch
 from torch import nn
 
 from vision_backbones import create_model
+from vision_backbones.layers import DropPath, drop_path_rates
 from vision_backbones.models.preact_resnet import PreActBasicBlock, PreActBottleneck
 
 
@@ -25,3 +27,23 @@ def test_final_and_stem_norm_options() -> None:
     with torch.no_grad():
         last = default.eval().forward_features(torch.randn(1, 3, 64, 64))[-1]
     assert last.min() >= 0  # the final norm + ReLU closes the last level
+
+
+@pytest.mark.parametrize("name", ["preact_resnet18", "preact_resnet50"])
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_output_stride(name: str, output_stride: int) -> None:
+    tiny = {"depths": (1, 1, 1, 1), "widths": (8, 8, 8, 8), "stem_channels": 8}
+    plain = create_model(name, features_only=True, **tiny)
+    model = create_model(name, features_only=True, output_stride=output_stride, **tiny).eval()
+    assert model.strides == tuple(min(s, output_stride) for s in (2, 4, 8, 16, 32))
+    model.load_state_dict(plain.state_dict())  # dilation changes no parameter
+    with torch.no_grad():
+        last = model(torch.randn(1, 3, 64, 64))[-1]
+    assert last.shape[-2:] == (64 // output_stride, 64 // output_stride)
+
+
+def test_drop_path_follows_the_one_schedule() -> None:
+    model = create_model("preact_resnet18", features_only=True, drop_path_rate=0.3)
+    blocks = [m for m in model.modules() if isinstance(m, PreActBasicBlock)]
+    rates = [b.drop_path.p if isinstance(b.drop_path, DropPath) else 0.0 for b in blocks]
+    assert rates == pytest.approx(drop_path_rates(0.3, len(blocks)))

@@ -1,4 +1,7 @@
-"""The profiler (``backbones profile``) and the side-by-side benchmark's ratio logic. Speed is never asserted."""
+"""The profiler (``backbones profile``), the ``measure`` package and the side-by-side benchmark's ratio logic.
+
+Speed is never asserted.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,11 @@ import pytest
 import torch
 from torch import nn
 
-from vision_backbones.deploy.profile import LiveActivationMemory, SavedForBackward, main, pareto_front, profile_model, summarize, write_plot
+from vision_backbones.deploy.profile import main, pareto_front, profile_model, write_plot
+from vision_backbones.measure import machine
+from vision_backbones.measure.memory import LiveActivationMemory, SavedForBackward
+from vision_backbones.measure.references import build_pair, build_reference
+from vision_backbones.measure.timing import interleaved_times, ratio_summary, summarize
 from vision_backbones.registry import model_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +55,33 @@ def test_profile_memory_and_timings_are_sane(profiled: dict) -> None:
         assert median > 0
         assert profiled[f"{prefix}_min_{unit}"] <= profiled[f"{prefix}_q1_{unit}"] <= median <= profiled[f"{prefix}_q3_{unit}"] <= profiled[f"{prefix}_max_{unit}"]
     assert profiled["threads"] == 1 and profiled["dtype"] == "fp32"
+    assert profiled["cpu"] == machine.cpu_model() and profiled["isa"] == machine.isa_flags()  # the machine is recorded
+
+
+def test_machine_reads_cpu_model_and_isa_flags() -> None:
+    lscpu = ["Architecture:  x86_64", "Model name:    Intel(R) Xeon(R) Platinum 8480+", "Flags:  fpu sse4_2 avx2 avx512f amx_bf16 amx_tile"]
+    cpuinfo = ["processor\t: 0", "model name\t: AMD EPYC 9654", "flags\t\t: fma avx2", "", "processor\t: 1", "model name\t: other"]
+    keys = {"model name": "model", "flags": "flags", "features": "flags"}
+    assert machine._parse(lscpu, keys) == {"model": "Intel(R) Xeon(R) Platinum 8480+", "flags": "fpu sse4_2 avx2 avx512f amx_bf16 amx_tile"}
+    assert machine._parse(cpuinfo, keys) == {"model": "AMD EPYC 9654", "flags": "fma avx2"}  # the first CPU's
+    info = machine.machine_info(packages=())
+    assert info["cpu"] and set(info["isa"]) <= set(machine.ISA_FLAGS) and info["versions"]["torch"] == torch.__version__
+    assert info["cpu"] in machine.describe(info) and info["torch_cpu_capability"] in machine.describe(info)
+    assert "ISA: none reported" in machine.describe({"cpu": "x", "logical_cores": 1, "affinity_cores": 1})  # an old results.json
+
+
+def test_reference_builder_is_seeded_and_pairs_share_weights() -> None:
+    first, again = build_reference("torchvision", "mobilenet_v3_small"), build_reference("torchvision", "mobilenet_v3_small")
+    assert not first.training
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    norm = next(m for m in first.modules() if isinstance(m, nn.BatchNorm2d))
+    assert norm.running_var.min() >= 0.5 and 0.25 <= norm.weight.min() and norm.weight.max() <= 0.75  # randomized statistics
+    ours, theirs = build_pair("torchvision", "mobilenet_v3_small")
+    x = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert (ours(x) - theirs(x)).abs().max() <= 1e-4
+    with pytest.raises(ValueError, match="unknown reference library 'keras'; expected one of torchvision, timm"):
+        build_reference("keras", "resnet50")
 
 
 def test_memory_trackers_count_exact_bytes() -> None:
@@ -135,19 +169,19 @@ def compare():
 
 
 def test_ratio_and_verdict(compare) -> None:
-    summary = compare.ratio_summary([2.0, 3.0, 4.0], [2.0, 2.0, 2.0])
+    summary = ratio_summary([2.0, 3.0, 4.0], [2.0, 2.0, 2.0])
     assert summary["median"] == 1.5 and summary["min"] == 1.0 and summary["max"] == 2.0
-    assert compare.verdict(compare.ratio_summary([1.2, 1.3, 1.25], [1.0, 1.0, 1.0])) == "slower"
-    assert compare.verdict(compare.ratio_summary([0.8, 0.9, 0.85], [1.0, 1.0, 1.0])) == "faster"
-    assert compare.verdict(compare.ratio_summary([0.9, 1.2, 1.05], [1.0, 1.0, 1.0])) == "same"  # spread straddles 1
-    with pytest.raises(ValueError):
-        compare.ratio_summary([1.0], [1.0, 2.0])
+    assert compare.verdict(ratio_summary([1.2, 1.3, 1.25], [1.0, 1.0, 1.0])) == "slower"
+    assert compare.verdict(ratio_summary([0.8, 0.9, 0.85], [1.0, 1.0, 1.0])) == "faster"
+    assert compare.verdict(ratio_summary([0.9, 1.2, 1.05], [1.0, 1.0, 1.0])) == "same"  # spread straddles 1
+    with pytest.raises(ValueError, match="need equal, non-empty round lists, got 1 and 2"):
+        ratio_summary([1.0], [1.0, 2.0])
 
 
-def test_interleaved_rounds_rotate_order(compare) -> None:
+def test_interleaved_rounds_rotate_order() -> None:
     calls: list[str] = []
     functions = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
-    times = compare.interleaved_times(functions, rounds=4, warmup=1, min_time=0.0)
+    times = interleaved_times(functions, rounds=4, warmup=1, min_time=0.0)
     assert times["inner"] == 1
     assert calls[2:] == ["a", "b", "b", "a", "a", "b", "b", "a"]  # after one warm-up call each
     assert all(len(v) == 4 for v in times["wall"].values())
@@ -162,6 +196,7 @@ def test_compare_tiny_case_writes_results(compare, tmp_path: Path) -> None:
     text = output.read_text()
     assert "| torchvision | mobilenet_v3_small | mobilenet_v3_small |" in text
     assert "no GPU was lent" in text and "1 intra-op thread" in text
+    assert f"- CPU: {machine.cpu_model()} (ISA: " in text  # the machine is recorded
     (row,) = json.loads(raw.read_text())["rows"]
     assert row["eval"]["max_abs_diff"] <= 1e-4  # same weights
     for ratio in (row["eval"]["ratio"], row["train"]["ratio"], row["deploy"]["fused"]["ratio"], row["deploy"]["ort"]["ratio"]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from vision_backbones import create_model
@@ -33,3 +34,21 @@ def test_stride_placement() -> None:
 def test_bad_options_raise() -> None:
     with pytest.raises(ValueError, match="downsample_kernel_size"):
         create_model("seresnet50", downsample_kernel_size=5)
+
+
+TINY = {"depths": (1, 1, 1, 2), "widths": (32, 32, 32, 32)}  # two blocks: one after the stride
+
+
+@pytest.mark.parametrize("name", ["seresnet50", "seresnext50_32x4d", "senet154"])
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_output_stride(name: str, output_stride: int) -> None:
+    # SE-ResNet strides in its 1x1 conv, SE-ResNeXt in its 3x3, SENet-154 also in its 3x3 shortcut.
+    plain = create_model(name, features_only=True, **TINY)
+    model = create_model(name, features_only=True, output_stride=output_stride, **TINY).eval()
+    assert model.strides == tuple(min(s, output_stride) for s in (2, 4, 8, 16, 32))
+    model.load_state_dict(plain.state_dict())  # same weights: dilation changes no parameter
+    with torch.no_grad():
+        last = model(torch.randn(1, 3, 64, 64))[-1]
+    assert last.shape == (1, 128, 64 // output_stride, 64 // output_stride)
+    dilations = {m.dilation for m in model.stages[-1].modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)}
+    assert max(dilations) == (32 // output_stride, 32 // output_stride)

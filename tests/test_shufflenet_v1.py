@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vision_backbones import create_model, list_models
@@ -56,3 +56,22 @@ def test_first_pointwise_conv_is_dense_and_groups_are_checked() -> None:
     assert first.conv1.conv.groups == 1 and second.conv1.conv.groups == 3
     with pytest.raises(ValueError, match="groups=3 must divide"):
         create_model("shufflenet_v1_g3_x1_0", stem_channels=25)
+
+
+def test_width_multiplier_scales_table1() -> None:
+    half = build_on_meta("shufflenet_v1_g3_x1_0", features_only=True, width_multiplier=0.5, stem_channels=12)
+    reference = build_on_meta("shufflenet_v1_g3_x0_5", features_only=True)
+    assert half.level_channels == reference.level_channels == (12, 120, 240, 480)
+    with pytest.raises(ValueError, match="width_multiplier must be > 0"):
+        create_model("shufflenet_v1_g3_x1_0", width_multiplier=0.0)
+
+
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_output_stride_dilates_the_last_stages(output_stride: int) -> None:
+    model = create_model("shufflenet_v1_g3_x0_5", features_only=True, output_stride=output_stride).eval()
+    assert model.strides == tuple(min(s, output_stride) for s in (4, 8, 16, 32))
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64))[-1].shape[-1] == 64 // output_stride
+    depthwise = [m for m in model.stages[-1].modules() if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1]
+    dilations = [conv.dilation[0] for conv in depthwise]  # the strided one keeps the previous dilation
+    assert dilations[0] == 32 // output_stride // 2 and set(dilations[1:]) == {32 // output_stride}

@@ -12,9 +12,12 @@ pytest.importorskip("lightning")
 pytest.importorskip("webdataset")
 
 from vision_backbones.train import data_cli  # noqa: E402
-from vision_backbones.train.data import ImageDataModule, ImageFolderDataset, ResumableSampler, TrainTransform  # noqa: E402
+from vision_backbones.train.datamodule import ImageDataModule  # noqa: E402
+from vision_backbones.train.datasets import ImageFolderDataset  # noqa: E402
 from vision_backbones.train.data_cli import PrepareError, prepare_imagenet_val, write_shards  # noqa: E402
 from vision_backbones.train.samples import write_class_folders  # noqa: E402
+from vision_backbones.train.sampler import ResumableSampler  # noqa: E402
+from vision_backbones.train.transforms import TrainTransform  # noqa: E402
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]
 
@@ -114,7 +117,7 @@ def test_shards_round_trip(tmp_path):
     write_class_folders(root / "val", classes=3, per_class=3, size=(40, 36), fmt="PNG", seed=1)
     out = tmp_path / "shards"
     assert data_cli.main(["shard", "--root", str(root), "--out", str(out), "--max-count", "4"]) == 0
-    meta_train = write_shards(root, out, split="train", max_count=4)
+    meta_train = write_shards(root, out, split="train", max_count=4, force=True)  # the CLI wrote them already
     assert meta_train["num_samples"] == 15 and len(meta_train["shards"]) == 4
     common = dict(batch_size=4, num_workers=0, val_resize_size=32, val_crop_size=32, train_crop_size=32)
     folders = ImageDataModule(str(root), **common)

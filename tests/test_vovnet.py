@@ -32,7 +32,7 @@ def _num_params(model: nn.Module) -> int:
 def test_v2_default_has_ese_everywhere_and_residual_where_shapes_match() -> None:
     model = build_on_meta("vovnet39", features_only=True)
     blocks = _blocks(model)
-    assert len(blocks) == sum(VARIANTS["vovnet39"].num_blocks) == _num_ese(model)
+    assert len(blocks) == sum(VARIANTS["vovnet39"].depths) == _num_ese(model)
     # Every stage's first block changes the width, so only the later blocks add their input.
     stage_firsts = {id(stage.blocks[0]) for stage in model.stages[1:]}
     assert [b.residual for b in blocks] == [id(b) not in stage_firsts for b in blocks]
@@ -84,7 +84,7 @@ def test_pool_ceil_mode_shifts_the_pooling_windows() -> None:
     ("overrides", "message"),
     [
         ({"ese": False, "ese_last_block_only": True}, "ese_last_block_only"),
-        ({"num_blocks": (1, 1, 1)}, "one entry per stage"),
+        ({"depths": (1, 1, 1)}, "one entry per stage"),
         ({"num_layers": 0}, "num_layers"),
         ({"stem_channels": (64,), "fold_pool_into_stem": True}, "at least 2 stem convs"),
     ],
@@ -92,3 +92,17 @@ def test_pool_ceil_mode_shifts_the_pooling_windows() -> None:
 def test_bad_config_raises(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(VARIANTS[NAME], **overrides)
+
+
+@pytest.mark.parametrize("layout", [{}, TIMM_LAYOUT], ids=["paper", "timm"])
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_output_stride(layout: dict, output_stride: int) -> None:
+    plain = create_model(NAME, features_only=True, **layout)
+    model = create_model(NAME, features_only=True, output_stride=output_stride, **layout).eval()
+    assert model.strides == tuple(min(s, output_stride) for s in (2, 4, 8, 16, 32))
+    model.load_state_dict(plain.state_dict())  # dilation changes no parameter
+    kept = 5 - {16: 1, 8: 2}[output_stride]
+    assert sum(isinstance(m, nn.MaxPool2d) and m.stride == 2 for m in model.modules()) == kept - 1 - bool(layout)
+    with torch.no_grad():
+        last = model(torch.randn(1, 3, 64, 64))[-1]
+    assert last.shape == (1, 512, 64 // output_stride, 64 // output_stride)

@@ -150,12 +150,21 @@ class _Levels(nn.Module):
         return self.backbone._run_levels(x, False)
 
 
+_MEASURED: dict[tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+
 def measure_levels(backbone: Backbone, base_size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """``(channels, strides)`` of every built level, measured by two forwards on the meta device.
 
     The two inputs differ by 128 pixels, a multiple of every stride, so each layer's output size
     changes by exactly the input change over its stride, padded ("same") or not (Inception's "valid").
     """
+    # Shapes depend only on the structure, which the module tree's repr spells out (every conv's
+    # channels, kernel, stride, padding, dilation; every pool; every class): the probe runs once per structure.
+    key = (type(backbone).__qualname__, repr(backbone.stem), repr(backbone.stages), repr(backbone.head_conv),
+           backbone.head_conv_level, backbone.in_channels, base_size)
+    if key in _MEASURED:
+        return _MEASURED[key]
     probe = _Levels(backbone)
     tensors = {name: torch.empty_like(t, device="meta") for name, t in probe.state_dict(keep_vars=True).items()}
     sizes = (base_size, base_size + 128)
@@ -177,20 +186,25 @@ def measure_levels(backbone: Backbone, base_size: int) -> tuple[tuple[int, ...],
             raise ValueError(f"level output size does not scale with the input ({small.shape[-1]} -> {large.shape[-1]} px)")
         channels.append(int(small.shape[1]))
         strides.append(128 // change)
-    return tuple(channels), tuple(strides)
+    if len(_MEASURED) > 512:
+        _MEASURED.clear()
+    _MEASURED[key] = (tuple(channels), tuple(strides))
+    return _MEASURED[key]
 
 
 @contextlib.contextmanager
-def _no_running_stats(module: nn.Module) -> Iterator[None]:
-    """Batch norms keep normalizing with batch statistics but do not update their running ones."""
+def _running_stats_restored(module: nn.Module) -> Iterator[None]:
+    """Batch norms run exactly as in the first pass, then get their running statistics back, so a
+    checkpoint's recomputation does not count the batch twice."""
     norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    for norm in norms:
-        norm.track_running_stats = False
+    saved = [[b.clone() for b in (n.running_mean, n.running_var, n.num_batches_tracked)] for n in norms]
     try:
         yield
     finally:
-        for norm in norms:
-            norm.track_running_stats = True
+        for norm, (mean, var, count) in zip(norms, saved):
+            norm.running_mean.copy_(mean)
+            norm.running_var.copy_(var)
+            norm.num_batches_tracked.copy_(count)
 
 
 class Backbone(nn.Module):
@@ -459,7 +473,8 @@ class Backbone(nn.Module):
                 f"input {height}x{width} is smaller than this network takes; expected height and width >= {self.min_input_size}"
             )
         deepest = self.level_strides[-1]
-        if self.training and x.shape[0] == 1 and math.ceil(height / deepest) * math.ceil(width / deepest) <= 1:
+        single = x.shape[0] == 1 and math.ceil(height / deepest) * math.ceil(width / deepest) <= 1
+        if single and self.training and any(isinstance(m, _BatchNorm) and m.training for m in self.modules()):
             raise ValueError(
                 f"a batch of 1 image of {height}x{width} leaves batch norm one value per channel at the deepest level; "
                 f"expected a batch of at least 2 or images larger than {self.level_strides[-1]} px"
@@ -476,7 +491,7 @@ class Backbone(nn.Module):
 
         def contexts() -> tuple[contextlib.AbstractContextManager[None], contextlib.AbstractContextManager[None]]:
             # The recomputation must not count the batch twice in the running statistics.
-            return contextlib.nullcontext(), _no_running_stats(stage)
+            return contextlib.nullcontext(), _running_stats_restored(stage)
 
         return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False, context_fn=contexts)
 
@@ -518,3 +533,4 @@ def level_table(model: Backbone) -> str:
     """One line per level: index, name, channels, stride (what docs and ``backbones info`` print)."""
     levels = zip(model.level_names, model.level_channels, model.level_strides)
     return "\n".join(f"{i}: {name} {channels} ch, stride {stride}" for i, (name, channels, stride) in enumerate(levels))
+

@@ -10,9 +10,62 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``prog: error: ... (see prog --help)``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for ints >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def run_command(prog: str, run: Callable[[], int | None]) -> int:
+    """The one error path of every command: one line on stderr, no traceback.
+
+    Exit code 2 for usage errors (a bad argument, value or input file: ``ValueError``, an existing
+    output without ``--force``), 1 for runtime failures (disk full, permission denied, anything
+    else). ``BACKBONES_TRACEBACK=1`` shows the traceback of a runtime failure.
+    """
+    try:
+        return int(run() or 0)
+    except ValueError as error:
+        print(f"{prog}: error: {first_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001  (runtime failure: one line, code 1)
+        if os.environ.get("BACKBONES_TRACEBACK"):
+            raise
+        kind = "" if isinstance(error, OSError) else f"{type(error).__name__}: "
+        print(f"{prog}: error: {kind}{first_line(error)}", file=sys.stderr)
+        return 1
 
 # command -> (module with a ``main(argv) -> int``, one-line help); loaded only when used.
 DELEGATED = {
@@ -54,6 +107,9 @@ def references_by_model() -> dict[str, list[str]]:
 def table_rows(pattern: str = "*", image_size: int = 224) -> list[list[str]]:
     from vision_backbones.published import PUBLISHED
     from vision_backbones.registry import list_models, model_info
+    from vision_backbones.validate import check_int
+
+    check_int("image_size", image_size, min=1)
 
     references = references_by_model()
     return [
@@ -96,14 +152,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     from vision_backbones.registry import list_models
 
     names = list_models(args.pattern)
+    if not names:
+        print(f"backbones list: no model matches {args.pattern!r}; see `backbones list`", file=sys.stderr)
+        return 2
     print("\n".join(names))
-    return 0 if names else 2
+    return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from vision_backbones.convert import convert
+    from vision_backbones.io import check_overwrite
     from vision_backbones.weights import read_checkpoint, save_weights
 
+    if args.output.suffix != ".safetensors":
+        raise ValueError(f"expected a .safetensors output path, got {str(args.output)!r}")
+    check_overwrite(args.output, force=args.force)
     state_dict, _ = read_checkpoint(args.checkpoint)
     model_name, overrides, renamed = convert(args.source, args.name, state_dict)
     from vision_backbones.registry import create_model
@@ -119,12 +182,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backbones", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="backbones", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     table = commands.add_parser("table", help="parameters, FLOPs, channels and strides of every model")
     table.add_argument("pattern", nargs="?", default="*", help="shell wildcard over model names")
-    table.add_argument("--image-size", type=int, default=224)
+    table.add_argument("--image-size", type=int_at_least(1), default=224)
     table.add_argument("--markdown", action="store_true", help="print a Markdown table")
     table.set_defaults(run=cmd_table)
 
@@ -137,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("name", help="the reference model's name in that library, e.g. resnet50, ese_vovnet39b")
     conv.add_argument("checkpoint", type=Path, help=".pth/.pt (read with weights_only=True) or .safetensors")
     conv.add_argument("output", type=Path, help="output .safetensors path")
+    conv.add_argument("--force", action="store_true", help="overwrite an existing output")
     conv.set_defaults(run=cmd_convert)
 
     for name, (_, help_text) in DELEGATED.items():
@@ -153,13 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ModuleNotFoundError as error:
             print(f"backbones {argv[0]}: needs {error.name!r}; install the extras: pip install 'vision-backbones[train]'", file=sys.stderr)
             return 2
-        return int(module.main(argv[1:]) or 0)
+        return run_command(f"backbones {argv[0]}", lambda: module.main(argv[1:]))
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except ValueError as error:
-        print(f"backbones {args.command}: {error}", file=sys.stderr)
-        return 2
+    return run_command(f"backbones {args.command}", lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Every stage past ``output_stride`` loses its downsampling: its strided convs and pools run at stride 1,
 and from that point on each spatial conv is dilated by the stride it gave up, so its receptive field
 (and the meaning of pretrained weights) stays what it was. The convention is torchvision's
-``replace_stride_with_dilation``: the conv that used to stride keeps the previous dilation, the
-convs after it take the new one. A pool whose kernel equals its stride (2x2/2) becomes the identity.
+``replace_stride_with_dilation``: the convs that used to stride (one per branch) keep the previous
+dilation, the convs after them take the new one. A pool whose kernel equals its stride (2x2/2) becomes the identity.
 
 The rewrite is generic over ``Conv2d`` / ``MaxPool2d`` / ``AvgPool2d`` modules in execution order; a
 family whose stages downsample any other way (functional pooling, unpadded convs) does not set
@@ -42,12 +42,11 @@ def _dilate_stage(stage: nn.Module, *, before: int, after: int, downsamples: boo
     modules = dict(stage.named_modules())
     for name, child in list(modules.items()):  # registration order, which is execution order here
         if isinstance(child, nn.Conv2d):
-            if max(_pair(child.stride)) > 1:
+            if max(_pair(child.stride)) > 1:  # every conv that used to stride (each branch's) keeps the old dilation
                 child.stride = (1, 1)
-                if not strided_seen:
-                    _dilate_conv(child, before, family)
-                    strided_seen, dilation = True, after
-                    continue
+                _dilate_conv(child, before, family)
+                strided_seen, dilation = True, after
+                continue
             _dilate_conv(child, dilation, family)
         elif isinstance(child, (nn.MaxPool2d, nn.AvgPool2d)) and max(_pair(child.stride)) > 1:
             kernel = _pair(child.kernel_size)

@@ -61,3 +61,20 @@ _TORCHVISION_TOP1 = {
 }
 for _name, _top1 in _TORCHVISION_TOP1.items():
     PUBLISHED[_name] = replace(PUBLISHED[_name], top1=_top1, top1_source="torchvision IMAGENET1K_V1 weights")
+
+# ConvNeXt: torchvision's IMAGENET1K_V1 weight metadata (``ConvNeXt_Tiny_Weights.IMAGENET1K_V1.meta``).
+# Its ``num_params`` includes the head (layer norm 2C + fc 1000C + 1000) and its ``_ops`` GFLOPS count
+# multiply-adds (ResNet-50: 4.089), so the backbone's figures are ``num_params - head`` and ``2 x _ops``
+# (no batch norm or pooling in the backbone, so the seed's convention is exactly 2 x MACs).
+_TORCHVISION_CONVNEXT = {  # name: (num_params, _ops, acc@1, channels of the last stage)
+    "convnext_tiny": (28_589_128, 4.456, 82.520, 768),
+    "convnext_small": (50_223_688, 8.684, 83.616, 768),
+    "convnext_base": (88_591_464, 15.355, 84.062, 1024),
+    "convnext_large": (197_767_336, 34.361, 84.414, 1536),
+}
+for _name, (_params, _ops, _top1, _channels) in _TORCHVISION_CONVNEXT.items():
+    _head = 2 * _channels + 1000 * _channels + 1000
+    PUBLISHED[_name] = Published(
+        round((_params - _head) / 1e6, 2), round(2 * _ops, 3), top1=_top1, source="torchvision weight metadata",
+        gflops_decimals=3, top1_source="torchvision IMAGENET1K_V1 weights",
+    )

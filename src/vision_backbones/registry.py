@@ -174,7 +174,15 @@ def create_model(
         grad_checkpointing=grad_checkpointing,
     )
     if pretrained is not None:
-        load_pretrained(model, state_dict, source=os.fspath(pretrained))
+        try:
+            load_pretrained(model, state_dict, source=os.fspath(pretrained))
+        except ValueError as error:
+            from vision_backbones.convert import layout_hint
+
+            hint = None if stored else layout_hint(name, state_dict)
+            if hint is None:
+                raise
+            raise ValueError(f"{error}; {hint}") from None
     return model
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import Tensor, nn
 
-from vision_backbones.io import atomic_write
+from vision_backbones.io import atomic_write_stream
 
 logger = logging.getLogger(__name__)
 
@@ -31,24 +32,60 @@ def _untuple(value: Any) -> Any:
     return tuple(_untuple(v) for v in value) if isinstance(value, list) else value
 
 
+def _cause(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _check_readable(path: Path) -> None:
+    """A one-line ``ValueError`` naming the file when it cannot be opened (missing, folder, no permission, empty)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ValueError(f"weights file {str(path)!r} does not exist") from None
+    except PermissionError:
+        raise ValueError(f"cannot read weights file {str(path)!r}: permission denied (on its folder)") from None
+    if path.is_dir():
+        raise ValueError(f"weights file {str(path)!r} is a folder; expected a .safetensors or .pth file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read weights file {str(path)!r}: permission denied")
+    if size == 0:
+        raise ValueError(f"cannot read weights file {str(path)!r}: the file is empty (0 bytes)")
+
+
+def _stored_overrides(path: Path, metadata: Mapping[str, str]) -> dict[str, Any]:
+    text = metadata.get(OVERRIDES_KEY, "{}")
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r}: metadata {OVERRIDES_KEY!r} is not valid JSON ({error.msg} at char {error.pos})") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{str(path)!r}: metadata {OVERRIDES_KEY!r} must be a JSON object, got {type(overrides).__name__}")
+    return {k: _untuple(v) for k, v in overrides.items()}
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """``(state_dict, stored_overrides)`` from a safetensors or PyTorch weights file."""
+    """``(state_dict, stored_overrides)`` from a safetensors or PyTorch weights file.
+
+    A file that cannot be read (missing, no permission, empty, truncated, not this format, bad
+    metadata) is a one-line ``ValueError`` naming the file and the cause.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"weights file {str(path)!r} does not exist")
+    _check_readable(path)
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
-        overrides = {k: _untuple(v) for k, v in json.loads(metadata.get(OVERRIDES_KEY, "{}")).items()}
-        return state_dict, overrides
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
+        except Exception as error:  # noqa: BLE001  (SafetensorError, OSError: re-raised with the file name)
+            raise ValueError(f"cannot read {str(path)!r} as safetensors ({path.stat().st_size} bytes; truncated or not safetensors?): {_cause(error)}") from None
+        return state_dict, _stored_overrides(path, metadata)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001  (re-raised with the file name, first line only)
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"cannot read {str(path)!r} as plain tensors (weights_only=True): {first_line}") from None
+        raise ValueError(f"cannot read {str(path)!r} as plain tensors (weights_only=True): {_cause(error)}") from None
     for wrapper in ("state_dict", "model", "model_ema"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
             loaded = loaded[wrapper]
@@ -56,6 +93,38 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
     if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
         raise ValueError(f"{str(path)!r} holds no state dict of tensors")
     return dict(loaded), {}
+
+
+_SAFETENSORS_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def write_safetensors(file: IO[bytes], tensors: Mapping[str, Tensor], metadata: Mapping[str, str]) -> None:
+    """The safetensors format, streamed, byte-reproducible: sorted header keys, tensors by (item size, name).
+
+    (``safetensors.torch.save_file`` orders the metadata by a hash map, so two runs differ, and
+    writes a temporary file of its own beside the target.)
+    """
+    order = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))  # larger items first: every offset aligned
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    offset = 0
+    for key in order:
+        tensor = tensors[key]
+        if tensor.dtype not in _SAFETENSORS_DTYPES:
+            raise ValueError(f"cannot store {key!r} of dtype {tensor.dtype} in safetensors")
+        size = tensor.numel() * tensor.element_size()
+        header[key] = {"dtype": _SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
+    file.write(struct.pack("<Q", len(encoded)))
+    file.write(encoded)
+    for key in order:
+        tensor = tensors[key].detach().cpu().contiguous()
+        if tensor.numel():
+            file.write(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def save_weights(
@@ -66,17 +135,29 @@ def save_weights(
     overrides: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``state_dict`` to a safetensors file atomically, with the architecture in its metadata."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"expected a .safetensors output path, got {str(path)!r}")
-    metadata = {"format": "pt", OVERRIDES_KEY: json.dumps(dict(overrides or {}))}
+    metadata = {"format": "pt", OVERRIDES_KEY: json.dumps(dict(overrides or {}), sort_keys=True)}
     if model_name:
         metadata[MODEL_KEY] = model_name
-    tensors = {key: value.detach().cpu().contiguous().clone() for key, value in state_dict.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    tensors = {key: value.detach().cpu() for key, value in state_dict.items()}
+    atomic_write_stream(path, lambda file: write_safetensors(file, tensors, metadata))
     return path
+
+
+def _check_values(key: str, value: Tensor, expected: Tensor, source: str) -> None:
+    """Floating weights stay floating and finite; integer buffers (``num_batches_tracked``) stay integer."""
+    if value.is_complex():
+        raise ValueError(f"checkpoint {source!r}: {key} is complex ({value.dtype}); expected real floating-point weights")
+    if expected.is_floating_point():
+        if not value.is_floating_point():
+            raise ValueError(f"checkpoint {source!r}: {key} has dtype {value.dtype}; expected floating-point weights (model: {expected.dtype})")
+        if value.numel() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"checkpoint {source!r}: {key} has {bad} NaN/inf values; expected finite weights")
+    elif value.is_floating_point():
+        raise ValueError(f"checkpoint {source!r}: {key} has dtype {value.dtype}; expected {expected.dtype}")
 
 
 def _adapt_input_channels(weight: Tensor, in_channels: int) -> Tensor:
@@ -105,6 +186,7 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], *, sour
         if key not in expected:
             unexpected.append(key)
             continue
+        _check_values(key, value, expected[key], source)
         target = expected[key].shape
         if value.shape != target:
             adaptable = value.dim() == 4 and value.shape[1] == 3 and target[1] == in_channels
@@ -129,6 +211,8 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], *, sour
     stored_head = {k: v for k, v in state_dict.items() if k.startswith(HEAD_PREFIX)}
     head_fits = bool(stored_head) and all(k in model_head and v.shape == model_head[k].shape for k, v in stored_head.items())
     if model_head and head_fits:
+        for key, value in stored_head.items():
+            _check_values(key, value, model_head[key], source)
         usable.update(stored_head)
         fresh = sorted(set(model_head) - set(stored_head))
         if fresh:  # e.g. auxiliary classifiers, which torchvision drops from its pretrained GoogLeNet

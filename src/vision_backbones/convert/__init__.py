@@ -108,24 +108,51 @@ def convert(library: str, name: str, state_dict: Mapping[str, Tensor]) -> tuple[
     return reference.model, dict(reference.overrides), rename_keys(reference, state_dict)
 
 
-def _build(library: str, name: str, state_dict: Mapping[str, Tensor]) -> Backbone:
+def _build(library: str, name: str, state_dict: Mapping[str, Tensor], create_model_kwargs: dict[str, Any]) -> Backbone:
     from vision_backbones.registry import create_model
     from vision_backbones.weights import load_pretrained
 
     model_name, overrides, renamed = convert(library, name, state_dict)
-    model = create_model(model_name, num_classes=1000, **overrides)
+    clash = {k: (v, create_model_kwargs[k]) for k, v in overrides.items() if k in create_model_kwargs and create_model_kwargs[k] != v}
+    if clash:
+        raise ValueError(f"{library}:{name} needs overrides {overrides}; got conflicting arguments {clash}")
+    kwargs = {"num_classes": 1000, **overrides, **create_model_kwargs}
+    model = create_model(model_name, **kwargs)
     load_pretrained(model, renamed, source=f"{library}:{name}")
     return model.eval()
 
 
-def from_torchvision(name: str, state_dict: Mapping[str, Tensor]) -> Backbone:
-    """Our model with the 1000-class head, holding the weights of torchvision's ``name``."""
-    return _build("torchvision", name, state_dict)
+def from_torchvision(name: str, state_dict: Mapping[str, Tensor], **create_model_kwargs: Any) -> Backbone:
+    """Our model holding the weights of torchvision's ``name`` (1000-class head by default).
+
+    ``create_model_kwargs`` build it as ``create_model`` would: ``features_only``, ``out_indices`` /
+    ``out_strides``, ``frozen_stages``, ``output_stride``, ``include_head_conv``, ...
+    """
+    return _build("torchvision", name, state_dict, create_model_kwargs)
 
 
-def from_timm(name: str, state_dict: Mapping[str, Tensor]) -> Backbone:
-    """Our model with the 1000-class head, holding the weights of timm's ``name``."""
-    return _build("timm", name, state_dict)
+def from_timm(name: str, state_dict: Mapping[str, Tensor], **create_model_kwargs: Any) -> Backbone:
+    """Our model holding the weights of timm's ``name``; ``create_model_kwargs`` as in ``from_torchvision``."""
+    return _build("timm", name, state_dict, create_model_kwargs)
 
 
-__all__ = ["Reference", "convert", "from_timm", "from_torchvision", "get_reference", "list_references", "register_references"]
+def layout_hint(model_name: str, state_dict: Mapping[str, Tensor]) -> str | None:
+    """The reference layout (overrides) of ``model_name`` whose shapes ``state_dict`` fits, if any."""
+    from vision_backbones.registry import build_on_meta
+
+    body = {k: tuple(v.shape) for k, v in state_dict.items() if not k.startswith("head.")}
+    for reference in list_references():
+        if reference.model != model_name or not reference.overrides:
+            continue
+        try:
+            expected = build_on_meta(model_name, features_only=True, **reference.overrides).state_dict()
+        except ValueError:
+            continue
+        if {k: tuple(v.shape) for k, v in expected.items()} == body:
+            return f"these weights fit the {reference.library}:{reference.name} layout: create_model({model_name!r}, **{dict(reference.overrides)})"
+    return None
+
+
+__all__ = [
+    "Reference", "convert", "from_timm", "from_torchvision", "get_reference", "layout_hint", "list_references", "register_references",
+]

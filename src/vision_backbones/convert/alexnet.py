@@ -16,7 +16,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"features\.10\.(weight|bias)", r"stages.2.3.conv.\1"),
     (r"classifier\.1\.(weight|bias)", r"head.fc1.\1"),
     (r"classifier\.4\.(weight|bias)", r"head.fc2.\1"),
-    (r"classifier\.6\.(weight|bias)", r"head.fc3.\1"),
+    (r"classifier\.6\.(weight|bias)", r"head.fc.\1"),
 )
 
 register_references([Reference("torchvision", "alexnet", "alexnet", RULES)])

@@ -3,8 +3,8 @@
 Both libraries group the blocks by the rows of the (depth-scaled) B0 table: torchvision as
 ``features.<row + 1>.<i>.block.<k>`` between the stem ``features.0`` and the head conv
 ``features.<rows + 1>``, timm as ``blocks.<row>.<i>`` between ``conv_stem``/``bn1`` and
-``conv_head``/``bn2``. Our stages cut the same block sequence where the resolution halves, so the rules
-pair the two name lists layer by layer (helpers shared with ``convert/mobilenet.py``).
+``conv_head``/``bn2``. Our stages cut the same block sequence where the resolution halves (the head
+conv is our ``head_conv``), so the rules pair the two name lists layer by layer (helpers shared with ``convert/mobilenet.py``).
 timm's ``efficientnet_b0`` is torchvision's architecture (same SE width, batch norm eps 1e-5).
 """
 
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from vision_backbones.convert import Reference, register_references
 from vision_backbones.convert.mobilenet import ModulePairs, conv_pairs, module_rules, nested_names, timm_block, torchvision_block
-from vision_backbones.layers.inverted_residual import layer_names
-from vision_backbones.models.efficientnet import VARIANTS, EfficientNetConfig, block_specs, stage_repeats
+from vision_backbones.layers.inverted_residual import layer_names, row_repeats
+from vision_backbones.models.efficientnet import VARIANTS, EfficientNetConfig, block_specs
 
 
 def _torchvision_rules(config: EfficientNetConfig) -> list[tuple[str, str]]:
-    specs, repeats = block_specs(config), stage_repeats(config)
+    specs, repeats = block_specs(config), row_repeats(config.rows, config.depth_multiplier)
     names = layer_names(specs)
     pairs: ModulePairs = conv_pairs("features.0.0", "features.0.1", names[0])
     # An empty group 0 (the stem) makes row r of the table torchvision's features.<r + 1>.
@@ -32,7 +32,7 @@ def _timm_rules(config: EfficientNetConfig) -> list[tuple[str, str]]:
     specs = block_specs(config)
     names = layer_names(specs)
     pairs: ModulePairs = conv_pairs("conv_stem", "bn1", names[0])
-    for ref, ours, spec in zip(nested_names("blocks", stage_repeats(config)), names[1:-1], specs):
+    for ref, ours, spec in zip(nested_names("blocks", row_repeats(config.rows, config.depth_multiplier)), names[1:-1], specs):
         pairs += timm_block(ref, ours, spec)
     pairs += conv_pairs("conv_head", "bn2", names[-1])
     return module_rules([*pairs, ("classifier", "head.fc")])

@@ -73,8 +73,8 @@ GOOGLENET_RULES: Rules = [
     *_nest([("aux1", "head.aux1"), ("aux2", "head.aux2")], _V1_AUX),
     *_linear("fc", "head.fc"),
 ]
-# torchvision's port: a 3x3 "5x5" branch, a 2x2 last pool, dropout 0.2; aux heads on (its default).
-GOOGLENET_TORCHVISION = {"branch5x5_kernel_size": 3, "last_pool_kernel_size": 2, "dropout": 0.2, "aux_logits": True}
+# torchvision's port: a 3x3 "5x5" branch, a 2x2 last pool, drop_rate 0.2; aux heads on (its default).
+GOOGLENET_TORCHVISION = {"branch5x5_kernel_size": 3, "last_pool_kernel_size": 2, "drop_rate": 0.2, "aux_logits": True}
 
 # ---------------------------------------------------------------- Inception v3 (torchvision and timm)
 
@@ -122,7 +122,7 @@ INCEPTION_V3_RULES: Rules = [
     *_nest([("AuxLogits", "head.aux")], _V3_AUX),
     *_linear("fc", "head.fc"),
 ]
-INCEPTION_V3_TIMM = {"aux_logits": False, "dropout": 0.0}
+INCEPTION_V3_TIMM = {"aux_logits": False, "drop_rate": 0.0}
 _V3_AUX_KEYS = [r"AuxLogits\..+"]
 
 # ---------------------------------------------------------------- Inception v4 and Inception-ResNet-v2 (timm)

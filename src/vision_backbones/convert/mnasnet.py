@@ -4,7 +4,8 @@ torchvision keeps the whole network in one ``layers`` sequence: the stem conv/BN
 separable block's depthwise conv/BN (``layers.3/4``) and pointwise conv/BN (``layers.6/7``), six stacks
 of inverted residuals (``layers.8..13``, each block's convs/BNs at ``layers.{0,1}`` expand,
 ``{3,4}`` depthwise, ``{6,7}`` project), the head conv/BN (``layers.14/15``) and ``classifier.1``.
-Our names for the same layers come from ``layer_names`` (stage ``i`` opens at each strided layer).
+Our names for the same layers come from ``layer_names`` (stage ``i`` opens at each strided layer; the
+head conv is ``head_conv``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _rules() -> list[tuple[str, str]]:
     ]
     # torchvision stacks: layers.8..13, with the repeat counts of the searched rows after the first.
     index = 0
-    for stack, row in enumerate(VARIANTS["mnasnet1_0"].stages[1:]):
+    for stack, row in enumerate(VARIANTS["mnasnet1_0"].rows[1:]):
         for j in range(row.repeats):
             for part_index, part in _BLOCK_PARTS.items():
                 rules.append((rf"layers\.{8 + stack}\.{j}\.layers\.{part_index}\.(.+)", rf"{blocks[index]}.{part}.\1"))

@@ -1,7 +1,7 @@
 """torchvision and timm MobileNetV2 / MobileNetV3 keys -> ours (and the helpers EfficientNet's rules share).
 
-Our layers are ``stages.<s>.<i>`` (``layers.inverted_residual.layer_names``): the stem conv, every
-inverted residual block, then the head conv. A reference numbers the same layers its own way
+Our layers are ``stages.<s>.<i>`` (``layers.inverted_residual.layer_names``): the stem conv and every
+inverted residual block, then ``head_conv``. A reference numbers the same layers its own way
 (torchvision: ``features.<k>``, timm: ``blocks.<stage>.<i>``), so the rules pair the two name lists
 layer by layer, then each reference sub-module with ours: one ``(module, module)`` pair per conv,
 norm or SE layer, every tensor of the module renamed alike (``weight``, ``running_var``, ...).

@@ -25,6 +25,6 @@ RULES: tuple[tuple[str, str], ...] = (
 register_references(
     [
         Reference("timm", "mobilenetv1_100", "mobilenet_v1", RULES),
-        Reference("timm", "mobilenetv1_125", "mobilenet_v1", RULES, overrides={"alpha": 1.25}),
+        Reference("timm", "mobilenetv1_125", "mobilenet_v1", RULES, overrides={"width_multiplier": 1.25}),
     ]
 )

@@ -3,7 +3,7 @@
 torchvision names the stem conv/BN ``conv1.0``/``conv1.1``, the shuffle stages ``stage2..4`` (our
 ``stages.1..3``, whose units sit in ``blocks``), a unit's strided second branch ``branch1`` (our
 ``shortcut``: depthwise conv/BN at 0/1, 1x1 conv/BN at 2/3) and its main branch ``branch2`` (our
-``branch``: convs/BNs at 0/1, 3/4, 5/6), the last 1x1 conv ``conv5`` and the classifier ``fc``.
+``branch``: convs/BNs at 0/1, 3/4, 5/6), the last 1x1 conv ``conv5`` (our ``head_conv``) and the classifier ``fc``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ RULES: list[tuple[str, str]] = [
         for s in (2, 3, 4)
         for k, ours in _BRANCH2
     ),
-    (r"conv5\.0\.weight", r"stages.3.conv5.conv.weight"),
-    (r"conv5\.1\.(.+)", r"stages.3.conv5.norm.\1"),
+    (r"conv5\.0\.weight", r"head_conv.conv.weight"),
+    (r"conv5\.1\.(.+)", r"head_conv.norm.\1"),
     (r"fc\.(weight|bias)", r"head.fc.\1"),
 ]
 

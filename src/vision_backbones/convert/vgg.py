@@ -19,7 +19,7 @@ from vision_backbones.models.vgg import VARIANTS, VGGConfig
 _HEAD_RULES: tuple[tuple[str, str], ...] = (
     (r"classifier\.0\.(weight|bias)", r"head.fc1.\1"),
     (r"classifier\.3\.(weight|bias)", r"head.fc2.\1"),
-    (r"classifier\.6\.(weight|bias)", r"head.fc3.\1"),
+    (r"classifier\.6\.(weight|bias)", r"head.fc.\1"),
 )
 
 

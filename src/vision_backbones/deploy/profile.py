@@ -16,7 +16,6 @@ model carries that figure) with the Pareto front marked.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import csv
 import functools
@@ -24,174 +23,20 @@ import io
 import json
 import math
 import os
-import statistics
 import sys
-import time
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from vision_backbones.io import atomic_write
-
-DTYPES = ("fp32", "bf16")
-
-
-# --------------------------------------------------------------------------------------------- memory
-
-
-def _storage_key(tensor: Tensor) -> int | None:
-    try:
-        return tensor.untyped_storage().data_ptr()
-    except (RuntimeError, NotImplementedError):  # sparse, nested or otherwise storage-less tensors
-        return None
-
-
-class LiveActivationMemory(TorchDispatchMode):
-    """Track the bytes of tensor storages that the ops run under it create and keep alive.
-
-    Every op output's storage is counted once (views and in-place results share it) and released by
-    a ``weakref.finalize`` on the storage object, which PyTorch keeps alive exactly as long as the
-    storage itself. Storages of the ``ignore`` tensors (weights, buffers, the input) never count.
-    ``peak`` is the largest total alive at any point while the mode was active.
-    """
-
-    def __init__(self, ignore: Iterable[Tensor] = ()) -> None:
-        super().__init__()
-        self._ignore = {key for key in map(_storage_key, ignore) if key is not None}
-        self._seen: set[int] = set()  # ids of storage objects currently counted
-        self.live = 0
-        self.peak = 0
-
-    def _release(self, ident: int, nbytes: int) -> None:
-        self._seen.discard(ident)
-        self.live -= nbytes
-
-    def _track(self, tensor: Tensor) -> None:
-        try:
-            storage = tensor.untyped_storage()
-        except (RuntimeError, NotImplementedError):
-            return
-        if storage.data_ptr() in self._ignore or id(storage) in self._seen or storage.nbytes() == 0:
-            return
-        nbytes = storage.nbytes()
-        self._seen.add(id(storage))
-        weakref.finalize(storage, self._release, id(storage), nbytes)
-        self.live += nbytes
-        self.peak = max(self.peak, self.live)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        for leaf in tree_leaves(out):
-            if isinstance(leaf, Tensor):
-                self._track(leaf)
-        return out
-
-
-class SavedForBackward:
-    """Bytes of the distinct storages autograd saves for backward (weights and input excluded)."""
-
-    def __init__(self, ignore: Iterable[Tensor] = ()) -> None:
-        self._ignore = {key for key in map(_storage_key, ignore) if key is not None}
-        self._storages: dict[int, int] = {}
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
-
-    @property
-    def bytes(self) -> int:
-        return sum(self._storages.values())
-
-    def _pack(self, tensor: Tensor) -> Tensor:
-        key = _storage_key(tensor)
-        if key is not None and key not in self._ignore:
-            self._storages[key] = max(self._storages.get(key, 0), tensor.untyped_storage().nbytes())
-        return tensor
-
-    @staticmethod
-    def _unpack(tensor: Tensor) -> Tensor:
-        return tensor
-
-    def __enter__(self) -> SavedForBackward:
-        self._hooks.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._hooks.__exit__(*exc)
-
-
-# --------------------------------------------------------------------------------------------- timing
-
-
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    """Median, quartiles (the IQR is ``q3 - q1``), min and max of ``values``."""
-    if not values:
-        raise ValueError("no values to summarize")
-    ordered = sorted(values)
-    if len(ordered) >= 2:
-        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
-    else:
-        q1 = q3 = ordered[0]
-    return {"median": statistics.median(ordered), "q1": q1, "q3": q3, "min": ordered[0], "max": ordered[-1], "n": len(ordered)}
-
-
-def time_calls(function: Callable[[], object], *, repeats: int, warmup: int) -> list[float]:
-    """Seconds of each of ``repeats`` calls of ``function`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-@contextlib.contextmanager
-def num_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` intra-op threads (``None``: leave PyTorch's setting), then restore it."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def autocast(dtype: str) -> contextlib.AbstractContextManager[Any]:
-    """bf16: CPU autocast to bfloat16; fp32: nothing."""
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    return torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
-
-
-def classification_loss(output: Any, target: Tensor) -> Tensor:
-    """Cross entropy summed over every ``(B, classes)`` tensor the model returned (aux heads too)."""
-    logits = [t for t in tree_leaves(output) if isinstance(t, Tensor) and t.dim() == 2]
-    if not logits:  # features only: a made-up scalar that still back-propagates through everything
-        return sum(t.float().mean() for t in tree_leaves(output) if isinstance(t, Tensor))  # type: ignore[return-value]
-    return sum(nn.functional.cross_entropy(t.float(), target) for t in logits)  # type: ignore[return-value]
-
-
-def training_step(model: nn.Module, x: Tensor, target: Tensor, *, dtype: str = "fp32", lr: float = 1e-4) -> Callable[[], None]:
-    """A closure running one forward + backward + SGD step of ``model`` (which must be in train mode)."""
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(dtype):
-            output = model(x)
-        classification_loss(output, target).backward()
-        optimizer.step()
-
-    return step
+from vision_backbones.measure.machine import cpu_model, isa_flags
+from vision_backbones.measure.memory import LiveActivationMemory, SavedForBackward
+from vision_backbones.measure.steps import DTYPES, autocast, training_step
+from vision_backbones.measure.timing import num_threads, summarize, time_calls
 
 
 # --------------------------------------------------------------------------------------------- FLOPs
@@ -215,14 +60,22 @@ def _level_flops(name: str, image_size: int) -> dict[str, Any]:
         model.eval()(x)
     plain_per_module = {key: sum(ops.values()) for key, ops in plain.get_flop_counts().items()}
     root = type(model).__name__
-    stages = range(len(model.stages))
+    # A head conv that belongs to the last level (the default) counts in that level's FLOPs.
+    last = len(model.stages) - 1
+    with_head = model.head_conv is not None and model.head_conv_level
+
+    def per_level(counts: dict[str, int]) -> list[int]:
+        levels = [counts.get(f"{root}.stages.{i}", 0) for i in range(last + 1)]
+        levels[last] += counts.get(f"{root}.head_conv", 0) if with_head else 0
+        return levels
+
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "flops": counted.total,
         "flops_2x_macs": 2 * counted.macs,
         "stem_flops": counted.per_module.get(f"{root}.stem", 0),
-        "level_flops": [counted.per_module.get(f"{root}.stages.{i}", 0) for i in stages],
-        "level_flops_2x_macs": [plain_per_module.get(f"{root}.stages.{i}", 0) for i in stages],
+        "level_flops": per_level(counted.per_module),
+        "level_flops_2x_macs": per_level(plain_per_module),
         "level_strides": list(model.level_strides),
     }
 
@@ -260,7 +113,8 @@ def profile_model(
     forward at ``batch_size`` (with bf16 autocast this includes the bf16 weight copies it saves). Latencies are milliseconds per call at ``batch_size``; throughputs are
     images/s at ``throughput_batch``. ``speed=False`` skips the timings (they are then ``None``).
     A training step that cannot run (e.g. batch norm on a 1x1 map at batch 1) gives ``None`` and
-    the reason in ``train_error``.
+    the reason in ``train_error``. ``cpu``, ``isa`` and ``torch_cpu_capability`` record the machine
+    (:mod:`vision_backbones.measure.machine`).
     """
     from vision_backbones.published import PUBLISHED
     from vision_backbones.registry import create_model, get_entry
@@ -285,6 +139,9 @@ def profile_model(
         "dtype": dtype,
         "channels_last": channels_last,
         "threads": threads if threads is not None else torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "isa": isa_flags(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         **level_flops(name, image_size=image_size),
     }
     published = PUBLISHED.get(name)
@@ -295,7 +152,7 @@ def profile_model(
         model = create_model(name, num_classes=num_classes).to(memory_format=memory_format)
         result["params_with_head"] = sum(p.numel() for p in model.parameters())
         in_channels = model.in_channels
-        model.check_input(torch.empty(1, in_channels, image_size, image_size, device="meta"))
+        model.eval().check_input(torch.empty(1, in_channels, image_size, image_size, device="meta"))  # size only: a training step that cannot run is reported in train_error
 
         def batch(size: int) -> tuple[Tensor, Tensor]:
             x = torch.randn(size, in_channels, image_size, image_size).contiguous(memory_format=memory_format)
@@ -476,7 +333,7 @@ def write_plot(results: Sequence[dict[str, Any]], path: str | os.PathLike[str]) 
         right.set_title("Throughput (an accuracy chart needs 2+ models with a published top-1)", fontsize=10)
         right.legend(loc="lower right", fontsize=8)
     right.grid(True, alpha=0.3)
-    fig.suptitle(f"backbones profile: {setting}; torch {torch.__version__}")
+    fig.suptitle(f"backbones profile: {setting}; {first.get('cpu', 'unknown CPU')}; torch {torch.__version__}")
     fig.tight_layout()
 
     def save(tmp: str) -> None:
@@ -511,7 +368,8 @@ def render_table(results: Sequence[dict[str, Any]]) -> Any:
     title = (
         f"backbones profile at {first['image_size']}px, {first['dtype']}, {first['threads']} thread(s)"
         f"{', channels_last' if first['channels_last'] else ''}: latency at batch {first['batch_size']}, "
-        f"throughput at batch {first['throughput_batch']}"
+        f"throughput at batch {first['throughput_batch']}; {first.get('cpu', 'unknown CPU')}"
+        f" ({' '.join(first.get('isa') or []) or 'no ISA flags read'})"
     )
     table = Table(title=title)
     columns = [

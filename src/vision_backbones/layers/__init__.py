@@ -3,7 +3,8 @@
 from vision_backbones.layers.conv import ConvNormAct, conv_pool_stem, make_divisible
 from vision_backbones.layers.drop_path import DropPath, drop_path_rates
 from vision_backbones.layers.init import init_weights
-from vision_backbones.layers.inverted_residual import InvertedResidual
+from vision_backbones.layers.inverted_residual import InvertedResidual, MBConvRow
+from vision_backbones.layers.layer_norm import LayerNorm2d
 from vision_backbones.layers.separable import SeparableConv2d, channel_shuffle
 from vision_backbones.layers.squeeze_excite import EffectiveSqueezeExcite, SqueezeExcite
 
@@ -13,6 +14,8 @@ __all__ = [
     "drop_path_rates",
     "EffectiveSqueezeExcite",
     "InvertedResidual",
+    "LayerNorm2d",
+    "MBConvRow",
     "SeparableConv2d",
     "SqueezeExcite",
     "channel_shuffle",

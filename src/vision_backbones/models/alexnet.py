@@ -11,12 +11,12 @@ and a large fully connected classifier regularized by dropout (``AlexNetHead``).
 Levels: the first conv strides by 4 at once, so there is no stride-2 level. ``stages[0]`` is that
 11x11/4 conv (stride 4); ``stages[1]`` and ``stages[2]`` open with a max pool (strides 8, 16);
 ``stages[3]`` is the last max pool alone (stride 32), whose output the classifier sees. The pools
-have no padding (55 -> 27 -> 13 -> 6 at 224), hence a minimum input of 63 pixels.
+have no padding (55 -> 27 -> 13 -> 6 at 224), hence a minimum input of 63 pixels, and no
+``output_stride``: an unpadded pool cannot run at stride 1 and keep the level sizes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -38,26 +38,28 @@ def _pool() -> nn.MaxPool2d:
 
 
 class AlexNetHead(nn.Module):
-    """Adaptive pool to 6x6 -> flatten -> (dropout -> linear -> ReLU) x 2 -> linear."""
+    """Adaptive pool to 6x6 -> flatten -> (dropout -> linear -> ReLU) x 2 -> linear ``fc``."""
 
     def __init__(
-        self, in_channels: int, num_classes: int, *, hidden_channels: int, dropout: float, pool_size: int = 6
+        self, in_channels: int, num_classes: int, *, hidden_channels: int, drop_rate: float, pool_size: int = 6
     ) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(pool_size)  # fixed size whatever the input, for the first linear
-        self.drop1 = nn.Dropout(dropout)
+        self.drop1 = nn.Dropout(drop_rate)
         self.fc1 = nn.Linear(in_channels * pool_size * pool_size, hidden_channels)
         self.act1 = nn.ReLU(inplace=True)
-        self.drop2 = nn.Dropout(dropout)
+        self.drop2 = nn.Dropout(drop_rate)
         self.fc2 = nn.Linear(hidden_channels, hidden_channels)
         self.act2 = nn.ReLU(inplace=True)
-        self.fc3 = nn.Linear(hidden_channels, num_classes)
+        self.fc = nn.Linear(hidden_channels, num_classes)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def pre_logits(self, x: Tensor) -> Tensor:
         x = self.pool(x).flatten(1)  # (B, C * 36)
         x = self.act1(self.fc1(self.drop1(x)))
-        x = self.act2(self.fc2(self.drop2(x)))
-        return self.fc3(x)
+        return self.act2(self.fc2(self.drop2(x)))  # (B, hidden_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.pre_logits(x))
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,20 @@ class AlexNetConfig:
     Attributes:
         widths: output channels of the five convs (11x11/4, 5x5, 3x3, 3x3, 3x3).
         hidden_channels: width of the classifier's two hidden linear layers.
-        dropout: dropout before each hidden linear layer.
+        drop_rate: dropout before each hidden linear layer.
     """
 
     widths: tuple[int, int, int, int, int] = (64, 192, 384, 256, 256)
     hidden_channels: int = 4096
-    dropout: float = 0.5
+    drop_rate: float = 0.5
 
     def __post_init__(self) -> None:
         if len(self.widths) != 5 or not all(isinstance(w, int) and w > 0 for w in self.widths):
             raise ValueError(f"widths must be 5 positive ints (one per conv), got {self.widths!r}")
         if self.hidden_channels < 1:
             raise ValueError(f"hidden_channels must be >= 1, got {self.hidden_channels}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 def _min_input_size() -> int:
@@ -95,16 +97,7 @@ def _min_input_size() -> int:
 class AlexNet(Backbone):
     """AlexNet: four levels at strides 4, 8, 16, 32 (the first conv has stride 4)."""
 
-    def __init__(
-        self,
-        config: AlexNetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    def __init__(self, config: AlexNetConfig, *, in_channels: int, num_classes: int | None) -> None:
         w = config.widths
         stages: list[nn.Module] = [
             _conv_relu(in_channels, w[0], 11, stride=4, padding=2),  # (B, 64, H/4, W/4)
@@ -114,19 +107,8 @@ class AlexNet(Backbone):
         ]
         head = None
         if num_classes is not None:
-            head = AlexNetHead(w[4], num_classes, hidden_channels=config.hidden_channels, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=(w[0], w[1], w[4], w[4]),
-            stage_strides=(4, 2, 2, 2),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-            min_input_size=_min_input_size(),
-        )
+            head = AlexNetHead(w[4], num_classes, hidden_channels=config.hidden_channels, drop_rate=config.drop_rate)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, min_input_size=_min_input_size())
 
 
 VARIANTS: dict[str, AlexNetConfig] = {"alexnet": AlexNetConfig()}

@@ -22,7 +22,6 @@ Levels: conv 7x7/2 (stride 2) | max pool, 1x1, 3x3 (stride 4) | max pool, 3a-3b 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -59,7 +58,7 @@ class BNInceptionConfig:
         stem_channels: the 7x7/2 conv, then the 1x1 reduce and 3x3 conv after the first max pool.
         inception_widths: the paper's table, rows 3a..5b (see ``Row``); each stride-2 row opens
             a new level, the rows before the first one follow a max pool.
-        dropout: before the classifier.
+        drop_rate: dropout before the classifier.
     """
 
     stem_channels: tuple[int, int, int] = (64, 64, 192)
@@ -75,7 +74,7 @@ class BNInceptionConfig:
         (1, 352, 192, 320, 160, 224, "avg", 128),  # 5a
         (1, 352, 192, 320, 192, 224, "max", 128),  # 5b
     )
-    dropout: float = 0.0
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.stem_channels) != 3 or not all(isinstance(c, int) and c > 0 for c in self.stem_channels):
@@ -89,26 +88,16 @@ class BNInceptionConfig:
                 raise ValueError(f"bad widths in inception_widths row {row!r}; expected ints >= 0, 3x3 branches > 0")
             if row[0] == 2 and (row[1] or row[7]):
                 raise ValueError(f"stride-2 row {row!r} must have #1x1 = 0 and pool proj = 0 (pool passes through)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
 
 
 class BNInception(Backbone):
     """Stem conv (stride 2), stem level (stride 4), then one level per group of table rows."""
 
-    def __init__(
-        self,
-        config: BNInceptionConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    def __init__(self, config: BNInceptionConfig, *, in_channels: int, num_classes: int | None) -> None:
         stages = googlenet_stem(in_channels, config.stem_channels, nn.MaxPool2d(3, stride=2, padding=1))
         channels = config.stem_channels[-1]
-        stage_channels = [config.stem_channels[0], channels]
 
         # Group the rows into levels: a stride-2 row is the downsample of the next level.
         levels: list[tuple[nn.Module, list[nn.Module]]] = [(nn.MaxPool2d(3, stride=2, padding=1), [])]
@@ -119,22 +108,10 @@ class BNInception(Backbone):
                 levels.append((block, []))
             else:
                 levels[-1][1].append(block)
-        for downsample, blocks in levels:
-            stages.append(inception_stage(downsample, blocks))
-            stage_channels.append((blocks[-1] if blocks else downsample).out_channels)
+        stages += [inception_stage(downsample, blocks) for downsample, blocks in levels]
 
-        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=[2] * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.drop_rate)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
 
 
 VARIANTS: dict[str, BNInceptionConfig] = {"bninception": BNInceptionConfig()}

@@ -21,11 +21,14 @@ Activations: LeakyReLU(0.1) for Darknet, as in the YOLO papers; ReLU for CSPDark
 ``cspdarknet53`` (the original YOLOv4 layout): ``csp_wide_first_stage`` (stage 0's paths keep the
 full width and its block is a 0.5 bottleneck) and ``csp_block_transition`` (a 1x1 conv on the block
 path after the blocks).
+
+``output_stride`` 16 / 8: the last one / two stages' stride-2 convs run at stride 1 and the 3x3 convs
+after them are dilated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -60,7 +63,6 @@ class DarknetStage(nn.Sequential):
         self.down = conv(in_channels, out_channels, 3, stride=2)
         self.blocks = nn.Sequential(*[DarknetBlock(out_channels, expansion=0.5, conv=conv) for _ in range(depth)])
         self.out_channels = out_channels
-        self.stride = 2
 
 
 class CSPStage(nn.Module):
@@ -95,7 +97,6 @@ class CSPStage(nn.Module):
             self.block_transition = conv(split_channels, split_channels, 1)
         self.transition = conv(2 * split_channels, out_channels, 1)
         self.out_channels = out_channels
-        self.stride = 2
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.down(x)  # (B, C, H/2, W/2)
@@ -117,6 +118,7 @@ class DarknetConfig:
         csp_wide_first_stage: stage 0's CSP paths keep the full width, its blocks bottleneck to half
             (YOLOv4's original layout, timm).
         csp_block_transition: a 1x1 conv after the blocks on each CSP block path (YOLOv4, timm).
+        drop_rate: dropout before the classifier.
     """
 
     depths: tuple[int, ...] = (1, 2, 8, 8, 4)
@@ -126,6 +128,7 @@ class DarknetConfig:
     negative_slope: float = 0.1
     csp_wide_first_stage: bool = False
     csp_block_transition: bool = False
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
         depths_ok = isinstance(self.depths, tuple) and all(isinstance(d, int) and d >= 0 for d in self.depths)
@@ -146,21 +149,16 @@ class DarknetConfig:
         odd = [w for w in self.widths if w % 2]
         if self.csp and odd:
             raise ValueError(f"CSP stages split channels in two; expected even widths, got {odd} in {self.widths}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 class Darknet(Backbone):
     """Stride-1 stem conv + stages at strides 2, 4, 8, 16, 32, each opening with a stride-2 conv."""
 
-    def __init__(
-        self,
-        config: DarknetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: DarknetConfig, *, in_channels: int, num_classes: int | None) -> None:
         act_layer = partial(nn.LeakyReLU, config.negative_slope) if config.negative_slope > 0 else nn.ReLU
         conv: ConvFactory = partial(ConvNormAct, act_layer=act_layer)
         stem = conv(in_channels, config.stem_channels, 3)
@@ -176,17 +174,8 @@ class Darknet(Backbone):
                 stage = DarknetStage(channels, width, depth, conv=conv)
             stages.append(stage)
             channels = stage.out_channels
-        super().__init__(
-            stem,
-            stages,
-            stage_channels=[stage.out_channels for stage in stages],
-            stage_strides=[stage.stride for stage in stages],
-            in_channels=in_channels,
-            head=ClassifierHead(channels, num_classes) if num_classes is not None else None,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = ClassifierHead(channels, num_classes, dropout=config.drop_rate) if num_classes is not None else None
+        super().__init__(stem, stages, in_channels=in_channels, head=head)
 
 
 VARIANTS: dict[str, DarknetConfig] = {

@@ -17,13 +17,14 @@ quadratically, with depth, at some extra compute.
 Levels: ``stages[0]`` is the 7x7/2 stem conv (stride 2); ``stages[1]`` the 3x3/2 max pool and the
 first dense block (stride 4); ``stages[2..4]`` each open with the transition that halves the
 resolution, then a dense block (strides 8, 16, 32). The last stage ends with the final norm + ReLU,
-which the classifier sees.
+which the classifier sees. ``output_stride`` 16 / 8 drops the last one / two transitions' 2x2 average
+pools (a 2x2 pool at stride 1 would only blur and shrink) and dilates the dense layers' 3x3 convs after them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -153,7 +154,8 @@ class DenseNetConfig:
         stem_channels: channels of the 7x7 stem conv.
         bn_size: the bottleneck 1x1 conv outputs ``bn_size * growth_rate`` channels.
         compression: fraction of channels a transition keeps (``theta`` in the paper).
-        drop_rate: dropout after each dense layer.
+        layer_drop_rate: dropout after each dense layer (torchvision's ``drop_rate``).
+        drop_rate: dropout before the classifier.
         memory_efficient: recompute each layer's bottleneck in the backward pass (less memory, slower).
     """
 
@@ -162,6 +164,7 @@ class DenseNetConfig:
     stem_channels: int = 64
     bn_size: int = 4
     compression: float = 0.5
+    layer_drop_rate: float = 0.0
     drop_rate: float = 0.0
     memory_efficient: bool = False
 
@@ -175,26 +178,19 @@ class DenseNetConfig:
             )
         if not 0.0 < self.compression <= 1.0:
             raise ValueError(f"compression must be in (0, 1], got {self.compression}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        for name in ("layer_drop_rate", "drop_rate"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 class DenseNet(Backbone):
     """DenseNet backbone: stem level (stride 2) + one level per dense block (strides 4 .. 32)."""
 
-    def __init__(
-        self,
-        config: DenseNetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: DenseNetConfig, *, in_channels: int, num_classes: int | None) -> None:
         # Level 0: (B, in, H, W) -> (B, stem, H/2, W/2)
         stages: list[nn.Module] = [ConvNormAct(in_channels, config.stem_channels, 7, stride=2)]
-        stage_channels = [config.stem_channels]
         channels = config.stem_channels
         for index, depth in enumerate(config.depths):
             parts: dict[str, nn.Module] = {}
@@ -209,7 +205,7 @@ class DenseNet(Backbone):
                 depth,
                 growth_rate=config.growth_rate,
                 bn_size=config.bn_size,
-                drop_rate=config.drop_rate,
+                drop_rate=config.layer_drop_rate,
                 memory_efficient=config.memory_efficient,
             )
             parts["block"] = block
@@ -219,20 +215,9 @@ class DenseNet(Backbone):
                 parts["norm"] = nn.BatchNorm2d(channels)
                 parts["act"] = nn.ReLU(inplace=True)
             stages.append(nn.Sequential(OrderedDict(parts)))
-            stage_channels.append(channels)
 
-        head = ClassifierHead(channels, num_classes) if num_classes is not None else None
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=(2,) * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = ClassifierHead(channels, num_classes, dropout=config.drop_rate) if num_classes is not None else None
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
         init_weights(self, conv_mode="fan_in", linear="zero_bias")  # torchvision's DenseNet scheme
 
 

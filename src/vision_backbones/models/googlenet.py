@@ -14,7 +14,7 @@ never built for the features-only backbone.
 As in torchvision, every convolution is followed by batch norm (the paper predates it and used
 local response normalisation in the stem instead). Options reproduce torchvision's port:
 ``branch5x5_kernel_size=3`` (a known slip of that port, pytorch/vision#906), a 2x2 last max pool
-and dropout 0.2. ``transform_input`` re-normalises ImageNet-normalised input to the [-1, 1] range
+and ``drop_rate`` 0.2. ``transform_input`` re-normalises ImageNet-normalised input to the [-1, 1] range
 Google's checkpoints expect (torchvision turns it on for its pretrained weights).
 
 Levels: conv 7x7/2 (stride 2) | max pool, 1x1, 3x3 (stride 4) | max pool, 3a-3b (stride 8) |
@@ -67,11 +67,11 @@ def inception_v1_block(
 class GoogLeNetAux(nn.Module):
     """Auxiliary classifier: 4x4 average pool -> 1x1 conv 128 -> fc 1024 -> ReLU -> dropout -> fc."""
 
-    def __init__(self, in_channels: int, num_classes: int, *, dropout: float) -> None:
+    def __init__(self, in_channels: int, num_classes: int, *, drop_rate: float) -> None:
         super().__init__()
         self.reduce = BasicConv(in_channels, 128, 1)
         self.fc1 = nn.Linear(128 * 4 * 4, 1024)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(drop_rate)
         self.fc2 = nn.Linear(1024, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -92,16 +92,16 @@ class GoogLeNetHead(ClassifierHead):
         in_channels: int,
         num_classes: int,
         *,
-        dropout: float,
+        drop_rate: float,
         aux_channels: tuple[int, int] | None,
-        aux_dropout: float,
+        aux_drop_rate: float,
     ) -> None:
-        super().__init__(in_channels, num_classes, dropout=dropout)
+        super().__init__(in_channels, num_classes, dropout=drop_rate)
         self.aux1: GoogLeNetAux | None = None
         self.aux2: GoogLeNetAux | None = None
         if aux_channels is not None:  # the channels of 4a's and 4d's outputs
-            self.aux1 = GoogLeNetAux(aux_channels[0], num_classes, dropout=aux_dropout)
-            self.aux2 = GoogLeNetAux(aux_channels[1], num_classes, dropout=aux_dropout)
+            self.aux1 = GoogLeNetAux(aux_channels[0], num_classes, drop_rate=aux_drop_rate)
+            self.aux2 = GoogLeNetAux(aux_channels[1], num_classes, drop_rate=aux_drop_rate)
 
 
 # ---------------------------------------------------------------- network
@@ -114,13 +114,13 @@ class GoogLeNetConfig:
     Attributes:
         stem_channels: the 7x7/2 conv, the 1x1 reduce and the 3x3 conv of the stem.
         inception_widths: the paper's Table 1 rows 3a..5b, see ``inception_v1_block``.
-        num_blocks: Inception blocks at strides 8, 16 and 32 (3a-3b, 4a-4e, 5a-5b).
+        depths: Inception blocks at strides 8, 16 and 32 (3a-3b, 4a-4e, 5a-5b).
         branch5x5_kernel_size: kernel of the "5x5" branch (torchvision: 3).
         last_pool_kernel_size: the max pool before 5a, 3x3/2 in the paper (torchvision: 2x2/2).
         aux_logits: build the two auxiliary classifiers (classifier models only).
         transform_input: re-normalise ImageNet-normalised input to [-1, 1] first.
-        dropout: before the classifier (paper 0.4, torchvision 0.2).
-        aux_dropout: inside the auxiliary classifiers.
+        drop_rate: dropout before the classifier (paper 0.4, torchvision 0.2).
+        aux_drop_rate: dropout inside the auxiliary classifiers.
     """
 
     stem_channels: tuple[int, int, int] = (64, 64, 192)
@@ -135,27 +135,26 @@ class GoogLeNetConfig:
         (256, 160, 320, 32, 128, 128),  # 5a
         (384, 192, 384, 48, 128, 128),  # 5b
     )
-    num_blocks: tuple[int, int, int] = (2, 5, 2)
+    depths: tuple[int, int, int] = (2, 5, 2)
     branch5x5_kernel_size: int = 5
     last_pool_kernel_size: int = 3
     aux_logits: bool = True
     transform_input: bool = False
-    dropout: float = 0.4
-    aux_dropout: float = 0.7
+    drop_rate: float = 0.4
+    aux_drop_rate: float = 0.7
 
     def __post_init__(self) -> None:
         if len(self.stem_channels) != 3 or not all(isinstance(c, int) and c > 0 for c in self.stem_channels):
             raise ValueError(f"stem_channels must be 3 positive ints, got {self.stem_channels!r}")
-        positive = all(isinstance(n, int) and n > 0 for n in self.num_blocks)
-        if len(self.num_blocks) != 3 or not positive or self.num_blocks[1] < 4:
+        positive = all(isinstance(n, int) and n > 0 for n in self.depths)
+        if len(self.depths) != 3 or not positive or self.depths[1] < 4:
             raise ValueError(
-                f"num_blocks must be 3 positive ints with >= 4 at stride 16 (the aux heads read blocks 4a and 4d), "
-                f"got {self.num_blocks!r}"
+                f"depths must be 3 positive ints with >= 4 at stride 16 (the aux heads read blocks 4a and 4d), "
+                f"got {self.depths!r}"
             )
-        if len(self.inception_widths) != sum(self.num_blocks):
+        if len(self.inception_widths) != sum(self.depths):
             raise ValueError(
-                f"inception_widths has {len(self.inception_widths)} rows; "
-                f"expected sum(num_blocks) = {sum(self.num_blocks)}"
+                f"inception_widths has {len(self.inception_widths)} rows; expected sum(depths) = {sum(self.depths)}"
             )
         for row in self.inception_widths:
             if len(row) != 6 or not all(isinstance(c, int) and c > 0 for c in row):
@@ -164,7 +163,7 @@ class GoogLeNetConfig:
             raise ValueError(f"branch5x5_kernel_size must be 5 or 3 (torchvision), got {self.branch5x5_kernel_size!r}")
         if self.last_pool_kernel_size not in (2, 3):
             raise ValueError(f"last_pool_kernel_size must be 3 or 2 (torchvision), got {self.last_pool_kernel_size!r}")
-        for name in ("dropout", "aux_dropout"):
+        for name in ("drop_rate", "aux_drop_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
 
@@ -172,58 +171,37 @@ class GoogLeNetConfig:
 class GoogLeNet(Backbone):
     """Stem conv (stride 2) + four max-pool-led stages (strides 4..32); aux heads in training mode."""
 
-    def __init__(
-        self,
-        config: GoogLeNetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    def __init__(self, config: GoogLeNetConfig, *, in_channels: int, num_classes: int | None) -> None:
         stem = input_transform(config.transform_input, in_channels)
         stages = googlenet_stem(in_channels, config.stem_channels, nn.MaxPool2d(3, stride=2, ceil_mode=True))
         channels = config.stem_channels[-1]
-        stage_channels = [config.stem_channels[0], channels]
         widths = iter(config.inception_widths)
         block = partial(inception_v1_block, branch5x5_kernel_size=config.branch5x5_kernel_size)
         aux_channels = (0, 0)  # inputs of the aux heads: outputs of 4a and 4d
-        for index, (depth, pool_kernel) in enumerate(zip(config.num_blocks, (3, 3, config.last_pool_kernel_size))):
+        for index, (depth, pool_kernel) in enumerate(zip(config.depths, (3, 3, config.last_pool_kernel_size))):
             blocks, channels = chain(channels, [partial(block, widths=next(widths)) for _ in range(depth)])
             if index == 1:
                 aux_channels = (blocks[0].out_channels, blocks[3].out_channels)
             stages.append(inception_stage(nn.MaxPool2d(pool_kernel, stride=2, ceil_mode=True), blocks))
-            stage_channels.append(channels)
 
         head = None
         if num_classes is not None:
             head = GoogLeNetHead(
                 channels,
                 num_classes,
-                dropout=config.dropout,
+                drop_rate=config.drop_rate,
                 aux_channels=aux_channels if config.aux_logits else None,
-                aux_dropout=config.aux_dropout,
+                aux_drop_rate=config.aux_drop_rate,
             )
-        super().__init__(
-            stem,
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=[2] * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        super().__init__(stem, stages, in_channels=in_channels, head=head)
 
-    def forward(self, x: Tensor) -> Union[Tensor, InceptionOutputs]:  # noqa: UP007  (TorchScript)
-        """Logits (eval, or no aux heads), ``InceptionOutputs`` (training with aux heads), or the
-        deepest feature map (features only)."""
+    def forward(self, x: Tensor) -> Union[Tensor, list[Tensor], InceptionOutputs]:  # noqa: UP007  (TorchScript)
+        """The selected maps (features only), logits (eval, or no aux heads), or ``InceptionOutputs``
+        (training with aux heads)."""
         self._validate(x)
         head = self.head
-        if head is None:  # features only
-            return self.forward_levels(x)
+        if head is None:  # features only: the selected levels, as every backbone
+            return self._run_levels(x, True)
         # Nested ifs, not one ``and`` chain: TorchScript then skips the code a None aux head can't run.
         if head.aux1 is not None and head.aux2 is not None:
             if self.training:
@@ -239,7 +217,7 @@ class GoogLeNet(Backbone):
                     elif index == 3:
                         aux.append(head.aux2(x))
                 return InceptionOutputs(head(self.stages[4](x)), aux)
-        return head(self.forward_levels(x))
+        return head(self._run_levels(x, False)[-1])
 
 
 VARIANTS: dict[str, GoogLeNetConfig] = {"googlenet": GoogLeNetConfig()}

@@ -20,7 +20,6 @@ max pool, 1x1, 3x3 (stride 4) | max pool, mixed_5b, 10 x block35 (stride 8) | re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -124,43 +123,34 @@ class InceptionResNetV2Config:
     """Architecture of Inception-ResNet-v2.
 
     Attributes:
-        num_blocks: residual blocks at 35x35, 17x17 and 8x8; the last 8x8 block is unscaled and
+        depths: residual blocks at 35x35, 17x17 and 8x8; the last 8x8 block is unscaled and
             has no ReLU (TF-slim).
         residual_scales: scale of the residual branch at each of the three grid sizes.
         final_channels: the 1x1 conv that ends the network.
-        dropout: before the classifier (the paper keeps 0.8, i.e. drops 0.2; timm 0).
+        drop_rate: dropout before the classifier (the paper keeps 0.8, i.e. drops 0.2; timm 0).
     """
 
-    num_blocks: tuple[int, int, int] = (10, 20, 10)
+    depths: tuple[int, int, int] = (10, 20, 10)
     residual_scales: tuple[float, float, float] = (0.17, 0.10, 0.20)
     final_channels: int = 1536
-    dropout: float = 0.0
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if len(self.num_blocks) != 3 or not all(isinstance(n, int) and n >= 1 for n in self.num_blocks):
-            raise ValueError(f"num_blocks must be 3 positive ints (35x35, 17x17, 8x8 blocks), got {self.num_blocks!r}")
+        if len(self.depths) != 3 or not all(isinstance(n, int) and n >= 1 for n in self.depths):
+            raise ValueError(f"depths must be 3 positive ints (35x35, 17x17, 8x8 blocks), got {self.depths!r}")
         if len(self.residual_scales) != 3 or not all(0.0 < s <= 1.0 for s in self.residual_scales):
             raise ValueError(f"residual_scales must be 3 floats in (0, 1], got {self.residual_scales!r}")
         if not isinstance(self.final_channels, int) or self.final_channels < 1:
             raise ValueError(f"final_channels must be a positive int, got {self.final_channels!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
 
 
 class InceptionResNetV2(Backbone):
     """Stem (strides 2, 4), then residual Inception blocks at strides 8, 16, 32."""
 
-    def __init__(
-        self,
-        config: InceptionResNetV2Config,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
-        n35, n17, n8 = config.num_blocks
+    def __init__(self, config: InceptionResNetV2Config, *, in_channels: int, num_classes: int | None) -> None:
+        n35, n17, n8 = config.depths
         s35, s17, s8 = config.residual_scales
         stem = stem_convs(in_channels)  # 299 -> 147
         stem4 = stem_stride4(stem[-1].out_channels)  # -> 71
@@ -177,19 +167,8 @@ class InceptionResNetV2(Backbone):
             inception_stage(reduce_b, blocks8, BasicConv(c8, config.final_channels, 1)),  # 8
         ]
         channels = config.final_channels
-        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=[stem[-1].out_channels, stem4.blocks[-1].out_channels, c35, c17, channels],
-            stage_strides=[2] * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-            min_input_size=75,
-        )
+        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.drop_rate)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, min_input_size=75)
 
 
 VARIANTS: dict[str, InceptionResNetV2Config] = {"inception_resnet_v2": InceptionResNetV2Config()}

@@ -15,7 +15,7 @@ the features-only backbone.
 Block names follow the v4 paper's A/B/C scheme; torchvision and timm call them InceptionA,
 InceptionC, InceptionE (blocks) and InceptionB, InceptionD (reductions). Options match the
 references: ``transform_input`` (torchvision), ``aux_logits`` (torchvision on, timm off),
-``dropout`` (torchvision 0.5, timm 0).
+``drop_rate`` (torchvision 0.5, timm 0).
 
 Levels (unpadded stride-2 convs and pools, 299 -> 147 / 71 / 35 / 17 / 8): conv 3x3/2, 3x3, 3x3
 (stride 2) | max pool, 1x1, 3x3 (stride 4) | max pool, 3 x A (stride 8) | reduction A, 4 x B
@@ -25,7 +25,6 @@ Levels (unpadded stride-2 convs and pools, 299 -> 147 / 71 / 35 / 17 / 8): conv 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Union
@@ -136,8 +135,8 @@ class InceptionV3Aux(nn.Module):
 class InceptionV3Head(ClassifierHead):
     """The classifier head, plus the auxiliary classifier (``aux``) used in training mode."""
 
-    def __init__(self, in_channels: int, num_classes: int, *, dropout: float, aux_channels: int | None) -> None:
-        super().__init__(in_channels, num_classes, dropout=dropout)
+    def __init__(self, in_channels: int, num_classes: int, *, drop_rate: float, aux_channels: int | None) -> None:
+        super().__init__(in_channels, num_classes, dropout=drop_rate)
         self.aux = None if aux_channels is None else InceptionV3Aux(aux_channels, num_classes)
 
 
@@ -151,7 +150,7 @@ class InceptionV3Config:
         num_c_blocks: 8x8 blocks.
         aux_logits: build the auxiliary classifier (classifier models only).
         transform_input: re-normalise ImageNet-normalised input to [-1, 1] first (torchvision).
-        dropout: before the classifier.
+        drop_rate: dropout before the classifier.
     """
 
     pool_channels: tuple[int, ...] = (32, 64, 64)
@@ -159,7 +158,7 @@ class InceptionV3Config:
     num_c_blocks: int = 2
     aux_logits: bool = True
     transform_input: bool = False
-    dropout: float = 0.5
+    drop_rate: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("pool_channels", "mid_channels"):
@@ -168,68 +167,43 @@ class InceptionV3Config:
                 raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
         if not isinstance(self.num_c_blocks, int) or self.num_c_blocks < 1:
             raise ValueError(f"num_c_blocks must be a positive int, got {self.num_c_blocks!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
 
 
 class InceptionV3(Backbone):
     """Stem (strides 2, 4), then A blocks (8), B blocks (16), C blocks (32); aux head in training."""
 
-    def __init__(
-        self,
-        config: InceptionV3Config,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    def __init__(self, config: InceptionV3Config, *, in_channels: int, num_classes: int | None) -> None:
         stem = input_transform(config.transform_input, in_channels)
         convs = stem_convs(in_channels)
         stride4 = stem_stride4(convs[-1].out_channels)
-        stage_channels = [convs[-1].out_channels, stride4.blocks[-1].out_channels]
-        pools = config.pool_channels
-        blocks_a, channels = chain(stage_channels[-1], [partial(inception_a, pool_channels=p) for p in pools])
+        channels = stride4.blocks[-1].out_channels
+        blocks_a, channels = chain(channels, [partial(inception_a, pool_channels=p) for p in config.pool_channels])
         stages: list[nn.Module] = [convs, stride4, inception_stage(nn.MaxPool2d(3, stride=2), blocks_a)]  # 35x35
-        stage_channels.append(channels)
 
         downsample = reduction_a(channels)
         blocks_b, channels = chain(downsample.out_channels, [partial(inception_b, mid=m) for m in config.mid_channels])
         stages.append(inception_stage(downsample, blocks_b))  # 17x17
         aux_channels = channels
-        stage_channels.append(channels)
 
         downsample = reduction_b(channels)
         blocks_c, channels = chain(downsample.out_channels, [inception_c] * config.num_c_blocks)
         stages.append(inception_stage(downsample, blocks_c))  # 8x8
-        stage_channels.append(channels)
 
         head = None
         if num_classes is not None:
-            head = InceptionV3Head(
-                channels, num_classes, dropout=config.dropout, aux_channels=aux_channels if config.aux_logits else None
-            )
-        super().__init__(
-            stem,
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=[2] * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-            min_input_size=75,
-        )
+            aux = aux_channels if config.aux_logits else None
+            head = InceptionV3Head(channels, num_classes, drop_rate=config.drop_rate, aux_channels=aux)
+        super().__init__(stem, stages, in_channels=in_channels, head=head, min_input_size=75)
 
-    def forward(self, x: Tensor) -> Union[Tensor, InceptionOutputs]:  # noqa: UP007  (TorchScript)
-        """Logits (eval, or no aux head), ``InceptionOutputs`` (training with the aux head), or the
-        deepest feature map (features only)."""
+    def forward(self, x: Tensor) -> Union[Tensor, list[Tensor], InceptionOutputs]:  # noqa: UP007  (TorchScript)
+        """The selected maps (features only), logits (eval, or no aux head), or ``InceptionOutputs``
+        (training with the aux head)."""
         self._validate(x)
         head = self.head
-        if head is None:  # features only
-            return self.forward_levels(x)
+        if head is None:  # features only: the selected levels, as every backbone
+            return self._run_levels(x, True)
         # Nested ifs, not one ``and`` chain: TorchScript then skips the code a None aux head can't run.
         if head.aux is not None:
             if self.training:
@@ -238,10 +212,9 @@ class InceptionV3(Backbone):
                         f"the auxiliary classifier needs input >= {head.aux.min_input_size} in training mode, "
                         f"got {x.shape[-2]}x{x.shape[-1]}; use aux_logits=False for smaller inputs"
                     )
-                x = self.stages[3](self.stages[2](self.stages[1](self.stages[0](self.stem(x)))))  # (B, 768, 17, 17)
-                aux = head.aux(x)
-                return InceptionOutputs(head(self.stages[4](x)), [aux])
-        return head(self.forward_levels(x))
+                levels = self._run_levels(x, False)  # the aux head reads the 17x17 level (stride 16)
+                return InceptionOutputs(head(levels[-1]), [head.aux(levels[3])])
+        return head(self._run_levels(x, False)[-1])
 
 
 VARIANTS: dict[str, InceptionV3Config] = {"inception_v3": InceptionV3Config()}

@@ -20,7 +20,6 @@ earlier (160 channels).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -140,63 +139,41 @@ class InceptionV4Config:
     """Architecture of Inception v4.
 
     Attributes:
-        num_blocks: Inception-A, -B and -C blocks (at 35x35, 17x17 and 8x8).
-        dropout: before the classifier (the paper keeps 0.8, i.e. drops 0.2; timm 0).
+        depths: Inception-A, -B and -C blocks (at 35x35, 17x17 and 8x8).
+        drop_rate: dropout before the classifier (the paper keeps 0.8, i.e. drops 0.2; timm 0).
     """
 
-    num_blocks: tuple[int, int, int] = (4, 7, 3)
-    dropout: float = 0.0
+    depths: tuple[int, int, int] = (4, 7, 3)
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if len(self.num_blocks) != 3 or not all(isinstance(n, int) and n >= 0 for n in self.num_blocks):
-            raise ValueError(f"num_blocks must be 3 non-negative ints (A, B, C blocks), got {self.num_blocks!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if len(self.depths) != 3 or not all(isinstance(n, int) and n >= 0 for n in self.depths):
+            raise ValueError(f"depths must be 3 non-negative ints (A, B, C blocks), got {self.depths!r}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
 
 
 class InceptionV4(Backbone):
     """Stem convs (stride 2), stem splits (4, 8), then A (8), B (16) and C (32) blocks."""
 
-    def __init__(
-        self,
-        config: InceptionV4Config,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    def __init__(self, config: InceptionV4Config, *, in_channels: int, num_classes: int | None) -> None:
         stem = stem_convs(in_channels)  # 299 -> 147
         split_pool = stem_split_pool(stem[-1].out_channels)
         split_convs = stem_split_convs(split_pool.out_channels)
         stages: list[nn.Module] = [stem, inception_stage(split_pool, [split_convs])]
-        stage_channels = [stem[-1].out_channels, split_convs.out_channels]
 
         downsample: nn.Module = stem_split_reduce(split_convs.out_channels)
         channels = downsample.out_channels
         reductions = (None, reduction_a, reduction_b)  # what opens the A, B and C levels after the stem split
-        for reduce, block, depth in zip(reductions, (inception_a, inception_b, inception_c), config.num_blocks):
+        for reduce, block, depth in zip(reductions, (inception_a, inception_b, inception_c), config.depths):
             if reduce is not None:
                 downsample = reduce(channels)
                 channels = downsample.out_channels
             blocks, channels = chain(channels, [block] * depth)
             stages.append(inception_stage(downsample, blocks))
-            stage_channels.append(channels)
 
-        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=[2] * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-            min_input_size=75,
-        )
+        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.drop_rate)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, min_input_size=75)
 
 
 VARIANTS: dict[str, InceptionV4Config] = {"inception_v4": InceptionV4Config()}

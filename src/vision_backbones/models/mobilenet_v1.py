@@ -1,4 +1,4 @@
-"""MobileNet v1, with the width multiplier alpha.
+"""MobileNet v1, with the width multiplier alpha (``width_multiplier``).
 
 Paper: "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications"
 (Howard et al., 2017), https://arxiv.org/abs/1704.04861.
@@ -9,7 +9,7 @@ by batch norm and ReLU; 8-9x fewer multiply-adds than a full 3x3 conv at a small
 (The shared ``layers.SeparableConv2d`` has no norm between its two convs, so it does not fit here.)
 Two global knobs trade accuracy for cost:
 
-- width multiplier alpha (``MobileNetV1Config.alpha``, variants ``mobilenet_v1_0_25/_0_5/_0_75``):
+- width multiplier alpha (``MobileNetV1Config.width_multiplier``, variants ``mobilenet_v1_0_25/_0_5/_0_75``):
   every layer's channels times alpha (rounded to a multiple of 8, as timm and TF-slim do), so
   multiply-adds and weights shrink by about alpha squared;
 - resolution multiplier rho: not an architecture parameter at all, just the input size
@@ -24,7 +24,6 @@ stride-1 separable block (stride 2); each later stage opens with a stride-2 sepa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -55,84 +54,63 @@ class MobileNetV1Config:
     """Architecture of one MobileNet v1 variant.
 
     Attributes:
-        alpha: width multiplier applied to every layer's channels.
-        stem_channels: channels of the 3x3/2 stem conv, before alpha.
-        widths: output channels of each stage's separable blocks, before alpha.
+        width_multiplier: the paper's alpha, applied to every layer's channels.
+        stem_channels: channels of the 3x3/2 stem conv, before the width multiplier.
+        widths: output channels of each stage's separable blocks, before the width multiplier.
         depths: separable blocks per stage; each stage but the first opens with a stride-2 block.
         relu6: ReLU6 (TF-slim, timm) rather than ReLU (the paper's text).
-        dropout: dropout before the classifier.
+        drop_rate: dropout before the classifier.
     """
 
-    alpha: float = 1.0
+    width_multiplier: float = 1.0
     stem_channels: int = 32
     widths: tuple[int, ...] = (64, 128, 256, 512, 1024)
     depths: tuple[int, ...] = (1, 2, 2, 6, 2)
     relu6: bool = True
-    dropout: float = 0.0
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.alpha > 0.0:
-            raise ValueError(f"alpha must be > 0 (e.g. 0.25, 0.5, 0.75, 1.0), got {self.alpha}")
+        if not self.width_multiplier > 0.0:
+            raise ValueError(f"width_multiplier must be > 0 (e.g. 0.25, 0.5, 0.75, 1.0), got {self.width_multiplier}")
         if not self.depths or len(self.depths) != len(self.widths):
             raise ValueError(f"depths {self.depths} and widths {self.widths} must be non-empty and of equal length")
         if any(d < 1 for d in self.depths) or any(w < 1 for w in self.widths) or self.stem_channels < 1:
             raise ValueError(
                 f"depths {self.depths}, widths {self.widths} and stem_channels {self.stem_channels} must be >= 1"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 class MobileNetV1(Backbone):
     """MobileNet v1 backbone: stride-2 stem, then five levels at strides 2, 4, 8, 16, 32."""
 
-    def __init__(
-        self,
-        config: MobileNetV1Config,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: MobileNetV1Config, *, in_channels: int, num_classes: int | None) -> None:
         act = partial(nn.ReLU6 if config.relu6 else nn.ReLU, inplace=True)
-        channels = make_divisible(config.stem_channels * config.alpha)
+        channels = make_divisible(config.stem_channels * config.width_multiplier)
         stem = ConvNormAct(in_channels, channels, 3, stride=2, act_layer=act)  # (B, 32 alpha, H/2, W/2)
         stages: list[nn.Module] = []
-        stage_channels, stage_strides = [], []
         for index, (depth, width) in enumerate(zip(config.depths, config.widths)):
-            out = make_divisible(width * config.alpha)
+            out = make_divisible(width * config.width_multiplier)
             stride = 1 if index == 0 else 2
             blocks = []
             for i in range(depth):
                 blocks.append(DepthwiseSeparable(channels, out, stride=stride if i == 0 else 1, act_layer=act))
                 channels = out
-            stages.append(nn.Sequential(*blocks))
-            stage_channels.append(out)
-            stage_strides.append(stride)
+            stages.append(nn.Sequential(*blocks))  # (B, C, H / 2^(i+1), W / 2^(i+1))
 
-        head = ClassifierHead(channels, num_classes, dropout=config.dropout) if num_classes is not None else None
-        super().__init__(
-            stem,
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=stage_strides,
-            in_channels=in_channels,
-            stem_stride=2,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = ClassifierHead(channels, num_classes, dropout=config.drop_rate) if num_classes is not None else None
+        super().__init__(stem, stages, in_channels=in_channels, head=head)
         init_weights(self)
 
 
 VARIANTS: dict[str, MobileNetV1Config] = {
     "mobilenet_v1": MobileNetV1Config(),
-    "mobilenet_v1_0_75": MobileNetV1Config(alpha=0.75),
-    "mobilenet_v1_0_5": MobileNetV1Config(alpha=0.5),
-    "mobilenet_v1_0_25": MobileNetV1Config(alpha=0.25),
+    "mobilenet_v1_0_75": MobileNetV1Config(width_multiplier=0.75),
+    "mobilenet_v1_0_5": MobileNetV1Config(width_multiplier=0.5),
+    "mobilenet_v1_0_25": MobileNetV1Config(width_multiplier=0.25),
 }
 
 register_family("mobilenet_v1", VARIANTS, MobileNetV1)

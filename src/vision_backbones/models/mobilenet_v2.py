@@ -6,40 +6,38 @@ conv, filters it with a 3x3 depthwise conv and projects it back with a *linear* 
 (``layers.inverted_residual.InvertedResidual``); ReLU6 everywhere else. ``width_multiplier`` scales
 every layer's channels (rounded to multiples of 8), except that the final 1280-channel conv only grows.
 
-Levels: stride 2 (stem conv + first block), 4, 8, 16, 32; the last stage ends with the 1x1 conv to
-1280 channels, counted in the backbone as in the published figures.
+Levels: stride 2 (stem conv + first block), 4, 8, 16, 32. The final 1x1 conv to 1280 channels is
+the ``head_conv``: part of the last level by default (as in the published figures);
+``include_head_conv=False`` makes the last level the last block's output (320 channels).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from torch import nn
 
-from vision_backbones.layers import make_divisible
-from vision_backbones.layers.inverted_residual import InvertedResidualNetwork, InvertedResidualSpec
+from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.layers import init_weights, make_divisible
+from vision_backbones.layers.inverted_residual import (
+    InvertedResidualSpec,
+    MBConvRow,
+    build_mbconv,
+    check_mbconv_config,
+    expand_rows,
+)
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int
 
-
-class MobileNetV2Stage(NamedTuple):
-    """One row of the paper's Table 2: ``repeats`` blocks, the first with ``stride``."""
-
-    expand_ratio: int
-    out_channels: int
-    repeats: int
-    stride: int
-
-
-PAPER_STAGES: tuple[MobileNetV2Stage, ...] = (
-    MobileNetV2Stage(1, 16, 1, 1),
-    MobileNetV2Stage(6, 24, 2, 2),
-    MobileNetV2Stage(6, 32, 3, 2),
-    MobileNetV2Stage(6, 64, 4, 2),
-    MobileNetV2Stage(6, 96, 3, 1),
-    MobileNetV2Stage(6, 160, 3, 2),
-    MobileNetV2Stage(6, 320, 1, 1),
+# The paper's Table 2; columns t (expansion), k, s, c, n; every block ReLU6, no SE.
+PAPER_ROWS: tuple[MBConvRow, ...] = (
+    MBConvRow(1, 3, 1, 16, 1, activation="relu6"),
+    MBConvRow(6, 3, 2, 24, 2, activation="relu6"),
+    MBConvRow(6, 3, 2, 32, 3, activation="relu6"),
+    MBConvRow(6, 3, 2, 64, 4, activation="relu6"),
+    MBConvRow(6, 3, 1, 96, 3, activation="relu6"),
+    MBConvRow(6, 3, 2, 160, 3, activation="relu6"),
+    MBConvRow(6, 3, 1, 320, 1, activation="relu6"),
 )
 
 
@@ -49,74 +47,51 @@ class MobileNetV2Config:
 
     Attributes:
         width_multiplier: scales every layer's channels (0.35 ... 1.4 in the paper).
-        stages: the block table, before the width multiplier.
+        depth_multiplier: scales every row's number of blocks (rounded up).
+        rows: the block table, before the multipliers (``MBConvRow``s, or mappings / sequences of their fields).
         stem_channels: channels of the 3x3 stride-2 stem conv, before the width multiplier.
         head_channels: channels of the final 1x1 conv; scaled only by multipliers above 1.
-        dropout: dropout before the classifier.
+        drop_rate: dropout before the classifier.
+        drop_path_rate: stochastic depth of the last block (0 in the paper).
     """
 
     width_multiplier: float = 1.0
-    stages: tuple[MobileNetV2Stage, ...] = PAPER_STAGES
+    depth_multiplier: float = 1.0
+    rows: tuple[MBConvRow, ...] = PAPER_ROWS
     stem_channels: int = 32
     head_channels: int = 1280
-    dropout: float = 0.2
+    drop_rate: float = 0.2
+    drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.width_multiplier <= 0:
-            raise ValueError(f"width_multiplier must be > 0, got {self.width_multiplier}")
-        if not self.stages or any(s.repeats < 1 or s.stride not in (1, 2) for s in self.stages):
-            raise ValueError(f"stages must be non-empty with repeats >= 1 and stride 1 or 2, got {self.stages}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_mbconv_config(self)
+        check_int("head_channels", self.head_channels, min=1)
 
 
 def block_specs(config: MobileNetV2Config) -> list[InvertedResidualSpec]:
     """Every block of ``config``, channels scaled by the width multiplier and rounded to multiples of 8."""
-    blocks: list[InvertedResidualSpec] = []
-    in_channels = make_divisible(config.stem_channels * config.width_multiplier)
-    for stage in config.stages:
-        out_channels = make_divisible(stage.out_channels * config.width_multiplier)
-        for index in range(stage.repeats):
-            blocks.append(
-                InvertedResidualSpec(
-                    in_channels,
-                    out_channels,
-                    expanded_channels=round(in_channels * stage.expand_ratio),
-                    stride=stage.stride if index == 0 else 1,
-                    act_layer=nn.ReLU6,
-                )
-            )
-            in_channels = out_channels
-    return blocks
+    return expand_rows(
+        config.rows,
+        stem_channels=make_divisible(config.stem_channels * config.width_multiplier),
+        width_multiplier=config.width_multiplier,
+        depth_multiplier=config.depth_multiplier,
+        drop_path_rate=config.drop_path_rate,
+    )
 
 
-class MobileNetV2(InvertedResidualNetwork):
+class MobileNetV2(Backbone):
     """MobileNetV2 with five levels (strides 2-32) and an optional dropout + linear classifier."""
 
-    def __init__(
-        self,
-        config: MobileNetV2Config,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
-        width = config.width_multiplier
-        super().__init__(
-            block_specs(config),
-            stem_channels=make_divisible(config.stem_channels * width),
-            head_channels=make_divisible(config.head_channels * max(1.0, width)),
-            act_layer=nn.ReLU6,
-            norm_layer=nn.BatchNorm2d,
-            dropout=config.dropout,
-            in_channels=in_channels,
-            num_classes=num_classes,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
+    supports_output_stride = True
+
+    def __init__(self, config: MobileNetV2Config, *, in_channels: int, num_classes: int | None) -> None:
+        head_channels = make_divisible(config.head_channels * max(1.0, config.width_multiplier))
+        stages, head_conv = build_mbconv(
+            in_channels, block_specs(config), head_channels, act_layer=nn.ReLU6, norm_layer=nn.BatchNorm2d
         )
+        head = ClassifierHead(head_channels, num_classes, dropout=config.drop_rate) if num_classes is not None else None
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, head_conv=head_conv)
+        init_weights(self)
 
 
 VARIANTS: dict[str, MobileNetV2Config] = {

@@ -24,13 +24,15 @@ Details of the reference implementation (TF-slim), kept here:
 - the ImageNet stem is an unpadded 3x3/2 conv + BN (no ReLU: every cell starts with one), then two
   reduction cells at 1/4 and 1/2 of the cell width; the first has no earlier cell and takes the
   stem conv's output, untouched, as its ``h_{i-1}``;
-- then ``3 x N`` normal cells with a reduction cell after each third, doubling the width. "N @ P"
-  names a model by N and its penultimate width P = 24 x the cell width (6 concatenated states, 4x
-  widening). NASNet-A Large (6 @ 4032) and Mobile (4 @ 1056) differ only in config;
+- then ``3 x N`` normal cells (``depths = (N, N, N)``) with a reduction cell after each third,
+  doubling the width. "N @ P" names a model by N and its penultimate width P = 24 x the cell width
+  (6 concatenated states, 4x widening). NASNet-A Large (6 @ 4032) and Mobile (4 @ 1056) differ only
+  in config;
 - in Large (TF ``skip_reduction_layer_input``) the cell after a reduction cell takes as ``h_{i-1}``
   the reduction cell's own ``h_{i-1}``, skipping the reduction cell's input;
 - ScheduledDropPath: each op's output is dropped with a probability growing linearly over the cells
-  (``drop_path``; the paper also ramps it up over training time, which is the training loop's job).
+  (``drop_path_rate``, ``layers.drop_path_rates``: 0 at the first cell; the paper also ramps it up over
+  training time, which is the training loop's job).
 The auxiliary classifier is not built.
 
 Levels: ``stages[0]`` the stem conv (stride 2, unpadded: 224 -> 111), ``stages[1]`` the first stem
@@ -38,11 +40,14 @@ reduction cell (stride 4), ``stages[2]`` the second stem reduction cell and N no
 8), ``stages[3]`` and ``stages[4]`` a reduction cell and N normal cells each (strides 16, 32). A
 level is its last cell's output (before the ReLU the next cell starts with); the last stage ends with
 the network's final ReLU. Because cells read two inputs, each stage takes and returns the pair
-``(output, previous output)``; ``NASNet`` overrides ``forward_features``/``forward_levels`` to carry it.
+``(output, previous output)``; ``NASNet`` overrides ``_run_levels`` (the loop behind every forward) to
+carry it. There is no ``output_stride``: the stem conv is unpadded and cells downsample in parallel
+branches.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,8 +58,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, DropPath, SeparableConv2d
+from vision_backbones.backbone import Backbone, ClassifierHead, _running_stats_restored
+from vision_backbones.layers import ConvNormAct, DropPath, SeparableConv2d, drop_path_rates
 from vision_backbones.layers.conv import LayerFactory
 from vision_backbones.registry import register_family
 
@@ -399,14 +404,15 @@ class NASNetConfig:
         stem_filters: output channels of the 3x3/2 stem conv (TF: 32 x ``stem_multiplier``).
         penultimate_filters: P, the width of the last cells; the cell width at stride 8 is
             P / (4 x the normal cell's concatenated states), halved and quartered in the stem cells.
-        repeats: N, normal cells after the stem and after each reduction cell.
+        depths: normal cells after the stem cells and after each of the two reduction cells (N each
+            in the paper).
         image_size: the paper's input resolution (331 Large, 224 Mobile); any size from
             ``min_input_size`` works.
         normal_cell, reduction_cell: the searched cell tables.
         skip_reduction_input: the cell after a (non-stem) reduction cell takes the reduction cell's
             own ``h_{i-1}`` (TF ``skip_reduction_layer_input``: Large yes, Mobile no).
-        drop_path: ScheduledDropPath probability at the last cell (linear in the cell index).
-        dropout: before the classifier (paper: 0.5).
+        drop_path_rate: ScheduledDropPath probability at the last cell (linear in the cell index).
+        drop_rate: dropout before the classifier (paper: 0.5).
         same_padding: TF "SAME" padding for strided separable convs and pools (asymmetric on even
             sizes), as timm's port of the TF weights; strided average pools then count the padding.
         bn_eps, bn_momentum: batch norm settings (TF-slim and timm: 1e-3; timm momentum 0.1).
@@ -414,22 +420,26 @@ class NASNetConfig:
 
     stem_filters: int = 32
     penultimate_filters: int = 1056
-    repeats: int = 4
+    depths: tuple[int, int, int] = (4, 4, 4)
     image_size: int = 224
     normal_cell: CellSpec = NASNET_A_NORMAL
     reduction_cell: CellSpec = NASNET_A_REDUCTION
     skip_reduction_input: bool = False
-    drop_path: float = 0.0
-    dropout: float = 0.5
+    drop_path_rate: float = 0.0
+    drop_rate: float = 0.5
     same_padding: bool = False
     bn_eps: float = 1e-3
     bn_momentum: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("stem_filters", "penultimate_filters", "repeats", "image_size"):
+        for name in ("stem_filters", "penultimate_filters", "image_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(self.depths, tuple) or len(self.depths) != 3 or not all(
+            isinstance(d, int) and d >= 1 for d in self.depths
+        ):
+            raise ValueError(f"depths must be 3 positive ints (normal cells per width), got {self.depths!r}")
         _check_cell("normal_cell", self.normal_cell, reduction=False)
         _check_cell("reduction_cell", self.reduction_cell, reduction=True)
         widening = 4 * len(self.normal_cell.concat)
@@ -438,8 +448,10 @@ class NASNetConfig:
                 f"penultimate_filters must be a multiple of {widening} (4 x {len(self.normal_cell.concat)} "
                 f"concatenated states), got {self.penultimate_filters}"
             )
-        if not 0.0 <= self.drop_path < 1.0 or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"drop_path and dropout must be in [0, 1), got {self.drop_path} and {self.dropout}")
+        if not 0.0 <= self.drop_path_rate < 1.0 or not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(
+                f"drop_path_rate and drop_rate must be in [0, 1), got {self.drop_path_rate} and {self.drop_rate}"
+            )
         if self.bn_eps <= 0 or not 0.0 <= self.bn_momentum <= 1.0:
             raise ValueError(f"bn_eps must be > 0 and bn_momentum in [0, 1], got {self.bn_eps} and {self.bn_momentum}")
 
@@ -458,15 +470,15 @@ class CellPlan(NamedTuple):
 
 
 def cell_plan(config: NASNetConfig) -> list[list[CellPlan]]:
-    """The cells of stages 1..4: two stem reduction cells, then N normal cells per width, with a
-    reduction cell before each doubling."""
-    f, n = config.cell_filters, config.repeats
+    """The cells of stages 1..4: two stem reduction cells, then ``depths[i]`` normal cells per width,
+    with a reduction cell before each doubling."""
+    f, (n8, n16, n32) = config.cell_filters, config.depths
     normal, reduction, skip = config.normal_cell, config.reduction_cell, config.skip_reduction_input
     return [
         [CellPlan(reduction, f // 4, False)],
-        [CellPlan(reduction, f // 2, False)] + [CellPlan(normal, f, False)] * n,
-        [CellPlan(reduction, 2 * f, skip)] + [CellPlan(normal, 2 * f, False)] * n,
-        [CellPlan(reduction, 4 * f, skip)] + [CellPlan(normal, 4 * f, False)] * n,
+        [CellPlan(reduction, f // 2, False)] + [CellPlan(normal, f, False)] * n8,
+        [CellPlan(reduction, 2 * f, skip)] + [CellPlan(normal, 2 * f, False)] * n16,
+        [CellPlan(reduction, 4 * f, skip)] + [CellPlan(normal, 4 * f, False)] * n32,
     ]
 
 
@@ -494,26 +506,15 @@ def _init_weights(model: nn.Module) -> None:
 class NASNet(Backbone):
     """Stem conv (stride 2), stem reduction cells (strides 4, 8), cell stacks (strides 8, 16, 32)."""
 
-    def __init__(
-        self,
-        config: NASNetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    def __init__(self, config: NASNetConfig, *, in_channels: int, num_classes: int | None) -> None:
         norm_layer = partial(nn.BatchNorm2d, eps=config.bn_eps, momentum=config.bn_momentum)
         plan = cell_plan(config)
-        total_cells = sum(len(stage) for stage in plan)
+        rates = iter(drop_path_rates(config.drop_path_rate, sum(len(stage) for stage in plan)))
 
         stages: list[nn.Module] = [StemConv(in_channels, config.stem_filters, norm_layer=norm_layer)]
-        stage_channels, stage_strides = [config.stem_filters], [2]
-        # (channels, stride) of the last cell's output and of the one before; None before the first cell.
-        current: tuple[int, int] = (config.stem_filters, 2)
+        # (channels, reduced so far) of the last cell's output and of the one before; None before the first cell.
+        current: tuple[int, int] = (config.stem_filters, 0)
         previous: tuple[int, int] | None = None
-        index = 0
         for stage_index, stage_plan in enumerate(plan):
             cells = []
             for spec, filters, passes_previous in stage_plan:
@@ -525,36 +526,31 @@ class NASNet(Backbone):
                     previous_reduced=previous is not None and previous[1] < current[1],
                     same_padding=config.same_padding,
                     norm_layer=norm_layer,
-                    drop_path=config.drop_path * (index + 1) / total_cells,
+                    drop_path=next(rates),
                 )
-                output = (cell.out_channels, current[1] * (2 if spec.reduction else 1))
+                output = (cell.out_channels, current[1] + int(spec.reduction))
                 if not passes_previous:
                     previous = current
                 current = output
                 cells.append(cell)
-                index += 1
             last = stage_index == len(plan) - 1
             stages.append(CellStage(cells, passes_previous=[c.passes_previous for c in stage_plan], final_act=last))
-            stage_channels.append(current[0])
-            stage_strides.append(2)  # each stage opens with a reduction cell
 
-        head = None if num_classes is None else ClassifierHead(current[0], num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=stage_strides,
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-            # The unpadded stem conv gives (size - 1) // 2, every reduction after it rounds up: 32 px
-            # leave one pixel at stride 32 (smaller inputs run, but the deep maps are all padding).
-            min_input_size=32,
-        )
+        head = None if num_classes is None else ClassifierHead(current[0], num_classes, dropout=config.drop_rate)
+        # The unpadded stem conv gives (size - 1) // 2, every reduction after it rounds up: 32 px leave
+        # one pixel at stride 32 (smaller inputs run, but the deep maps are all padding).
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, min_input_size=32)
         self.image_size = config.image_size
         _init_weights(self)
+
+    @torch.jit.unused
+    def _checkpointed_cells(self, index: int, x: Tensor, previous: Tensor) -> tuple[Tensor, Tensor]:
+        stage = self.stages[index]
+
+        def contexts() -> tuple[contextlib.AbstractContextManager[None], contextlib.AbstractContextManager[None]]:
+            return contextlib.nullcontext(), _running_stats_restored(stage)  # statistics updated once
+
+        return torch.utils.checkpoint.checkpoint(stage, x, previous, use_reentrant=False, context_fn=contexts)
 
     def _run_levels(self, x: Tensor, selected: bool) -> list[Tensor]:
         # Cells read the two previous states, so the loop carries ``previous`` between stages.
@@ -564,7 +560,10 @@ class NASNet(Backbone):
         previous = x
         for index, stage in enumerate(self.stages):
             if index <= deepest:  # stages past the deepest requested level are not run
-                x, previous = stage(x, previous)
+                if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+                    x, previous = self._checkpointed_cells(index, x, previous)
+                else:
+                    x, previous = stage(x, previous)
                 if not selected or index in self._out_indices:
                     outputs.append(x)
         return outputs
@@ -573,11 +572,11 @@ class NASNet(Backbone):
 VARIANTS: dict[str, NASNetConfig] = {
     # NASNet-A (6 @ 4032), 331 x 331: stem 3 x 32 filters, cell width 168.
     "nasnet_a_large": NASNetConfig(
-        stem_filters=96, penultimate_filters=4032, repeats=6, image_size=331, skip_reduction_input=True
+        stem_filters=96, penultimate_filters=4032, depths=(6, 6, 6), image_size=331, skip_reduction_input=True
     ),
     # NASNet-A (4 @ 1056), 224 x 224: stem 32 filters, cell width 44.
     "nasnet_a_mobile": NASNetConfig(
-        stem_filters=32, penultimate_filters=1056, repeats=4, image_size=224, skip_reduction_input=False
+        stem_filters=32, penultimate_filters=1056, depths=(4, 4, 4), image_size=224, skip_reduction_input=False
     ),
 }
 

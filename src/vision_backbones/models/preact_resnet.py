@@ -16,20 +16,19 @@ adds a norm + ReLU after it, as in the original post-activation stem.
 Levels: ``stages[0]`` is the stem conv (stride 2), ``stages[1]`` the 3x3/2 max pool and the first
 residual stage (stride 4), ``stages[2..4]`` the other residual stages (strides 8, 16, 32); the last
 one ends with the final norm + ReLU. The inner levels are raw residual sums (not normalized), as the
-architecture has them.
+architecture has them. ``output_stride`` 16 / 8 dilates the last one / two residual stages, as for ResNet.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import DropPath, init_weights
+from vision_backbones.layers import DropPath, drop_path_rates, init_weights
 from vision_backbones.registry import register_family
 
 
@@ -101,6 +100,7 @@ class PreActResNetConfig:
         stem_norm: norm + ReLU after the stem conv (timm has none).
         final_norm: norm + ReLU after the last stage (the paper and timm have it).
         drop_path_rate: stochastic depth rate of the last block, growing linearly from 0.
+        drop_rate: dropout before the classifier.
     """
 
     block: Literal["basic", "bottleneck"]
@@ -110,6 +110,7 @@ class PreActResNetConfig:
     stem_norm: bool = False
     final_norm: bool = True
     drop_path_rate: float = 0.0
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.block not in ("basic", "bottleneck"):
@@ -122,21 +123,16 @@ class PreActResNetConfig:
             )
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 class PreActResNet(Backbone):
     """Pre-activation ResNet backbone: five levels at strides 2, 4, 8, 16, 32."""
 
-    def __init__(
-        self,
-        config: PreActResNetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: PreActResNetConfig, *, in_channels: int, num_classes: int | None) -> None:
         # Level 0: (B, in, H, W) -> (B, 64, H/2, W/2)
         stem: dict[str, nn.Module] = {
             "conv": nn.Conv2d(in_channels, config.stem_channels, 7, stride=2, padding=3, bias=False)
@@ -144,11 +140,10 @@ class PreActResNet(Backbone):
         if config.stem_norm:
             stem.update(_norm_act(config.stem_channels).named_children())
         stages: list[nn.Module] = [nn.Sequential(OrderedDict(stem))]
-        channels, strides = [config.stem_channels], [2]
 
         bottleneck = config.block == "bottleneck"
         expansion = PreActBottleneck.expansion if bottleneck else PreActBasicBlock.expansion
-        total_blocks, block_index = sum(config.depths), 0
+        rates = iter(drop_path_rates(config.drop_path_rate, sum(config.depths)))
         in_ch = config.stem_channels
         for stage_index, (depth, width) in enumerate(zip(config.depths, config.widths)):
             out_ch = width * expansion
@@ -156,13 +151,12 @@ class PreActResNet(Backbone):
             for i in range(depth):
                 # The first residual stage halves the resolution with a max pool, the others with a strided first block.
                 stride = 2 if i == 0 and stage_index > 0 else 1
-                rate = config.drop_path_rate * block_index / max(total_blocks - 1, 1)
+                rate = next(rates)
                 if bottleneck:
                     blocks.append(PreActBottleneck(in_ch, width, out_ch, stride=stride, drop_path=rate))
                 else:
                     blocks.append(PreActBasicBlock(in_ch, out_ch, stride=stride, drop_path=rate))
                 in_ch = out_ch
-                block_index += 1
             parts: dict[str, nn.Module] = {}
             if stage_index == 0:
                 parts["pool"] = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -170,21 +164,9 @@ class PreActResNet(Backbone):
             if stage_index == len(config.depths) - 1 and config.final_norm:
                 parts.update(_norm_act(out_ch).named_children())  # no block normalizes its output
             stages.append(nn.Sequential(OrderedDict(parts)))
-            channels.append(out_ch)
-            strides.append(2)
 
-        head = ClassifierHead(in_ch, num_classes) if num_classes is not None else None
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=channels,
-            stage_strides=strides,
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = ClassifierHead(in_ch, num_classes, dropout=config.drop_rate) if num_classes is not None else None
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
         init_weights(self)  # timm's scheme
 
 

@@ -20,13 +20,13 @@ The variants follow the released Caffe models (the weights timm ships as ``legac
 The Caffe models' stem max pool has no padding and rounds up (``pool_ceil_mode``).
 
 Levels (as ResNet): ``stages[0]`` the stem (stride 2); ``stages[1]`` the 3x3/2 max pool and the first
-SE stage (stride 4); ``stages[2..4]`` the other SE stages (strides 8, 16, 32).
+SE stage (stride 4); ``stages[2..4]`` the other SE stages (strides 8, 16, 32). ``output_stride`` 16 / 8
+dilates the last one / two SE stages, as for ResNet.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -89,7 +89,7 @@ class SENetConfig:
         stride_in_1x1: downsampling blocks stride in the first 1x1 conv, not the 3x3 (original ResNet).
         downsample_kernel_size: kernel of the strided projection shortcuts (SENet-154: 3).
         pool_ceil_mode: the stem max pool has no padding and rounds up (the Caffe models).
-        dropout: before the classifier (SENet-154: 0.2).
+        drop_rate: dropout before the classifier (SENet-154: 0.2).
     """
 
     depths: tuple[int, ...]
@@ -103,7 +103,7 @@ class SENetConfig:
     stride_in_1x1: bool = False
     downsample_kernel_size: int = 1
     pool_ceil_mode: bool = True
-    dropout: float = 0.0
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("depths", "widths"):
@@ -119,8 +119,8 @@ class SENetConfig:
             raise ValueError(f"reduce_ratio must be in (0, 1], got {self.reduce_ratio}")
         if self.downsample_kernel_size not in (1, 3):
             raise ValueError(f"downsample_kernel_size must be 1 or 3, got {self.downsample_kernel_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 def _stem(in_channels: int, config: SENetConfig) -> nn.Sequential:
@@ -137,18 +137,10 @@ def _stem(in_channels: int, config: SENetConfig) -> nn.Sequential:
 class SENet(Backbone):
     """Stem (stride 2) + four SE stages (strides 4, 8, 16, 32)."""
 
-    def __init__(
-        self,
-        config: SENetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: SENetConfig, *, in_channels: int, num_classes: int | None) -> None:
         stages: list[nn.Module] = [_stem(in_channels, config)]
-        stage_channels = [config.stem_channels]
         channels = config.stem_channels
         for index, (depth, width) in enumerate(zip(config.depths, config.widths)):
             mid = int(width * config.width_per_group / 64) * config.groups
@@ -174,21 +166,10 @@ class SENet(Backbone):
                 ceil = config.pool_ceil_mode
                 pool = nn.MaxPool2d(3, stride=2, padding=0 if ceil else 1, ceil_mode=ceil)
             stages.append(nn.Sequential(OrderedDict(pool=pool, blocks=nn.Sequential(*blocks))))
-            stage_channels.append(out)
             channels = out
 
-        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=[2] * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.drop_rate)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
         init_weights(self, zero_conv_bias=False, linear="default")  # the SE convs keep their default bias
 
 
@@ -208,7 +189,7 @@ VARIANTS: dict[str, SENetConfig] = {
         stem_channels=128,
         deep_stem=True,
         downsample_kernel_size=3,
-        dropout=0.2,
+        drop_rate=0.2,
     ),
 }
 

@@ -12,20 +12,21 @@ the unit's output channels in the bottleneck; the downsampling unit averages the
 3x3/2 pool and *concatenates* it with the branch instead of adding. Stage 2's first 1x1 conv is not
 grouped: its input (24 channels) is too narrow.
 
-Variants (``shufflenet_v1_g{groups}_x{scale}``) come from Table 1: stage 2's output channels per group
-count at 1x, doubled at each later stage; "ShuffleNet s x" multiplies every width by ``s``. The
-bottleneck (a quarter of a unit's width) is rounded to a multiple of ``groups`` where it does not
-split (2 or 4 groups at 0.5x and 1.5x: 25 -> 26, 34 -> 36, ...); the stem widths are the authors'.
+Variants (``shufflenet_v1_g{groups}_x{s}``) come from Table 1: stage 2's output channels per group
+count at 1x, doubled at each later stage; "ShuffleNet s x" multiplies every stage width by
+``width_multiplier = s``. The bottleneck (a quarter of a unit's width) is rounded to a multiple of
+``groups`` where it does not split (2 or 4 groups at 0.5x and 1.5x: 25 -> 26, 34 -> 36, ...); the
+stem widths are the authors' (not scaled: 24 at 1.5x).
 The whole networks' mult-adds land within 2 % of Tables 1 and 5 (``tests/test_shufflenet_v1.py``).
 
 Levels (as ShuffleNet V2): the stem (3x3/2 conv, 3x3/2 max pool) reaches stride 4 in one go, so the
 network has no stride-2 level of its own: ``stages[0]`` is the stem at stride 4; ``stages[1..3]``
-the three shuffle stages (strides 8, 16, 32).
+the three shuffle stages (strides 8, 16, 32). ``output_stride`` 16 or 8 runs the last stages'
+strided depthwise convs and shortcut pools at stride 1 and dilates the depthwise convs after them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -84,7 +85,8 @@ class UnitSpec(NamedTuple):
 def unit_specs(config: ShuffleNetV1Config) -> list[UnitSpec]:
     """Every unit of the network, in order; the first of each stage has stride 2."""
     units, channels = [], config.stem_channels
-    for index, (out, depth) in enumerate(zip(config.stage_channels, config.depths)):
+    for index, (width, depth) in enumerate(zip(config.stage_channels, config.depths)):
+        out = make_divisible(width * config.width_multiplier, config.groups)
         mid = make_divisible(out * config.bottleneck_ratio, config.groups)  # the shuffle needs equal groups
         for i in range(depth):
             dense_first = index == 0 and i == 0 and not config.group_first_conv
@@ -100,9 +102,10 @@ class ShuffleNetV1Config:
 
     Attributes:
         groups: groups of the 1x1 convs (and of the channel shuffle).
-        stage_channels: output channels of the three shuffle stages.
+        stage_channels: output channels of the three shuffle stages at 1x (Table 1).
+        width_multiplier: "ShuffleNet s x": scales ``stage_channels`` (rounded to a multiple of ``groups``).
         depths: units per stage; the first of each has stride 2.
-        stem_channels: the 3x3/2 stem conv.
+        stem_channels: the 3x3/2 stem conv (not scaled by ``width_multiplier``).
         bottleneck_ratio: bottleneck width as a fraction of the unit's output channels (paper: 1/4),
             rounded to a multiple of ``groups``.
         group_first_conv: group stage 2's first 1x1 conv too (the paper does not).
@@ -110,6 +113,7 @@ class ShuffleNetV1Config:
 
     groups: int
     stage_channels: tuple[int, ...]
+    width_multiplier: float = 1.0
     depths: tuple[int, ...] = (4, 8, 4)
     stem_channels: int = 24
     bottleneck_ratio: float = 0.25
@@ -125,6 +129,8 @@ class ShuffleNetV1Config:
         for name in ("groups", "stem_channels"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if not self.width_multiplier > 0:
+            raise ValueError(f"width_multiplier must be > 0, got {self.width_multiplier!r}")
         if not 0.0 < self.bottleneck_ratio <= 1.0:
             raise ValueError(f"bottleneck_ratio must be in (0, 1], got {self.bottleneck_ratio}")
         for unit in unit_specs(self):
@@ -137,66 +143,49 @@ class ShuffleNetV1Config:
                 raise ValueError(
                     f"groups={self.groups} must divide every grouped conv's channels; got {bad} for a unit "
                     f"{unit.in_channels} -> {unit.out_channels} (stage_channels {self.stage_channels}, "
-                    f"stem_channels {self.stem_channels})"
+                    f"width_multiplier {self.width_multiplier}, stem_channels {self.stem_channels})"
                 )
 
 
 class ShuffleNetV1(Backbone):
     """Stem (stride 4) + three shuffle stages (strides 8, 16, 32)."""
 
-    def __init__(
-        self,
-        config: ShuffleNetV1Config,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: ShuffleNetV1Config, *, in_channels: int, num_classes: int | None) -> None:
         # (B, in, H, W) -> (B, stem, H/4, W/4)
         stem = conv_pool_stem(in_channels, config.stem_channels)
-        units = iter(unit_specs(config))
+        specs = unit_specs(config)
+        units = iter(specs)
         stages: list[nn.Module] = [stem]
         for depth in config.depths:
             stages.append(nn.Sequential(*(ShuffleV1Block(**next(units)._asdict()) for _ in range(depth))))
-        channels = config.stage_channels[-1]
-        head = None if num_classes is None else ClassifierHead(channels, num_classes)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=[config.stem_channels, *config.stage_channels],
-            stage_strides=[4, *(2 for _ in config.depths)],
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = None if num_classes is None else ClassifierHead(specs[-1].out_channels, num_classes)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
 
 
 # Table 1: stage 2's output channels at 1x for each group count (stages 3 and 4 double it).
 TABLE1_STAGE2_CHANNELS: dict[int, int] = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}
-# Stem width per scale, as in the authors' released code (github.com/megvii-model/ShuffleNet-Series):
+# Stem width per width multiplier, as in the authors' released code (github.com/megvii-model/ShuffleNet-Series):
 # 24 is kept at 1.5x, which is what the paper's 292 MFLOPs for "1.5x (g=3)" counts (36 gives 300).
 STEM_CHANNELS: dict[float, int] = {0.5: 12, 1.0: 24, 1.5: 24, 2.0: 48}
 
 
-def scaled_config(groups: int, scale: float) -> ShuffleNetV1Config:
-    """"ShuffleNet ``scale``x" with ``groups`` groups: Table 1's widths times ``scale``.
+def scaled_config(groups: int, width_multiplier: float) -> ShuffleNetV1Config:
+    """"ShuffleNet ``width_multiplier`` x" with ``groups`` groups: Table 1's widths, scaled.
 
     Every scaled width already splits into ``groups``; the stem is rounded up to a multiple of
     ``groups`` so the first unit's branch does too (8 groups at 0.5x: 16, as the authors' code).
     """
-    stage2 = make_divisible(TABLE1_STAGE2_CHANNELS[groups] * scale, groups)
-    stem = make_divisible(STEM_CHANNELS[scale], groups)
-    return ShuffleNetV1Config(groups, (stage2, 2 * stage2, 4 * stage2), stem_channels=stem)
+    stage2 = TABLE1_STAGE2_CHANNELS[groups]
+    stem = make_divisible(STEM_CHANNELS[width_multiplier], groups)
+    return ShuffleNetV1Config(groups, (stage2, 2 * stage2, 4 * stage2), width_multiplier, stem_channels=stem)
 
 
 VARIANTS: dict[str, ShuffleNetV1Config] = {
-    f"shufflenet_v1_g{groups}_x{scale:.1f}".replace(".", "_"): scaled_config(groups, scale)
+    f"shufflenet_v1_g{groups}_x{width:.1f}".replace(".", "_"): scaled_config(groups, width)
     for groups in TABLE1_STAGE2_CHANNELS
-    for scale in STEM_CHANNELS
+    for width in STEM_CHANNELS
 }
 
 register_family("shufflenet_v1", VARIANTS, ShuffleNetV1)

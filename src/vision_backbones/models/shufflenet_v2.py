@@ -11,15 +11,22 @@ halves are *concatenated* (no add) and a *channel shuffle* (``layers.channel_shu
 mixes them for the next unit. The downsampling unit feeds the whole input to both branches (the
 other one ``3x3/2 depthwise -> 1x1 conv``), doubling the channels.
 
+Widths: Table 5 lists each width ("0.5x" .. "2x") by its channels, which are not one base scaled
+(58 would be half of 1x's 116; the paper has 48), so the variant table keeps them as data
+(``WIDTHS``, keyed by the width multiplier) rather than a ``width_multiplier`` field.
+
 Levels: the stem (3x3/2 conv, 3x3/2 max pool) reaches stride 4 in one go, so the network has no
-stride-2 level of its own: ``stages[0]`` is the stem at stride 4 (``stage_strides[0] == 4``);
-``stages[1..3]`` are the three shuffle stages (strides 8, 16, 32); the last holds the 1x1 conv5.
+stride-2 level of its own: ``stages[0]`` is the stem at stride 4; ``stages[1..3]`` are the three
+shuffle stages (strides 8, 16, 32). The 1x1 conv5 before the pool is the ``head_conv``: by default
+it belongs to the last level (1024 channels, the published parameter count); with
+``include_head_conv=False`` the last level is the last unit's output (464 channels at 1x).
+No ``output_stride``: a downsampling unit strides in two parallel branches, which the generic
+dilation rewrite, walking modules in order, would dilate differently.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -78,7 +85,7 @@ class ShuffleNetV2Config:
         stage_channels: output channels of the three shuffle stages (even).
         depths: units per stage; the first of each has stride 2.
         stem_channels: the 3x3/2 stem conv.
-        head_channels: the 1x1 conv5 before pooling.
+        head_channels: the 1x1 conv5 (``head_conv``) before pooling.
     """
 
     stage_channels: tuple[int, ...]
@@ -102,49 +109,35 @@ class ShuffleNetV2Config:
 
 
 class ShuffleNetV2(Backbone):
-    """Stem (stride 4) + three shuffle stages (strides 8, 16, 32), conv5 in the last."""
+    """Stem (stride 4) + three shuffle stages (strides 8, 16, 32), then conv5 as the head conv."""
 
-    def __init__(
-        self,
-        config: ShuffleNetV2Config,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True  # both branches' strided depthwise convs keep the previous dilation
+
+    def __init__(self, config: ShuffleNetV2Config, *, in_channels: int, num_classes: int | None) -> None:
         # (B, in, H, W) -> (B, 24, H/4, W/4)
         stem = conv_pool_stem(in_channels, config.stem_channels)
         stages: list[nn.Module] = [stem]
         channels = config.stem_channels
-        for index, (out, depth) in enumerate(zip(config.stage_channels, config.depths)):
+        for out, depth in zip(config.stage_channels, config.depths):
             blocks = [ShuffleV2Block(channels if i == 0 else out, out, stride=2 if i == 0 else 1) for i in range(depth)]
-            parts: dict[str, nn.Module] = {"blocks": nn.Sequential(*blocks)}
-            if index == len(config.depths) - 1:
-                parts["conv5"] = ConvNormAct(out, config.head_channels, 1)
-            stages.append(nn.Sequential(OrderedDict(parts)))
+            stages.append(nn.Sequential(OrderedDict(blocks=nn.Sequential(*blocks))))
             channels = out
-
+        head_conv = ConvNormAct(channels, config.head_channels, 1)  # conv5: (B, 1024, H/32, W/32)
         head = None if num_classes is None else ClassifierHead(config.head_channels, num_classes)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=[config.stem_channels, *config.stage_channels[:-1], config.head_channels],
-            stage_strides=[4, *(2 for _ in config.depths)],
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, head_conv=head_conv)
 
+
+# Table 5: stage output channels and conv5 width of each width multiplier.
+WIDTHS: dict[float, tuple[tuple[int, int, int], int]] = {
+    0.5: ((48, 96, 192), 1024),
+    1.0: ((116, 232, 464), 1024),
+    1.5: ((176, 352, 704), 1024),
+    2.0: ((244, 488, 976), 2048),
+}
 
 VARIANTS: dict[str, ShuffleNetV2Config] = {
-    "shufflenet_v2_x0_5": ShuffleNetV2Config((48, 96, 192)),
-    "shufflenet_v2_x1_0": ShuffleNetV2Config((116, 232, 464)),
-    "shufflenet_v2_x1_5": ShuffleNetV2Config((176, 352, 704)),
-    "shufflenet_v2_x2_0": ShuffleNetV2Config((244, 488, 976), head_channels=2048),
+    f"shufflenet_v2_x{width:.1f}".replace(".", "_"): ShuffleNetV2Config(channels, head_channels=head)
+    for width, (channels, head) in WIDTHS.items()
 }
 
 register_family("shufflenet_v2", VARIANTS, ShuffleNetV2)

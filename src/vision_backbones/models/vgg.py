@@ -11,13 +11,13 @@ configurations A, B, D, E); ``batch_norm`` adds a norm after every conv (``VGGCo
 
 Levels: each block's max pool ends a level, so ``stages[0..4]`` are the five blocks at strides
 2, 4, 8, 16, 32. The classifier (``VGGHead``) is the paper's three fully connected layers after an
-adaptive 7x7 pool.
+adaptive 7x7 pool; its last linear is ``head.fc``. ``output_stride`` 16 or 8 removes the last one or
+two max pools and dilates the convs after them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -39,26 +39,28 @@ def _vgg_block(in_channels: int, out_channels: int, depth: int, *, batch_norm: b
 
 
 class VGGHead(nn.Module):
-    """Adaptive pool to 7x7 -> flatten -> (linear -> ReLU -> dropout) x 2 -> linear."""
+    """Adaptive pool to 7x7 -> flatten -> (linear -> ReLU -> dropout) x 2 -> linear ``fc``."""
 
     def __init__(
-        self, in_channels: int, num_classes: int, *, hidden_channels: int, dropout: float, pool_size: int = 7
+        self, in_channels: int, num_classes: int, *, hidden_channels: int, drop_rate: float, pool_size: int = 7
     ) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(pool_size)  # 7x7 at 224 already; fixed size for other inputs
         self.fc1 = nn.Linear(in_channels * pool_size * pool_size, hidden_channels)
         self.act1 = nn.ReLU(inplace=True)
-        self.drop1 = nn.Dropout(dropout)
+        self.drop1 = nn.Dropout(drop_rate)
         self.fc2 = nn.Linear(hidden_channels, hidden_channels)
         self.act2 = nn.ReLU(inplace=True)
-        self.drop2 = nn.Dropout(dropout)
-        self.fc3 = nn.Linear(hidden_channels, num_classes)
+        self.drop2 = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(hidden_channels, num_classes)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def pre_logits(self, x: Tensor) -> Tensor:
         x = self.pool(x).flatten(1)  # (B, C * 49)
         x = self.drop1(self.act1(self.fc1(x)))
-        x = self.drop2(self.act2(self.fc2(x)))
-        return self.fc3(x)
+        return self.drop2(self.act2(self.fc2(x)))  # (B, hidden_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.pre_logits(x))
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,14 @@ class VGGConfig:
         widths: output channels of each block.
         batch_norm: batch norm after every conv (torchvision ``vgg*_bn``).
         hidden_channels: width of the classifier's two hidden linear layers.
-        dropout: dropout after each hidden linear layer.
+        drop_rate: dropout after each hidden linear layer.
     """
 
     depths: tuple[int, ...]
     widths: tuple[int, ...] = (64, 128, 256, 512, 512)
     batch_norm: bool = False
     hidden_channels: int = 4096
-    dropout: float = 0.5
+    drop_rate: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.depths or len(self.depths) != len(self.widths):
@@ -88,41 +90,26 @@ class VGGConfig:
             raise ValueError(f"batch_norm must be True or False, got {self.batch_norm!r}")
         if self.hidden_channels < 1:
             raise ValueError(f"hidden_channels must be >= 1, got {self.hidden_channels}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 class VGG(Backbone):
     """VGG backbone: one level per block, at strides 2, 4, 8, 16, 32."""
 
-    def __init__(
-        self,
-        config: VGGConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    # Padded 3x3 convs and 2x2/2 pools: the generic rewrite drops the pools of the last blocks and
+    # dilates their convs (DeepLab-v1 did this to VGG-16).
+    supports_output_stride = True
+
+    def __init__(self, config: VGGConfig, *, in_channels: int, num_classes: int | None) -> None:
         stages, channels = [], in_channels
         for depth, width in zip(config.depths, config.widths):
             stages.append(_vgg_block(channels, width, depth, batch_norm=config.batch_norm))  # (B, width, H/2, W/2)
             channels = width
         head = None
         if num_classes is not None:
-            head = VGGHead(channels, num_classes, hidden_channels=config.hidden_channels, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=config.widths,
-            stage_strides=(2,) * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+            head = VGGHead(channels, num_classes, hidden_channels=config.hidden_channels, drop_rate=config.drop_rate)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
         init_weights(self)
 
 

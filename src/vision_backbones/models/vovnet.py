@@ -16,6 +16,9 @@ Options reproduce the original detectron2 code and timm, which differ in three w
 stride-2 level becomes the stem's second conv, as timm's ``feature_info`` declares it),
 ``pool_ceil_mode`` (max pool without padding, ``ceil_mode=True``) and ``ese_last_block_only``.
 The depthwise-separable variants (timm ``*_dw``) are not implemented.
+
+``output_stride`` 16 / 8: the last one / two stages' max pools run at stride 1 (3x3, padded) and their
+3x3 convs are dilated by 2 / 2 and 4.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class VoVNetConfig:
         stem_channels: output channels of the stem's 3x3 convs (the first has stride 2).
         mid_channels: width of the 3x3 convs inside the OSA blocks, per stage.
         out_channels: output channels of the OSA blocks (after the 1x1 aggregation), per stage.
-        num_blocks: OSA blocks per stage.
+        depths: OSA blocks per stage.
         num_layers: 3x3 convs per OSA block.
         residual: identity shortcut in each OSA block whose input and output shapes match (V2).
         ese: effective squeeze-excitation after each OSA block's aggregation (V2).
@@ -93,28 +96,30 @@ class VoVNetConfig:
         fold_pool_into_stem: replace stage 1's max pool by stride 2 in the stem's last conv
             (original code, timm); that conv then opens stage 1.
         pool_ceil_mode: max pools without padding and ``ceil_mode=True`` (original code, timm).
+        drop_rate: dropout before the classifier.
     """
 
     stem_channels: tuple[int, ...] = (64, 64, 128)
     mid_channels: tuple[int, ...] = (128, 160, 192, 224)
     out_channels: tuple[int, ...] = (256, 512, 768, 1024)
-    num_blocks: tuple[int, ...] = (1, 1, 2, 2)
+    depths: tuple[int, ...] = (1, 1, 2, 2)
     num_layers: int = 5
     residual: bool = True
     ese: bool = True
     ese_last_block_only: bool = False
     fold_pool_into_stem: bool = False
     pool_ceil_mode: bool = False
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("stem_channels", "mid_channels", "out_channels", "num_blocks"):
+        for name in ("stem_channels", "mid_channels", "out_channels", "depths"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
                 raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
-        if not len(self.mid_channels) == len(self.out_channels) == len(self.num_blocks):
+        if not len(self.mid_channels) == len(self.out_channels) == len(self.depths):
             raise ValueError(
-                f"mid_channels {self.mid_channels}, out_channels {self.out_channels} and num_blocks "
-                f"{self.num_blocks} must have one entry per stage (equal lengths)"
+                f"mid_channels {self.mid_channels}, out_channels {self.out_channels} and depths "
+                f"{self.depths} must have one entry per stage (equal lengths)"
             )
         if not isinstance(self.num_layers, int) or self.num_layers < 1:
             raise ValueError(f"num_layers must be a positive int, got {self.num_layers!r}")
@@ -126,21 +131,16 @@ class VoVNetConfig:
             raise ValueError(
                 "ese_last_block_only=True needs ese=True; expected ese_last_block_only=False for a model without eSE"
             )
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 class VoVNet(Backbone):
     """Stem level (stride 2) + OSA stages (strides 4, 8, 16, 32)."""
 
-    def __init__(
-        self,
-        config: VoVNetConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: VoVNetConfig, *, in_channels: int, num_classes: int | None) -> None:
         # Stem level: 3x3 convs, the first at stride 2: (B, C_in, H, W) -> (B, stem_channels[-1], H/2, W/2).
         widths = (in_channels, *config.stem_channels)
         stem = [ConvNormAct(widths[i], widths[i + 1], 3, stride=2 if i == 0 else 1) for i in range(len(widths) - 1)]
@@ -151,10 +151,9 @@ class VoVNet(Backbone):
             first_downsample = ConvNormAct(widths[-2], widths[-1], 3, stride=2)
             stem.pop()
         stages: list[nn.Module] = [nn.Sequential(*stem)]
-        stage_channels, stage_strides = [stem[-1].out_channels], [stem[0].stride]
 
         channels = config.stem_channels[-1]
-        for index, (mid, out, depth) in enumerate(zip(config.mid_channels, config.out_channels, config.num_blocks)):
+        for index, (mid, out, depth) in enumerate(zip(config.mid_channels, config.out_channels, config.depths)):
             blocks: list[OSABlock] = []
             for i in range(depth):
                 with_ese = config.ese and (i == depth - 1 or not config.ese_last_block_only)
@@ -164,30 +163,18 @@ class VoVNet(Backbone):
                 channels = out
             downsample = first_downsample if index == 0 else _max_pool(config.pool_ceil_mode)
             stages.append(_osa_stage(downsample, blocks))  # (B, out, H/2, W/2) of its input
-            stage_channels.append(out)
-            stage_strides.append(2)  # a 3x3/2 max pool or the strided stem conv
 
-        head = None if num_classes is None else ClassifierHead(channels, num_classes)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=stage_channels,
-            stage_strides=stage_strides,
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.drop_rate)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
 
 
 VARIANTS: dict[str, VoVNetConfig] = {
     "vovnet19_slim": VoVNetConfig(
-        mid_channels=(64, 80, 96, 112), out_channels=(112, 256, 384, 512), num_blocks=(1, 1, 1, 1), num_layers=3
+        mid_channels=(64, 80, 96, 112), out_channels=(112, 256, 384, 512), depths=(1, 1, 1, 1), num_layers=3
     ),
     "vovnet39": VoVNetConfig(),
-    "vovnet57": VoVNetConfig(num_blocks=(1, 1, 4, 3)),
-    "vovnet99": VoVNetConfig(num_blocks=(1, 3, 9, 3)),
+    "vovnet57": VoVNetConfig(depths=(1, 1, 4, 3)),
+    "vovnet99": VoVNetConfig(depths=(1, 3, 9, 3)),
 }
 
 register_family("vovnet", VARIANTS, VoVNet)

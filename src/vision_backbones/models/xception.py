@@ -20,6 +20,10 @@ As in the paper's Keras code and timm's ``legacy_xception`` the two stem convs a
 Levels: ``stages[0]`` the two stem convs (64 ch, stride 2); ``stages[1]``, ``stages[2]`` the first two
 entry blocks (128 ch at stride 4, 256 ch at stride 8); ``stages[3]`` the last entry block and the
 middle flow (728 ch, stride 16); ``stages[4]`` the exit flow (2048 ch, stride 32).
+
+``output_stride`` 16 / 8: the blocks' 3x3/2 max pools and strided 1x1 shortcuts of the last one / two
+stages run at stride 1, and the separable convs after each pool are dilated (the stem, whose convs
+are unpadded, is never touched: it ends at stride 2).
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ class XceptionConfig:
         middle_blocks: identity blocks of three separable convs in the middle flow.
         exit_channels: the two separable convs of the exit flow's downsampling block.
         head_channels: the exit flow's last separable convs (each followed by BN and ReLU).
-        dropout: before the classifier (paper: 0.5 on ImageNet).
+        drop_rate: dropout before the classifier (paper: 0.5 on ImageNet).
     """
 
     stem_channels: tuple[int, int] = (32, 64)
@@ -95,7 +99,7 @@ class XceptionConfig:
     middle_blocks: int = 8
     exit_channels: tuple[int, int] = (728, 1024)
     head_channels: tuple[int, ...] = (1536, 2048)
-    dropout: float = 0.5
+    drop_rate: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("stem_channels", "entry_channels", "exit_channels", "head_channels"):
@@ -110,23 +114,16 @@ class XceptionConfig:
             raise ValueError(f"entry_channels must have 3 entries (strides 4, 8, 16), got {self.entry_channels}")
         if not isinstance(self.middle_blocks, int) or self.middle_blocks < 0:
             raise ValueError(f"middle_blocks must be an int >= 0, got {self.middle_blocks!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 class Xception(Backbone):
     """Entry flow (strides 2..16), middle flow (stride 16), exit flow (stride 32)."""
 
-    def __init__(
-        self,
-        config: XceptionConfig,
-        *,
-        in_channels: int,
-        num_classes: int | None,
-        out_indices: Sequence[int] | None,
-        frozen_stages: int,
-        norm_eval: bool,
-    ) -> None:
+    supports_output_stride = True
+
+    def __init__(self, config: XceptionConfig, *, in_channels: int, num_classes: int | None) -> None:
         c1, c2 = config.stem_channels
         # Level 0: (B, 3, H, W) -> (B, 64, H/2 - 3, W/2 - 3), unpadded convs.
         stem = nn.Sequential(
@@ -154,18 +151,8 @@ class Xception(Backbone):
             nn.Sequential(entry[2], *middle),
             nn.Sequential(exit_block, *head_units),
         ]
-        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.dropout)
-        super().__init__(
-            nn.Identity(),
-            stages,
-            stage_channels=[c2, *config.entry_channels, channels],
-            stage_strides=[2] * len(stages),
-            in_channels=in_channels,
-            head=head,
-            out_indices=out_indices,
-            frozen_stages=frozen_stages,
-            norm_eval=norm_eval,
-        )
+        head = None if num_classes is None else ClassifierHead(channels, num_classes, dropout=config.drop_rate)
+        super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
         init_weights(self, linear="default")
 
 

@@ -4,7 +4,7 @@
 import this package.
 """
 
-from vision_backbones.train.data import ImageDataModule
+from vision_backbones.train.datamodule import ImageDataModule
 from vision_backbones.train.module import ImageClassifier, NonFiniteLossError
 
 __all__ = ["ImageClassifier", "ImageDataModule", "NonFiniteLossError"]

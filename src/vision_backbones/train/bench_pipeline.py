@@ -18,6 +18,9 @@ from pathlib import Path
 
 import torch
 
+from vision_backbones.measure.machine import describe, machine_info
+from vision_backbones.train.transforms import IMAGENET_MEAN, IMAGENET_STD
+
 # ImageNet-like sizes (most ImageNet photos are about 500x375; some are much larger)
 SIZES = [(500, 375), (500, 333), (375, 500), (500, 400), (640, 480), (800, 600), (1024, 768)]
 
@@ -33,7 +36,7 @@ def plain_torchvision_loader(root: Path, batch_size: int, workers: int):
             v2.TrivialAugmentWide(),
             v2.PILToTensor(),
             v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
             v2.RandomErasing(0.1),
         ]
     )
@@ -42,7 +45,7 @@ def plain_torchvision_loader(root: Path, batch_size: int, workers: int):
 
 
 def our_loader(root: Path, batch_size: int, workers: int):
-    from vision_backbones.train.data import ImageDataModule
+    from vision_backbones.train.datamodule import ImageDataModule
 
     module = ImageDataModule(str(root.parent), batch_size=batch_size, num_workers=workers, persistent_workers=False)
     return module.train_dataloader(), lambda batch: module.on_after_batch_transfer(batch, 0)
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     best = {name: max(values) for name, values in results.items()}
     base, ours = best["torchvision ImageFolder + v2"], best["vision_backbones pipeline"]
     print(f"{args.images} JPEGs ({', '.join(f'{w}x{h}' for w, h in SIZES)}), batch {args.batch_size}, {args.workers} workers")
+    print(f"machine: {describe(machine_info(packages=('torchvision', 'PIL')))}")
     for name, value in best.items():
         print(f"  {name:32s} {value:8.1f} images/s")
     print(f"  speed-up                         {ours / base:8.2f}x")

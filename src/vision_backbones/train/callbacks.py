@@ -1,18 +1,30 @@
-"""Callbacks and plugins: atomic checkpoints, loss/accuracy curves."""
+"""Callbacks and plugins: atomic checkpoints, resumable logs, a final ``last.ckpt``, loss/accuracy curves."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
+import logging
 import os
-import tempfile
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from vision_backbones.io import atomic_write_bytes
+from vision_backbones.io import atomic_write_bytes, atomic_write_stream, sweep_stale_temp_files
+
+logger = logging.getLogger(__name__)
+
+# the temporary names of earlier versions (tempfile.mkstemp: ``.last.ckpt.k3j_x9a1.tmp``)
+_LEGACY_TEMP = re.compile(r"^\..+\.ckpt\.[A-Za-z0-9_]{8}\.tmp$")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -27,22 +39,126 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path) and not str(path).startswith("file://"):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(str(path).removeprefix("file://"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_stream(path, lambda file: torch.save(checkpoint, file))
 
     def remove_checkpoint(self, path: Any) -> None:
         fs = get_filesystem(path)
         if fs.exists(path):
             fs.rm(path, recursive=True)
+
+
+def sweep_checkpoint_folder(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporary checkpoint files left by killed runs (ours, and the ``.*.ckpt.XXXXXXXX.tmp`` of earlier versions)."""
+    removed = sweep_stale_temp_files(folder)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if _LEGACY_TEMP.match(entry.name) and entry.is_file():
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    if removed:
+        logger.info("removed %d temporary files left by an interrupted run in %s", len(removed), folder)
+    return removed
+
+
+class ResumableCSVWriter(ExperimentWriter):
+    """Lightning's CSV writer that can resume: ``metrics.csv`` is kept until the run knows whether it resumes.
+
+    Lightning's writer deletes ``metrics.csv`` as soon as it is created, so a resumed run lost the
+    history. This one keeps the file; :class:`ResumableLogs` then calls :meth:`resume` (keep the
+    rows the checkpoint had seen, append after them) or :meth:`start_fresh` (Lightning's behaviour).
+    """
+
+    def _check_log_dir_exists(self) -> None:  # decided later, by resume() or start_fresh()
+        pass
+
+    def start_fresh(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.metrics_file_path)
+
+    def resume(self, rows: int) -> None:
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with open(path, newline="") as file:
+            reader = csv.DictReader(file)
+            keys = list(reader.fieldnames or [])
+            kept = [row for _, row in zip(range(rows), reader)]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_bytes(path, buffer.getvalue().encode())
+        self.metrics_keys = sorted(keys)
+
+
+def csv_loggers(trainer: Trainer) -> list[CSVLogger]:
+    return [lg for lg in trainer.loggers if isinstance(lg, CSVLogger) and "://" not in str(lg.save_dir)]
+
+
+def make_csv_loggers_resumable(trainer: Trainer) -> None:
+    """Give every local CSV logger a :class:`ResumableCSVWriter` (before ``fit`` creates Lightning's)."""
+    for csv_logger in csv_loggers(trainer):
+        if csv_logger._experiment is None and trainer.is_global_zero:
+            csv_logger._experiment = ResumableCSVWriter(log_dir=csv_logger.log_dir)
+
+
+class ResumableLogs(Callback):
+    """Every logged step exactly once in ``metrics.csv``, across kills and ``--ckpt_path`` resumes.
+
+    Each checkpoint flushes the CSV loggers and records how many rows ``metrics.csv`` holds; a run
+    resumed from it keeps those rows and appends (what was logged after the checkpoint is logged
+    again by the resumed run). Also removes temporary checkpoint files left by a killed run.
+    """
+
+    def __init__(self) -> None:
+        self._resumed = False
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._resumed = False
+        if trainer.is_global_zero:
+            for callback in trainer.checkpoint_callbacks:
+                if isinstance(callback, ModelCheckpoint) and callback.dirpath and "://" not in str(callback.dirpath):
+                    sweep_checkpoint_folder(callback.dirpath)
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        rows = {}
+        for csv_logger in csv_loggers(trainer):
+            csv_logger.save()
+            path = Path(csv_logger.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+            count = 0
+            if path.is_file():
+                with open(path, newline="") as file:
+                    count = max(0, sum(1 for _ in csv.reader(file)) - 1)
+            rows[str(Path(csv_logger.log_dir).resolve())] = count
+        checkpoint["vision_backbones_logs"] = {"csv_rows": rows}
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        rows = checkpoint.get("vision_backbones_logs", {}).get("csv_rows", {})
+        for csv_logger in csv_loggers(trainer):
+            writer = csv_logger._experiment
+            if isinstance(writer, ResumableCSVWriter):
+                writer.resume(int(rows.get(str(Path(csv_logger.log_dir).resolve()), 0)))
+        self._resumed = True
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._resumed:
+            return
+        for csv_logger in csv_loggers(trainer):
+            writer = csv_logger._experiment
+            if isinstance(writer, ResumableCSVWriter) and not writer.metrics:
+                writer.start_fresh()
+
+
+class FinalLastCheckpoint(Callback):
+    """``last.ckpt`` holds the final step when training ends, also when checkpoints are step-triggered.
+
+    (Lightning's ``save_last`` with ``every_n_train_steps`` leaves ``last.ckpt`` at the last multiple.)
+    """
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.save_last and callback._last_global_step_saved != trainer.global_step:
+                callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
 
 
 class PlotCurves(Callback):
@@ -106,8 +222,6 @@ class PlotCurves(Callback):
             ax_acc.set_xlim(left=0)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
-        import io
-
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)
         plt.close(fig)

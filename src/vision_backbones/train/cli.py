@@ -1,7 +1,7 @@
 """``backbones train {fit,validate,test} --config FILE.yaml``: Lightning's CLI over the recipe.
 
 Every field of the model (:class:`~vision_backbones.train.module.ImageClassifier`), the data
-(:class:`~vision_backbones.train.data.ImageDataModule`) and the ``Trainer`` can be set in the YAML
+(:class:`~vision_backbones.train.datamodule.ImageDataModule`) and the ``Trainer`` can be set in the YAML
 file or overridden on the command line (``--model.lr 0.2 --trainer.devices 8``). The config is
 checked completely before anything runs: an unknown field or a wrong type is an error naming it.
 The resolved config is written next to the logs and into each checkpoint folder.
@@ -20,9 +20,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vision_backbones.io import atomic_write_bytes
-from vision_backbones.train.callbacks import AtomicCheckpointIO
-from vision_backbones.train.data import ImageDataModule
-from vision_backbones.train.module import ImageClassifier, NonFiniteLossError
+from vision_backbones.train.callbacks import AtomicCheckpointIO, FinalLastCheckpoint, ResumableLogs, make_csv_loggers_resumable
+from vision_backbones.train.datamodule import ImageDataModule
+from vision_backbones.train.module import ImageClassifier
 
 
 class SaveConfigNextToCheckpoints(SaveConfigCallback):
@@ -48,6 +48,11 @@ class BackbonesCLI(LightningCLI):
         strategy = self.trainer.strategy
         if type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = AtomicCheckpointIO()
+        # resumable metrics.csv, temp-file sweep, and a last.ckpt at the final step
+        self.trainer.callbacks.extend([ResumableLogs(), FinalLastCheckpoint()])
+
+    def before_fit(self) -> None:
+        make_csv_loggers_resumable(self.trainer)
 
 
 def build_cli(args: list[str], *, run: bool = True, **kwargs: Any) -> BackbonesCLI:
@@ -59,7 +64,7 @@ def build_cli(args: list[str], *, run: bool = True, **kwargs: Any) -> BackbonesC
         run=run,
         save_config_callback=SaveConfigNextToCheckpoints,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": "Train a vision_backbones model (torchvision's recipe, Lightning CLI)"},
+        parser_kwargs={"description": "Train a vision_backbones model (torchvision's recipe, Lightning CLI)", "exit_on_error": False},
         **kwargs,
     )
 
@@ -69,14 +74,26 @@ def main(argv: list[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("vision_backbones").setLevel(logging.INFO)
-    try:
-        build_cli(argv)
-    except NonFiniteLossError as error:
-        print(f"backbones train: {error}", file=sys.stderr)
-        return 1
-    except SystemExit as error:  # argument errors: jsonargparse has printed the field and the problem
-        return error.code if isinstance(error.code, int) else (0 if error.code is None else 2)
-    return 0
+    from jsonargparse import ArgumentError
+
+    from vision_backbones.cli import run_command
+
+    def run() -> int:
+        try:
+            build_cli(argv)
+        except ArgumentError as error:  # a config error: the field and the problem, on one line
+            raise ValueError(config_error_line(error)) from None
+        except SystemExit as error:  # --help, --print_config
+            return error.code if isinstance(error.code, int) else (0 if error.code is None else 2)
+        return 0
+
+    return run_command("backbones train", run)
+
+
+def config_error_line(error: BaseException) -> str:
+    """jsonargparse's multi-line explanation, folded into one line."""
+    lines = [line.strip(" -") for line in str(error).strip().splitlines() if line.strip(" -")]
+    return "; ".join(dict.fromkeys(lines)) if lines else type(error).__name__
 
 
 if __name__ == "__main__":

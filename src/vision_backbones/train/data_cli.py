@@ -19,7 +19,6 @@ reads (``data.train_shards: DIR/train-{000000..000012}.tar``).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -27,7 +26,6 @@ import os
 import random
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,10 +161,20 @@ def prepare_imagenet_val(csv_path: Path, val_dir: Path, *, extension: str = ".JP
 # shards
 
 
-def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, seed: int = 0) -> dict:
-    """Write ``out/{split}-NNNNNN.tar`` from ``root/{split}/<class>/<image>`` (shuffled), plus the meta file."""
-    from vision_backbones.train.data import scan_class_folders
+def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, seed: int = 0, force: bool = False) -> dict:
+    """Write ``out/{split}-NNNNNN.tar`` from ``root/{split}/<class>/<image>`` (shuffled), plus the meta file.
 
+    Existing shards or meta file of ``split`` in ``out`` are refused unless ``force`` (then the old
+    shards of that split are replaced, and any left over beyond the new count removed).
+    """
+    from vision_backbones.io import atomic_write, atomic_write_bytes
+    from vision_backbones.train.datasets import scan_class_folders
+    from vision_backbones.validate import check_int
+
+    check_int("max_count", max_count, min=1)
+    existing = sorted(out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar")) + ([out / f"{split}-meta.json"] if (out / f"{split}-meta.json").exists() else [])
+    if existing and not force:
+        raise ValueError(f"output {str(existing[0])!r} exists ({len(existing)} {split} files in {out}); pass --force to overwrite them")
     samples, classes = scan_class_folders(root / split)
     order = list(range(len(samples)))
     random.Random(seed).shuffle(order)
@@ -174,9 +182,8 @@ def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, se
     shards = []
     for shard_index, start in enumerate(range(0, len(order), max_count)):
         name = f"{split}-{shard_index:06d}.tar"
-        handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-        os.close(handle)
-        try:
+
+        def write(tmp: str, start: int = start) -> None:
             with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
                 for position in order[start : start + max_count]:
                     path, label = samples[position]
@@ -187,13 +194,14 @@ def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, se
                         info = tarfile.TarInfo(member)
                         info.size, info.mtime, info.mode = len(data), 0, 0o444
                         tar.addfile(info, io.BytesIO(data))
-            os.replace(tmp, out / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        atomic_write(out / name, write)
         shards.append(name)
+    for stale in existing:
+        if stale.name not in shards and stale.suffix == ".tar":
+            stale.unlink()
     meta = {"split": split, "num_samples": len(samples), "classes": classes, "shards": shards}
-    (out / f"{split}-meta.json").write_text(json.dumps(meta, indent=1))
+    atomic_write_bytes(out / f"{split}-meta.json", json.dumps(meta, indent=1).encode())
     return meta
 
 
@@ -205,7 +213,15 @@ def shard_pattern(out: Path, split: str, count: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="backbones data", description="prepare ImageNet folders and WebDataset shards")
+    from vision_backbones.cli import run_command
+
+    return run_command("backbones data", lambda: _run(argv))
+
+
+def _run(argv: list[str]) -> int:
+    from vision_backbones.cli import ArgumentParser, int_at_least
+
+    parser = ArgumentParser(prog="backbones data", description="prepare ImageNet folders and WebDataset shards")
     commands = parser.add_subparsers(dest="command", required=True)
     prep = commands.add_parser("prepare-imagenet", help="sort the flat ImageNet val images into class folders")
     prep.add_argument("--val-solution", type=Path, required=True, help="LOC_val_solution.csv")
@@ -216,23 +232,20 @@ def main(argv: list[str]) -> int:
     shard.add_argument("--root", type=Path, required=True, help="folder with <split>/<class>/<image>")
     shard.add_argument("--out", type=Path, required=True, help="output folder for the shards")
     shard.add_argument("--splits", nargs="+", default=["train", "val"])
-    shard.add_argument("--max-count", type=int, default=1000, help="samples per shard")
+    shard.add_argument("--max-count", type=int_at_least(1), default=1000, help="samples per shard")
     shard.add_argument("--seed", type=int, default=0)
+    shard.add_argument("--force", action="store_true", help="overwrite existing shards of the same split")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "prepare-imagenet":
-            summary = prepare_imagenet_val(args.val_solution, args.val_dir, extension=args.extension, dry_run=args.dry_run)
-            print(("dry run: would have " if args.dry_run else "") + str(summary))
-            return 0
-        for split in args.splits:
-            meta = write_shards(args.root, args.out, split=split, max_count=args.max_count, seed=args.seed)
-            count = len(meta["shards"])
-            print(f"{split}: {meta['num_samples']} images, {len(meta['classes'])} classes -> {count} shards; "
-                  f"use data.{split}_shards: {shard_pattern(args.out, split, count)}")
+    if args.command == "prepare-imagenet":
+        summary = prepare_imagenet_val(args.val_solution, args.val_dir, extension=args.extension, dry_run=args.dry_run)
+        print(("dry run: would have " if args.dry_run else "") + str(summary))
         return 0
-    except (PrepareError, ValueError) as error:
-        print(f"backbones data {args.command}: {error}", file=sys.stderr)
-        return 2
+    for split in args.splits:
+        meta = write_shards(args.root, args.out, split=split, max_count=args.max_count, seed=args.seed, force=args.force)
+        count = len(meta["shards"])
+        print(f"{split}: {meta['num_samples']} images, {len(meta['classes'])} classes -> {count} shards; "
+              f"use data.{split}_shards: {shard_pattern(args.out, split, count)}")
+    return 0
 
 
 if __name__ == "__main__":

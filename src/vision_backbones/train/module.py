@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vision_backbones.registry import create_model
-from vision_backbones.train.data import seeded_cpu_rng
+from vision_backbones.train.sampler import seeded_cpu_rng
 from vision_backbones.train.recipe import (
     copy_into_average,
     ema_decay_torchvision,
@@ -50,6 +50,41 @@ class WarmupCosine:
             warmup_start_factor=self.warmup_start_factor,
             min_factor=self.min_factor,
         )
+
+
+def _check_hparams(values: dict[str, Any]) -> None:
+    """Every value checked before anything is built: one line naming the field (``model.<name>``)."""
+    from vision_backbones.validate import check_bool, check_float, check_int
+
+    def name(field: str) -> str:
+        return f"model.{field}"
+
+    from vision_backbones.registry import get_entry
+
+    try:
+        get_entry(values["model"])
+    except ValueError as error:
+        raise ValueError(f"model.model: {error}") from None
+    check_int(name("num_classes"), values["num_classes"], min=1)
+    check_int(name("frozen_stages"), values["frozen_stages"], min=-1)
+    check_int(name("batch_size"), values["batch_size"], min=1)
+    check_int(name("lr_reference_batch"), values["lr_reference_batch"], min=1)
+    check_int(name("ema_every_n_steps"), values["ema_every_n_steps"], min=1)
+    check_float(name("lr"), values["lr"], min=0, min_open=True)
+    check_float(name("momentum"), values["momentum"], min=0, max=1, max_open=True)
+    for field in ("weight_decay", "norm_weight_decay", "bias_weight_decay", "backbone_lr_scale", "warmup_epochs", "cutmix_alpha", "mixup_alpha"):
+        check_float(name(field), values[field], min=0)
+    check_float(name("warmup_start_factor"), values["warmup_start_factor"], min=0, max=1, min_open=True)
+    check_float(name("min_lr_factor"), values["min_lr_factor"], min=0, max=1)
+    check_float(name("label_smoothing"), values["label_smoothing"], min=0, max=1, max_open=True)
+    check_float(name("ema_decay"), values["ema_decay"], min=0, max=1)
+    for field in ("norm_eval", "scale_lr", "nesterov", "ema", "ema_adjust", "ema_warmup", "channels_last", "compile"):
+        check_bool(name(field), values[field])
+    if values["nesterov"] and values["momentum"] == 0:
+        raise ValueError("model.nesterov needs model.momentum > 0, got momentum 0")
+    overrides = values["model_overrides"]
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"model.model_overrides must be a mapping of config fields, got {overrides!r}")
 
 
 def _accuracy(num_classes: int, top_k: int):
@@ -122,6 +157,7 @@ class ImageClassifier(LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        _check_hparams(locals())
         self.save_hyperparameters()
         self.model_name = model
         self.model_overrides = dict(model_overrides or {})
@@ -243,10 +279,13 @@ class ImageClassifier(LightningModule):
                 "stopping. Lower model.lr, check the data, or resume from an earlier checkpoint."
             )
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor | None:
         images, labels, skipped = batch
         if int(skipped):
             self.skipped_images += int(skipped)
+        if len(labels) == 0:  # every image of the batch was unreadable: no step (as in validation)
+            logger.warning("skipping training batch %d: none of its %d images could be read", batch_idx, int(skipped))
+            return None
         targets: Tensor = labels
         if self.mix is not None and len(labels) > 1:
             # seeded per (seed, step, rank): identical after a resume, independent of everything else
