@@ -71,7 +71,7 @@ def test_negative_out_indices_count_from_the_end() -> None:
 
 
 def test_bad_frozen_stages() -> None:
-    with pytest.raises(ValueError, match=r"frozen_stages must be in -1..5, got 9"):
+    with pytest.raises(ValueError, match=r"frozen_stages must be an int in -1..5, got 9"):
         create_model("resnet18", frozen_stages=9)
 
 

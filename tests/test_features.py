@@ -192,3 +192,12 @@ def test_bad_level_arguments_are_one_line() -> None:
     model = create_model("resnet18").train()
     with pytest.raises(ValueError, match="batch of 1 image"):
         model(torch.randn(1, 3, 32, 32))
+
+
+def test_levels_doc_is_current() -> None:
+    from pathlib import Path
+
+    from vision_backbones.levels import levels_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "levels.md").read_text()
+    assert doc == levels_markdown(), "docs/levels.md is stale: run python -m vision_backbones.levels > docs/levels.md"

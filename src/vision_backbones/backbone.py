@@ -235,13 +235,8 @@ class Backbone(nn.Module):
         head: nn.Module | None = None,
         head_conv: nn.Module | None = None,
         min_input_size: int | None = None,
-        **legacy: Any,
     ) -> None:
         super().__init__()
-        # Transition: families still pass the old plumbing; create_model applies it through configure.
-        unknown = set(legacy) - {"stage_channels", "stage_strides", "stem_stride", "out_indices", "frozen_stages", "norm_eval"}
-        if unknown:
-            raise TypeError(f"unexpected Backbone arguments {sorted(unknown)}")
         if len(stages) == 0:
             raise ValueError("a backbone needs at least one stage")
         self.stem = stem

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,11 +77,6 @@ def apply_overrides(name: str, config: Any, overrides: Mapping[str, Any]) -> Any
             f"expected one of: {', '.join(sorted(fields))}"
         )
     return dataclasses.replace(config, **overrides)
-
-
-def _legacy_builder(build: Builder) -> bool:
-    # Transition: families not yet moved to ``(config, *, in_channels, num_classes)`` take the old plumbing.
-    return "out_indices" in inspect.signature(build).parameters
 
 
 def _resolve_pretrained(pretrained: Any) -> str | os.PathLike[str] | None:
@@ -156,12 +150,7 @@ def create_model(
         raise ValueError(f"overrides {conflicts} conflict with the architecture stored in {os.fspath(pretrained)!r}")  # type: ignore[arg-type]
     config = apply_overrides(name, entry.config, {**stored, **overrides})
     head_classes = None if features_only else num_classes
-    if _legacy_builder(entry.build):
-        model = entry.build(
-            config, in_channels=in_channels, num_classes=head_classes, out_indices=None, frozen_stages=-1, norm_eval=False
-        )
-    else:
-        model = entry.build(config, in_channels=in_channels, num_classes=head_classes)
+    model = entry.build(config, in_channels=in_channels, num_classes=head_classes)
     model.configure(
         features_only=features_only,
         out_indices=out_indices,

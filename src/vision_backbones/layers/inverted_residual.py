@@ -134,6 +134,19 @@ def row_repeats(rows: Sequence[MBConvRow], depth_multiplier: float = 1.0) -> lis
     return [math.ceil(row.repeats * depth_multiplier) for row in rows]
 
 
+def config_specs(config: Any, **se: Any) -> list[InvertedResidualSpec]:
+    """``expand_rows`` over the fields every MBConv family config shares: ``rows``, ``stem_channels``,
+    ``width_multiplier``, ``depth_multiplier``, ``drop_path_rate``; ``se`` picks the squeeze-excite rule."""
+    return expand_rows(
+        config.rows,
+        stem_channels=make_divisible(config.stem_channels * config.width_multiplier),
+        width_multiplier=config.width_multiplier,
+        depth_multiplier=config.depth_multiplier,
+        drop_path_rate=config.drop_path_rate,
+        **se,
+    )
+
+
 def expand_rows(
     rows: Sequence[MBConvRow],
     *,

@@ -28,7 +28,7 @@ from vision_backbones.layers.inverted_residual import (
     MBConvRow,
     build_mbconv,
     check_mbconv_config,
-    expand_rows,
+    config_specs,
 )
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_float, check_int
@@ -83,12 +83,8 @@ class EfficientNetConfig:
 
 def block_specs(config: EfficientNetConfig) -> list[InvertedResidualSpec]:
     """Every MBConv block of ``config`` after compound scaling, with its stochastic depth rate."""
-    return expand_rows(
-        config.rows,
-        stem_channels=make_divisible(config.stem_channels * config.width_multiplier),
-        width_multiplier=config.width_multiplier,
-        depth_multiplier=config.depth_multiplier,
-        drop_path_rate=config.drop_path_rate,
+    return config_specs(
+        config,
         se_of_input=True,  # a quarter of the block's *input* channels
         se_act_layer=nn.SiLU,
         se_gate_layer=nn.Sigmoid,

@@ -33,7 +33,7 @@ from vision_backbones.layers.inverted_residual import (
     MBConvRow,
     build_mbconv,
     check_mbconv_config,
-    expand_rows,
+    config_specs,
 )
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_float, check_int
@@ -83,13 +83,7 @@ class MnasNetConfig:
 
 def block_specs(config: MnasNetConfig) -> list[InvertedResidualSpec]:
     """Every block with its rounded channels, in order (the converter names layers from this list)."""
-    return expand_rows(
-        config.rows,
-        stem_channels=make_divisible(config.stem_channels * config.width_multiplier),
-        width_multiplier=config.width_multiplier,
-        depth_multiplier=config.depth_multiplier,
-        drop_path_rate=config.drop_path_rate,
-    )
+    return config_specs(config)
 
 
 class MnasNet(Backbone):

@@ -24,7 +24,7 @@ from vision_backbones.layers.inverted_residual import (
     MBConvRow,
     build_mbconv,
     check_mbconv_config,
-    expand_rows,
+    config_specs,
 )
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_int
@@ -70,13 +70,7 @@ class MobileNetV2Config:
 
 def block_specs(config: MobileNetV2Config) -> list[InvertedResidualSpec]:
     """Every block of ``config``, channels scaled by the width multiplier and rounded to multiples of 8."""
-    return expand_rows(
-        config.rows,
-        stem_channels=make_divisible(config.stem_channels * config.width_multiplier),
-        width_multiplier=config.width_multiplier,
-        depth_multiplier=config.depth_multiplier,
-        drop_path_rate=config.drop_path_rate,
-    )
+    return config_specs(config)
 
 
 class MobileNetV2(Backbone):

@@ -32,7 +32,7 @@ from vision_backbones.layers.inverted_residual import (
     MBConvRow,
     build_mbconv,
     check_mbconv_config,
-    expand_rows,
+    config_specs,
 )
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_float, check_int
@@ -115,12 +115,8 @@ class MobileNetV3Config:
 
 def block_specs(config: MobileNetV3Config) -> list[InvertedResidualSpec]:
     """Every block of ``config``, channels scaled by the width multiplier and rounded to multiples of 8."""
-    return expand_rows(
-        config.rows,
-        stem_channels=make_divisible(config.stem_channels * config.width_multiplier),
-        width_multiplier=config.width_multiplier,
-        depth_multiplier=config.depth_multiplier,
-        drop_path_rate=config.drop_path_rate,
+    return config_specs(
+        config,
         se_act_layer=nn.ReLU,
         se_gate_layer=nn.Hardsigmoid,
     )
