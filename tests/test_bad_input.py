@@ -397,7 +397,7 @@ DATA = [
     Case("erase-prob", "c6", _transform(random_erase_prob=-0.1), ValueError, "data.random_erase_prob"),
     Case("auto-augment", "c6", _transform(auto_augment="autoaugment"), ValueError, "auto_augment must be"),
     Case("interpolation", "c6", _transform(interpolation="lanczos"), ValueError, "data.interpolation must be one of"),
-    Case("std-zero", "c6", _transform(std=(0.0, 0.0, 0.0)), ValueError, "data.std"),
+    Case("std-negative", "c6", _transform(std=(0.2, -0.2, 0.2)), ValueError, "data.std must be a finite number >= 0, got -0.2"),
     Case("mean-two", "c6", _transform(mean=(0.5, 0.5)), ValueError, "data.mean"),
     Case("shuffle-buffer", "c6", _transform(shuffle_buffer=-1), ValueError, "data.shuffle_buffer"),
     Case("root-missing", "c6", lambda f: _transform()(f / "nope"), ValueError, "does not exist"),

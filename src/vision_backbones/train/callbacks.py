@@ -61,12 +61,18 @@ def sweep_checkpoint_folder(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 class ResumableCSVWriter(ExperimentWriter):
-    """Lightning's CSV writer that can resume: ``metrics.csv`` is kept until the run knows whether it resumes.
+    """Lightning's CSV writer that resumes: every logged row exactly once in ``metrics.csv``.
 
-    Lightning's writer deletes ``metrics.csv`` as soon as it is created, so a resumed run lost the
-    history. This one keeps the file; :class:`ResumableLogs` then calls :meth:`resume` (keep the
-    rows the checkpoint had seen, append after them) or :meth:`start_fresh` (Lightning's behaviour).
+    - Rows reach the file as they are logged (Lightning buffers 100 steps, which a kill loses).
+    - Lightning's writer deletes ``metrics.csv`` when it is created; this one keeps it until the run
+      knows whether it resumes: :meth:`start_fresh` deletes it (Lightning's behaviour), :meth:`resume`
+      keeps the rows the checkpoint had seen, plus the rows logged after the checkpoint that the
+      resumed run will not log again (those before the first row it logs), and appends.
     """
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        self._resume_rows: int | None = None
 
     def _check_log_dir_exists(self) -> None:  # decided later, by resume() or start_fresh()
         pass
@@ -76,13 +82,33 @@ class ResumableCSVWriter(ExperimentWriter):
             os.unlink(self.metrics_file_path)
 
     def resume(self, rows: int) -> None:
+        self._resume_rows = rows
+
+    def log_metrics(self, metrics_dict: dict[str, float], step: int | None = None) -> None:
+        super().log_metrics(metrics_dict, step)
+        if self._resume_rows is not None:
+            self._truncate(self._resume_rows, self.metrics[0])
+            self._resume_rows = None
+        self.save()
+
+    def _truncate(self, rows: int, first: dict[str, Any]) -> None:
         path = Path(self.metrics_file_path)
         if not path.is_file():
             return
         with open(path, newline="") as file:
             reader = csv.DictReader(file)
             keys = list(reader.fieldnames or [])
-            kept = [row for _, row in zip(range(rows), reader)]
+            old = list(reader)
+        step, kinds = int(first["step"]), set(first) - {"step", "epoch"}
+
+        def logged_again(row: dict[str, str]) -> bool:
+            if not row.get("step"):
+                return True
+            row_step = int(float(row["step"]))
+            row_kinds = {k for k, v in row.items() if v not in ("", None)} - {"step", "epoch"}
+            return row_step > step or (row_step == step and bool(row_kinds & kinds))
+
+        kept = old[:rows] + [row for row in old[rows:] if not logged_again(row)]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys)
         writer.writeheader()

@@ -74,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("vision_backbones").setLevel(logging.INFO)
+    import warnings
+
     from jsonargparse import ArgumentError
+
+    # `backbones train ...` passes its own argv on purpose; Lightning's warning about it is noise
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
 
     from vision_backbones.cli import run_command
 

@@ -21,6 +21,41 @@ from vision_backbones.train.sampler import ResumableDataLoader, ResumableSampler
 from vision_backbones.train.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform, TrainTransform
 
 
+def _check_data_config(values: dict[str, Any]) -> None:
+    """Every value checked before anything is read: one line naming the field (``data.<name>``)."""
+    from vision_backbones.validate import check_bool, check_choice, check_float, check_int, check_range
+
+    if values["root"] is None and (values["train_shards"] is None or values["val_shards"] is None):
+        raise ValueError("data: give root (class folders) or both train_shards and val_shards")
+    if values["num_classes"] is not None:
+        check_int("data.num_classes", values["num_classes"], min=1)
+    check_int("data.batch_size", values["batch_size"], min=1)
+    check_int("data.num_workers", values["num_workers"], min=0)
+    check_int("data.shuffle_buffer", values["shuffle_buffer"], min=0)
+    check_int("data.train_crop_size", values["train_crop_size"], min=1)
+    check_range("data.train_crop_scale", values["train_crop_scale"], min=0, max=1)
+    check_int("data.val_resize_size", values["val_resize_size"], min=1)
+    check_int("data.val_crop_size", values["val_crop_size"], min=1)
+    if values["val_crop_size"] > values["val_resize_size"]:
+        # a center crop larger than the resized image: every validation image would fail to load
+        raise ValueError(
+            f"data.val_crop_size {values['val_crop_size']} must be <= data.val_resize_size {values['val_resize_size']} "
+            "(the center crop is taken from the resized image)"
+        )
+    check_float("data.hflip_prob", values["hflip_prob"], min=0, max=1)
+    check_float("data.random_erase_prob", values["random_erase_prob"], min=0, max=1)
+    check_choice("data.interpolation", values["interpolation"], ("bilinear", "bicubic", "nearest"))
+    check_choice("data.auto_augment", values["auto_augment"], ("ta_wide", "randaugment", "augmix", "none"))
+    for field in ("pin_memory", "persistent_workers", "jpeg_draft", "drop_last"):
+        check_bool(f"data.{field}", values[field])
+    for field in ("mean", "std"):
+        value = values[field]
+        if not isinstance(value, (tuple, list)) or len(value) != 3:
+            raise ValueError(f"data.{field} must be 3 numbers (one per RGB channel), got {value!r}")
+        for item in value:
+            check_float(f"data.{field}", item, min=0)  # std 0 is left to the NaN-loss stop (tests use it)
+
+
 def _datamodule_base():
     from lightning.pytorch import LightningDataModule
 
@@ -83,11 +118,8 @@ class ImageDataModule(_datamodule_base()):
         test_split: str = "val",
     ) -> None:
         super().__init__()
+        _check_data_config(locals())
         self.save_hyperparameters(ignore=["num_classes"])  # the model's num_classes is the one logged
-        if root is None and (train_shards is None or val_shards is None):
-            raise ValueError("data: give root (class folders) or both train_shards and val_shards")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.root = root
         self.train_shards = train_shards
         self.val_shards = val_shards

@@ -52,6 +52,14 @@ class TrainTransform:
     ) -> None:
         from torchvision.transforms import v2
 
+        from vision_backbones.validate import check_choice, check_float, check_int, check_range
+
+        check_int("crop_size", crop_size, min=1)
+        check_range("scale", scale, min=0, max=1)
+        check_range("ratio", ratio, min=0, max=float("inf"))
+        check_float("hflip_prob", hflip_prob, min=0, max=1)
+        check_float("random_erase_prob", random_erase_prob, min=0, max=1)
+        check_choice("interpolation", interpolation, tuple(_PIL_FILTERS))
         self.crop_size = crop_size
         self.scale = list(scale)
         self.ratio = list(ratio)
@@ -110,6 +118,13 @@ class EvalTransform:
         draft: bool = True,
         reducing_gap: float | None = 3.0,
     ) -> None:
+        from vision_backbones.validate import check_choice, check_int
+
+        check_int("resize_size", resize_size, min=1)
+        check_int("crop_size", crop_size, min=1)
+        if crop_size > resize_size:
+            raise ValueError(f"crop_size {crop_size} must be <= resize_size {resize_size} (the center crop is taken from the resized image)")
+        check_choice("interpolation", interpolation, tuple(_PIL_FILTERS))
         self.resize_size = resize_size
         self.crop_size = crop_size
         self.pil_filter = _PIL_FILTERS[interpolation]
