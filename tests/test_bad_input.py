@@ -217,9 +217,9 @@ API = [
     # waiting for registry.py / backbone.py / models/ (not this change's files): see the report of issue 9
     Case("depths-str", "c8", _model(depths="2222"), ValueError, "depths", blocked="registry.py: apply_overrides -> validate.check_overrides"),
     Case("drop-path-str", "c8", _model(drop_path_rate="0.1"), ValueError, "drop_path_rate", blocked="registry.py: apply_overrides -> validate.check_overrides"),
-    Case("features-only-str", "c8", _model(features_only="no"), ValueError, "features_only", blocked="registry.py: check_bool(features_only)"),
-    Case("norm-eval-str", "c8", _model(norm_eval="yes"), ValueError, "norm_eval", blocked="registry.py: check_bool(norm_eval)"),
-    Case("out-indices-bool", "c8", _model(features_only=True, out_indices=(True,)), ValueError, "out_indices", blocked="backbone.py: bool is not an index"),
+    Case("features-only-str", "c8", _model(features_only="no"), ValueError, "features_only"),
+    Case("norm-eval-str", "c8", _model(norm_eval="yes"), ValueError, "norm_eval"),
+    Case("out-indices-bool", "c8", _model(features_only=True, out_indices=(True,)), ValueError, "out_indices"),
     Case("hidden-channels-zero", "c8", _model("mobilenet_v3_small", hidden_channels=0), ValueError, "hidden_channels"),
     Case("head-expand-ratio-zero", "c8", _model("mobilenet_v3_small", head_expand_ratio=0), ValueError, "head_expand_ratio"),
     Case("input-fp16", "c8", _forward(lambda: torch.zeros(1, 3, 64, 64, dtype=torch.float16)), ValueError, "dtype", blocked="backbone.py: check_input dtype vs parameters"),

@@ -115,7 +115,7 @@ class FeatureInfo:
 def _normalize_out_indices(out_indices: Sequence[int] | None, num_levels: int) -> tuple[int, ...]:
     if out_indices is None:
         return tuple(range(num_levels))
-    if isinstance(out_indices, int) or not all(isinstance(i, int) for i in out_indices):
+    if isinstance(out_indices, int) or not all(isinstance(i, int) and not isinstance(i, bool) for i in out_indices):
         raise ValueError(f"out_indices must be a sequence of ints, got {out_indices!r}")
     if len(out_indices) == 0:
         raise ValueError("out_indices is empty; expected at least one level index")
@@ -332,6 +332,10 @@ class Backbone(nn.Module):
         grad_checkpointing: bool = False,
     ) -> Backbone:
         """Apply ``create_model``'s generic options once, right after the family built the model."""
+        for flag, value in (("features_only", features_only), ("norm_eval", norm_eval),
+                            ("include_head_conv", include_head_conv), ("grad_checkpointing", grad_checkpointing)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{flag} must be True or False, got {value!r}")
         if out_indices is not None and out_strides is not None:
             raise ValueError(f"give out_indices {tuple(out_indices)} or out_strides {tuple(out_strides)}, not both")
         if not include_head_conv:
