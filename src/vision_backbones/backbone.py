@@ -254,12 +254,15 @@ class Backbone(nn.Module):
         self._measure()
         self._nominal_strides = self.level_strides
         self._out_indices = tuple(range(len(self.stages)))
+        self._pruned_prefixes: tuple[str, ...] = ()
 
     # ----------------------------------------------------------------- levels
+    def probe_size(self) -> int:
+        """The smaller input of the stride probe: at least 64 px and the minimum size, a multiple of 64."""
+        return -(-max(64, self._min_input_size or 0) // 64) * 64
+
     def _measure(self) -> None:
-        base = max(64, self._min_input_size or 0)
-        base = -(-base // 64) * 64
-        self.level_channels, self.level_strides = measure_levels(self, base)
+        self.level_channels, self.level_strides = measure_levels(self, self.probe_size())
         if self._min_input_size is None:
             self._min_input_size = max(self.level_strides)
 
@@ -358,13 +361,15 @@ class Backbone(nn.Module):
             self.features_only = True
             self.head = None
             keep = indices[-1] + 1
+            dropped = [f"stages.{i}." for i in range(keep, num_levels)]
             if keep < num_levels:  # levels past the deepest requested one are not kept
                 self.stages = nn.ModuleList(list(self.stages)[:keep])
-                self.head_conv = None
                 self.head_conv_level = False
                 self.level_channels, self.level_strides = self.level_channels[:keep], self.level_strides[:keep]
-            elif not self.head_conv_level:
-                self.head_conv = None  # runs only on the classifier path
+            if self.head_conv is not None and not self.head_conv_level:
+                self.head_conv = None  # pruned, or it runs only on the classifier path
+                dropped.append("head_conv.")
+            self._pruned_prefixes = tuple(dropped)
         if freeze_until_stride is not None:
             if frozen_stages != -1:
                 raise ValueError(f"give frozen_stages {frozen_stages} or freeze_until_stride {freeze_until_stride}, not both")
@@ -383,11 +388,8 @@ class Backbone(nn.Module):
 
     @torch.jit.unused
     def pruned_prefixes(self) -> tuple[str, ...]:
-        """State-dict prefixes of a full model that this features model does not keep."""
-        if not self.features_only:
-            return ()
-        prefixes = [f"stages.{i}." for i in range(len(self.stages), 64)]
-        return (*prefixes, "head_conv.") if self.head_conv is None else tuple(prefixes)
+        """State-dict prefixes of the full model that this features model left out (recorded when pruning)."""
+        return self._pruned_prefixes
 
     def _frozen_modules(self) -> list[nn.Module]:
         if self.frozen_stages < 0:

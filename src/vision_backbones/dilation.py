@@ -83,8 +83,7 @@ def dilate(model: Backbone, output_stride: int) -> None:
         for module in model.head_conv.modules():
             if isinstance(module, nn.Conv2d):
                 _dilate_conv(module, dilation, family)
-    base = -(-max(64, model.min_input_size) // 64) * 64
-    channels, strides = measure_levels(model, base)
+    channels, strides = measure_levels(model, model.probe_size())
     expected = tuple(min(s, output_stride) for s in nominal)
     if strides != expected or channels != model.level_channels:
         raise ValueError(f"output_stride={output_stride} gave strides {strides} for {family}; expected {expected}")

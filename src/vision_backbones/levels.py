@@ -9,7 +9,7 @@ from collections import Counter
 
 from torch import nn
 
-from vision_backbones.registry import _REGISTRY, build_on_meta, list_models
+from vision_backbones.registry import build_on_meta, get_entry, list_models
 
 
 def _describe(module: nn.Module) -> str:
@@ -52,7 +52,7 @@ def levels_markdown() -> str:
     ]
     families: dict[str, str] = {}
     for name in list_models():
-        families.setdefault(_REGISTRY[name].family, name)
+        families.setdefault(get_entry(name).family, name)
     for family, name in sorted(families.items()):
         lines += ["", f"## {family} (`{name}`)", "", "| level | name | stride | channels | frozen by `frozen_stages >=` | holds |", "|---|---|---|---|---|---|"]
         for index, level, stride, channels, contents in family_levels(name):

@@ -178,8 +178,8 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], *, sour
     expected = model.state_dict()
     in_channels = getattr(model, "in_channels", 3)
     # A features model built only up to some level ignores the weights of the levels it left out.
-    pruned = tuple(getattr(model, "pruned_prefixes", lambda: ())())
-    body = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIX) and not k.startswith(pruned or ("\0",))}
+    ignored = (HEAD_PREFIX, *getattr(model, "pruned_prefixes", lambda: ())())
+    body = {k: v for k, v in state_dict.items() if not k.startswith(ignored)}
     usable: dict[str, Tensor] = {}
     unexpected, misshaped = [], []
     for key, value in body.items():
