@@ -244,6 +244,8 @@ class Crash(Exception):
 
 
 class CrashAt(lightning.pytorch.Callback):
+    """Raises after training step ``step``, or when validation of epoch ``-step - 1`` starts."""
+
     def __init__(self, step: int) -> None:
         self.step = step
 
@@ -251,11 +253,15 @@ class CrashAt(lightning.pytorch.Callback):
         if trainer.global_step == self.step:
             raise Crash(f"crash at step {self.step}")
 
+    def on_validation_start(self, trainer, pl_module):
+        if not trainer.sanity_checking and trainer.current_epoch == -self.step - 1:
+            raise Crash(f"crash in the validation of epoch {trainer.current_epoch}")
+
 
 SHORT = ["--trainer.limit_train_batches", "3"]
 
 
-@pytest.mark.parametrize("crash_step", [3, 5])
+@pytest.mark.parametrize("crash_step", [3, 5, -1, -2], ids=["step3", "step5", "val-epoch0", "val-epoch1"])
 def test_resume_keeps_every_logged_step_once_and_removes_stale_temp_files(tmp_path: Path, image_root: Path, crash_step: int) -> None:
     (tmp_path / "straight").mkdir()
     straight = build_cli(["--config", str(_config(tmp_path / "straight", image_root)), *SHORT], run=False)

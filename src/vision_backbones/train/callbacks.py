@@ -187,6 +187,50 @@ class FinalLastCheckpoint(Callback):
                 callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
 
 
+class CheckpointAfterValidation(Callback):
+    """A step-triggered checkpoint on an epoch's last batch is written after that epoch's validation.
+
+    Lightning saves it before validating, and a run resumed from it starts the next epoch: the
+    validation of the epoch in which the run was killed is never run (Lightning 2.6,
+    ``RESTARTED_ON_TRAIN_BATCH_END`` at the end of an epoch). Deferring the save past validation
+    makes that checkpoint an end-of-epoch one, which Lightning resumes correctly; a kill during
+    validation resumes from the step before, which is trained again.
+    """
+
+    def __init__(self) -> None:
+        self._deferred: dict[int, int] = {}  # id(checkpoint callback) -> its previous _last_global_step_saved
+
+    @staticmethod
+    def _validates_after_this_batch(trainer: Trainer) -> bool:
+        epoch_loop = trainer.fit_loop.epoch_loop
+        fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+        if fetcher is None or not epoch_loop.batch_progress.is_last_batch:
+            return False
+        return bool(epoch_loop._should_check_val_fx(fetcher))
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # runs before ModelCheckpoint's hook (Lightning orders checkpoint callbacks last)
+        self._deferred.clear()
+        if not self._validates_after_this_batch(trainer):
+            return
+        for callback in trainer.checkpoint_callbacks:
+            every = getattr(callback, "_every_n_train_steps", 0)
+            if isinstance(callback, ModelCheckpoint) and every >= 1 and trainer.global_step % every == 0:
+                self._deferred[id(callback)] = callback._last_global_step_saved
+                callback._last_global_step_saved = trainer.global_step  # ModelCheckpoint skips a step already saved
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or not self._deferred:
+            return
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and id(callback) in self._deferred:
+                callback._last_global_step_saved = self._deferred[id(callback)]
+                candidates = callback._monitor_candidates(trainer)
+                callback._save_topk_checkpoint(trainer, candidates)
+                callback._save_last_checkpoint(trainer, candidates)
+        self._deferred.clear()
+
+
 class PlotCurves(Callback):
     """Writes ``curves.png`` (train/val loss, val top-1 of raw and EMA weights per epoch) into the log folder."""
 

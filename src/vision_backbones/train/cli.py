@@ -20,7 +20,13 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vision_backbones.io import atomic_write_bytes
-from vision_backbones.train.callbacks import AtomicCheckpointIO, FinalLastCheckpoint, ResumableLogs, make_csv_loggers_resumable
+from vision_backbones.train.callbacks import (
+    AtomicCheckpointIO,
+    CheckpointAfterValidation,
+    FinalLastCheckpoint,
+    ResumableLogs,
+    make_csv_loggers_resumable,
+)
 from vision_backbones.train.datamodule import ImageDataModule
 from vision_backbones.train.module import ImageClassifier
 
@@ -50,6 +56,10 @@ class BackbonesCLI(LightningCLI):
             strategy.checkpoint_io = AtomicCheckpointIO()
         # resumable metrics.csv, temp-file sweep, and a last.ckpt at the final step
         self.trainer.callbacks.extend([ResumableLogs(), FinalLastCheckpoint()])
+        # its hooks must run before ModelCheckpoint's
+        callbacks = self.trainer.callbacks
+        first_checkpoint = next((i for i, c in enumerate(callbacks) if isinstance(c, ModelCheckpoint)), len(callbacks))
+        callbacks.insert(first_checkpoint, CheckpointAfterValidation())
 
     def before_fit(self) -> None:
         make_csv_loggers_resumable(self.trainer)
