@@ -210,3 +210,19 @@ def test_compare_tiny_case_writes_results(compare, tmp_path: Path) -> None:
     assert compare.main(["--from-json", str(raw), "--output", str(again), "--analysis", str(notes)]) == 0
     assert again.read_text().startswith(text.split("## Eager")[0].split("Generated")[0])
     assert "| torchvision | mobilenet_v3_small | mobilenet_v3_small |" in again.read_text() and "hand-written analysis" in again.read_text()
+
+
+def test_report_sections_are_replaced_in_place(tmp_path) -> None:
+    from vision_backbones.measure.report import read_section, replace_section
+
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Results\n\nintro\n")
+    replace_section(path, "deploy", "| a |\n")
+    replace_section(path, "pipeline", "pipe 1")
+    replace_section(path, "deploy", "| b |")
+    text = path.read_text()
+    assert text.startswith("# Results\n\nintro\n") and text.count("BEGIN deploy") == 1
+    assert read_section(path, "deploy") == "| b |" and read_section(path, "pipeline") == "pipe 1"
+    assert text.index("BEGIN deploy") < text.index("BEGIN pipeline")
+    with pytest.raises(ValueError, match="section name 'Bad Name'"):
+        replace_section(path, "Bad Name", "x")

@@ -75,6 +75,10 @@ DELEGATED = {
     "demo": ("vision_backbones.train.demo", "train on scikit-learn's digits: the end-to-end demo"),
     "profile": ("vision_backbones.deploy.profile", "parameters, FLOPs, memory and speed of models"),
     "export": ("vision_backbones.deploy.export", "export to ONNX / ExportedProgram / TorchScript, verified"),
+    "search": ("vision_backbones.search.cli", "neural architecture search over registered families (needs the [search] extra)"),
+    "pick": ("vision_backbones.budget.pick", "the most accurate models that meet a latency budget on this machine"),
+    "scale": ("vision_backbones.budget.scale_cli", "compound-scale a family (EfficientNet, dWr or explicit multipliers)"),
+    "adapt": ("vision_backbones.budget.netadapt", "shrink a model to a latency target with NetAdapt"),
 }
 
 
