@@ -178,3 +178,18 @@ def test_sampler_splits_ranks_and_resumes():
     finished = ResumableSampler(10, shuffle=True, seed=3, with_seeds=False)
     finished.resume(epoch=0, samples_done=10)
     assert finished.epoch == 1
+
+
+@pytest.mark.parametrize("decoder", ["simplejpeg", "pillow"])
+def test_training_epoch_is_the_same_with_or_without_workers(tmp_path, decoder):
+    pytest.importorskip(decoder if decoder == "simplejpeg" else "PIL")
+    root = tmp_path / "data"
+    write_class_folders(root / "train", classes=2, per_class=4, size=(120, 90))
+    write_class_folders(root / "val", classes=2, per_class=1, size=(120, 90))
+    epochs = []
+    for workers in (0, 2):
+        module = ImageDataModule(str(root), batch_size=3, num_workers=workers, persistent_workers=False, train_crop_size=32, decoder=decoder, seed=5)
+        epochs.append([(images.clone(), labels.clone()) for images, labels, _ in module.train_dataloader()])
+    assert len(epochs[0]) == len(epochs[1]) == 3
+    for (a, la), (b, lb) in zip(*epochs):
+        assert torch.equal(a, b) and torch.equal(la, lb)

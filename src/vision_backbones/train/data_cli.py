@@ -15,6 +15,13 @@ seed's ``scripts/imagenet.py`` does, but safely:
 ``backbones data shard --root DIR --out DIR`` writes ``{split}-000000.tar, ...`` WebDataset
 shards (the original encoded bytes, no re-encoding) and a ``{split}-meta.json`` that training
 reads (``data.train_shards: DIR/train-{000000..000012}.tar``).
+
+``--max-side 320 [--quality 90]`` (on ``shard``, and ``backbones data resize --root DIR --out DIR``
+for class folders) stores the images downscaled, FFCV-style: every image whose longer side
+exceeds ``max_side`` is resized (antialiased) to that longer side and re-encoded as a baseline
+JPEG at ``quality``; smaller ones are kept byte for byte. Decoding then touches 2-6x fewer pixels.
+Both the size and the quality are recorded in the meta file (``{split}-meta.json`` or
+``resize-meta.json``) so a run's data can be told apart.
 """
 
 from __future__ import annotations
@@ -161,17 +168,99 @@ def prepare_imagenet_val(csv_path: Path, val_dir: Path, *, extension: str = ".JP
 # shards
 
 
-def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, seed: int = 0, force: bool = False) -> dict:
+JPEG_QUALITY = 90  # FFCV's and most ImageNet re-encodings' default: artefacts below what 176 px crops show
+
+
+def _check_storage(max_side: int | None, quality: int) -> None:
+    from vision_backbones.validate import check_int
+
+    if max_side is not None:
+        check_int("max_side", max_side, min=16)
+    check_int("quality", quality, min=1, max=100)
+
+
+def downscaled_image(data: bytes, *, max_side: int, quality: int = JPEG_QUALITY) -> tuple[bytes, str, bool]:
+    """``(bytes, extension, resized)``: the image with its longer side at most ``max_side``.
+
+    Larger images are decoded (JPEG draft mode down to twice the target at most, which keeps the
+    antialiasing exact enough), resized with Pillow's antialiased bilinear filter to the target and
+    re-encoded as a baseline JPEG (4:2:0) at ``quality``; images already small enough are returned
+    unchanged, as their original bytes.
+    """
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+        if max(width, height) <= max_side:
+            ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "PPM": "ppm"}.get(image.format or "", "jpg")
+            if image.format in ("JPEG", "PNG", "WEBP", "PPM"):
+                return data, ext, False
+        factor = max_side / max(width, height)
+        target = (max(1, round(width * factor)), max(1, round(height * factor)))
+        if image.format == "JPEG":
+            image.draft("RGB", (2 * target[0], 2 * target[1]))
+        rgb = image.convert("RGB")
+        small = rgb.resize(target, Image.BILINEAR, reducing_gap=None) if rgb.size != target else rgb
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=quality, optimize=False, progressive=False)
+    return out.getvalue(), "jpg", True
+
+
+def _progress(description: str, total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+    return progress, progress.add_task(description, total=total)
+
+
+def resize_class_folders(root: Path, out: Path, *, split: str, max_side: int, quality: int = JPEG_QUALITY, force: bool = False) -> dict:
+    """Write ``out/{split}/<class>/<image>`` downscaled to ``max_side`` (see :func:`downscaled_image`), plus ``out/{split}/resize-meta.json``.
+
+    An existing ``out/{split}`` is refused unless ``force``. Resized files get the ``.jpg``
+    extension (a resized PNG becomes a JPEG); names are otherwise kept.
+    """
+    from vision_backbones.io import atomic_write_bytes
+    from vision_backbones.train.datasets import scan_class_folders
+
+    _check_storage(max_side, quality)
+    if root.resolve() == out.resolve():
+        raise ValueError(f"--out {str(out)!r} is the same folder as --root; expected a new folder")
+    samples, classes = scan_class_folders(root / split)
+    target = out / split
+    if target.exists() and any(target.iterdir()) and not force:
+        raise ValueError(f"output {str(target)!r} exists; pass --force to overwrite it")
+    counts = {"resized": 0, "kept": 0, "bytes_in": 0, "bytes_out": 0}
+    progress, task = _progress(f"resize {split}", len(samples))
+    with progress:
+        for path, label in samples:
+            data = Path(path).read_bytes()
+            small, ext, resized = downscaled_image(data, max_side=max_side, quality=quality)
+            atomic_write_bytes(target / classes[label] / f"{Path(path).stem}.{ext}", small)
+            counts["resized" if resized else "kept"] += 1
+            counts["bytes_in"] += len(data)
+            counts["bytes_out"] += len(small)
+            progress.advance(task)
+    meta = {"split": split, "num_samples": len(samples), "classes": classes, "max_side": max_side, "quality": quality, "source": str(root / split), **counts}
+    atomic_write_bytes(target / "resize-meta.json", json.dumps(meta, indent=1).encode())
+    return meta
+
+
+def write_shards(
+    root: Path, out: Path, *, split: str, max_count: int = 1000, seed: int = 0, force: bool = False, max_side: int | None = None, quality: int = JPEG_QUALITY
+) -> dict:
     """Write ``out/{split}-NNNNNN.tar`` from ``root/{split}/<class>/<image>`` (shuffled), plus the meta file.
 
-    Existing shards or meta file of ``split`` in ``out`` are refused unless ``force`` (then the old
-    shards of that split are replaced, and any left over beyond the new count removed).
+    With ``max_side``, images are stored downscaled (:func:`downscaled_image`); else their
+    original bytes. Existing shards or meta file of ``split`` in ``out`` are refused unless
+    ``force`` (then the old shards of that split are replaced, and any left over beyond the new
+    count removed).
     """
     from vision_backbones.io import atomic_write, atomic_write_bytes
     from vision_backbones.train.datasets import scan_class_folders
     from vision_backbones.validate import check_int
 
     check_int("max_count", max_count, min=1)
+    _check_storage(max_side, quality)
     existing = sorted(out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar")) + ([out / f"{split}-meta.json"] if (out / f"{split}-meta.json").exists() else [])
     if existing and not force:
         raise ValueError(f"output {str(existing[0])!r} exists ({len(existing)} {split} files in {out}); pass --force to overwrite them")
@@ -180,6 +269,7 @@ def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, se
     random.Random(seed).shuffle(order)
     out.mkdir(parents=True, exist_ok=True)
     shards = []
+    counts = {"resized": 0, "kept": 0}
     for shard_index, start in enumerate(range(0, len(order), max_count)):
         name = f"{split}-{shard_index:06d}.tar"
 
@@ -189,8 +279,12 @@ def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, se
                     path, label = samples[position]
                     ext = Path(path).suffix.lower().lstrip(".")
                     ext = "jpg" if ext == "jpeg" else ext
+                    image = Path(path).read_bytes()
+                    if max_side is not None:
+                        image, ext, resized = downscaled_image(image, max_side=max_side, quality=quality)
+                        counts["resized" if resized else "kept"] += 1
                     key = f"{position:09d}"
-                    for member, data in ((f"{key}.{ext}", Path(path).read_bytes()), (f"{key}.cls", str(label).encode())):
+                    for member, data in ((f"{key}.{ext}", image), (f"{key}.cls", str(label).encode())):
                         info = tarfile.TarInfo(member)
                         info.size, info.mtime, info.mode = len(data), 0, 0o444
                         tar.addfile(info, io.BytesIO(data))
@@ -201,6 +295,8 @@ def write_shards(root: Path, out: Path, *, split: str, max_count: int = 1000, se
         if stale.name not in shards and stale.suffix == ".tar":
             stale.unlink()
     meta = {"split": split, "num_samples": len(samples), "classes": classes, "shards": shards}
+    if max_side is not None:
+        meta.update(max_side=max_side, quality=quality, **counts)
     atomic_write_bytes(out / f"{split}-meta.json", json.dumps(meta, indent=1).encode())
     return meta
 
@@ -221,7 +317,7 @@ def main(argv: list[str]) -> int:
 def _run(argv: list[str]) -> int:
     from vision_backbones.cli import ArgumentParser, int_at_least
 
-    parser = ArgumentParser(prog="backbones data", description="prepare ImageNet folders and WebDataset shards")
+    parser = ArgumentParser(prog="backbones data", description="prepare ImageNet folders, WebDataset shards and downscaled copies")
     commands = parser.add_subparsers(dest="command", required=True)
     prep = commands.add_parser("prepare-imagenet", help="sort the flat ImageNet val images into class folders")
     prep.add_argument("--val-solution", type=Path, required=True, help="LOC_val_solution.csv")
@@ -235,13 +331,30 @@ def _run(argv: list[str]) -> int:
     shard.add_argument("--max-count", type=int_at_least(1), default=1000, help="samples per shard")
     shard.add_argument("--seed", type=int, default=0)
     shard.add_argument("--force", action="store_true", help="overwrite existing shards of the same split")
+    shard.add_argument("--max-side", type=int_at_least(16), default=None, help="store images downscaled to this longer side (FFCV-style)")
+    shard.add_argument("--quality", type=int_at_least(1), default=JPEG_QUALITY, help="JPEG quality of the downscaled images (1-100)")
+    resize = commands.add_parser("resize", help="write class folders downscaled to a longer side (FFCV-style storage)")
+    resize.add_argument("--root", type=Path, required=True, help="folder with <split>/<class>/<image>")
+    resize.add_argument("--out", type=Path, required=True, help="output folder: <out>/<split>/<class>/<image>")
+    resize.add_argument("--splits", nargs="+", default=["train", "val"])
+    resize.add_argument("--max-side", type=int_at_least(16), required=True, help="longer side of the stored images (e.g. 320)")
+    resize.add_argument("--quality", type=int_at_least(1), default=JPEG_QUALITY, help="JPEG quality of the downscaled images (1-100)")
+    resize.add_argument("--force", action="store_true", help="overwrite an existing <out>/<split>")
     args = parser.parse_args(argv)
     if args.command == "prepare-imagenet":
         summary = prepare_imagenet_val(args.val_solution, args.val_dir, extension=args.extension, dry_run=args.dry_run)
         print(("dry run: would have " if args.dry_run else "") + str(summary))
         return 0
+    if args.command == "resize":
+        for split in args.splits:
+            meta = resize_class_folders(args.root, args.out, split=split, max_side=args.max_side, quality=args.quality, force=args.force)
+            print(f"{split}: {meta['num_samples']} images ({meta['resized']} downscaled to longer side {args.max_side} at JPEG quality "
+                  f"{args.quality}, {meta['kept']} kept), {meta['bytes_in'] / 2**20:.1f} -> {meta['bytes_out'] / 2**20:.1f} MiB in {args.out / split}")
+        return 0
     for split in args.splits:
-        meta = write_shards(args.root, args.out, split=split, max_count=args.max_count, seed=args.seed, force=args.force)
+        meta = write_shards(
+            args.root, args.out, split=split, max_count=args.max_count, seed=args.seed, force=args.force, max_side=args.max_side, quality=args.quality
+        )
         count = len(meta["shards"])
         print(f"{split}: {meta['num_samples']} images, {len(meta['classes'])} classes -> {count} shards; "
               f"use data.{split}_shards: {shard_pattern(args.out, split, count)}")

@@ -45,14 +45,24 @@ def scan_class_folders(root: str | os.PathLike[str], extensions: Sequence[str] =
     return samples, classes
 
 
-def load_sample(source: str | bytes, transform: Callable[[Image.Image], Tensor], *, seed: int | None, what: str) -> Tensor | None:
+def _transform_source(source: str | bytes, transform: Callable[[Any], Tensor]) -> Tensor:
+    """The library's transforms take the encoded bytes (so a fast decoder can scale while decoding); others a PIL image."""
+    if getattr(transform, "takes_encoded", False):
+        if not isinstance(source, bytes):
+            with open(source, "rb") as file:
+                source = file.read()
+        return transform(source)
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        return transform(image)
+
+
+def load_sample(source: str | bytes, transform: Callable[[Any], Tensor], *, seed: int | None, what: str) -> Tensor | None:
     """Decode and transform one image; ``None`` (logged) when it cannot be read."""
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            if seed is None:
-                return transform(image)
-            with seeded_cpu_rng(seed):
-                return transform(image)
+        if seed is None:
+            return _transform_source(source, transform)
+        with seeded_cpu_rng(seed):
+            return _transform_source(source, transform)
     except Exception as error:  # noqa: BLE001  (any decoder failure: skip the image, keep the epoch)
         logger.warning("skipping unreadable image %s: %s: %s", what, type(error).__name__, error)
         return None

@@ -49,3 +49,55 @@ def write_class_folders(
             image.save(path, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
             written.append(path)
     return written
+
+
+# the colour photographs scikit-image ships (no download); grey ones are stored as RGB like ImageNet's few grey images
+SKIMAGE_COLOR_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+SKIMAGE_GRAY_PHOTOS = ("camera", "coins", "moon", "clock", "brick", "grass", "gravel", "cell")
+# ImageNet-like sizes: most ImageNet photos are about 500x375 or 500x333, a few up to 800x600
+IMAGENET_LIKE_SIZES = ((500, 375), (500, 333), (375, 500), (333, 500), (500, 400), (640, 480), (600, 450), (800, 600))
+
+
+def benchmark_photos() -> list[np.ndarray]:
+    """Real photographs, RGB ``uint8``: scikit-image's (colour, the stereo pair, grey) and scikit-learn's two."""
+    import skimage.data
+
+    photos = [getattr(skimage.data, name)() for name in SKIMAGE_COLOR_PHOTOS]
+    left, right, _ = skimage.data.stereo_motorcycle()
+    photos += [left, right]
+    photos += [np.repeat(getattr(skimage.data, name)()[..., None], 3, axis=2) for name in SKIMAGE_GRAY_PHOTOS]
+    photos += sample_photos()
+    return [np.ascontiguousarray(photo[..., :3]) for photo in photos]
+
+
+def write_benchmark_folders(
+    root: str | Path, *, classes: int = 8, per_class: int = 40, sizes: tuple[tuple[int, int], ...] = IMAGENET_LIKE_SIZES, quality: int = 90, seed: int = 0
+) -> list[Path]:
+    """``root/<class_k>/<i>.jpg``: crops of :func:`benchmark_photos` at ImageNet-like sizes, JPEG ``quality``; deterministic.
+
+    Each file is a random crop of a random photo with the target's aspect ratio (60-100 % of the
+    largest such crop), resized to the target size with antialiasing, so small photos are
+    enlarged (smoother than a camera's output: they decode a little faster than real ImageNet
+    JPEGs of the same size).
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    photos = benchmark_photos()
+    root = Path(root)
+    written = []
+    for c in range(classes):
+        folder = root / f"class_{c:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            photo = photos[int(rng.integers(len(photos)))]
+            width, height = sizes[int(rng.integers(len(sizes)))]
+            h, w = photo.shape[:2]
+            fit = min(w / width, h / height) * float(rng.uniform(0.6, 1.0))
+            cw, ch = max(1, int(width * fit)), max(1, int(height * fit))
+            top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            image = Image.fromarray(photo[top : top + ch, left : left + cw]).resize((width, height), Image.BILINEAR, reducing_gap=None)
+            path = folder / f"{i:05d}.jpg"
+            image.save(path, "JPEG", quality=quality)
+            written.append(path)
+    return written

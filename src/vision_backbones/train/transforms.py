@@ -1,19 +1,25 @@
-"""Transforms: a PIL image (opened lazily, not decoded yet) -> ``uint8`` CHW tensor.
+"""Transforms: encoded image bytes (or a PIL image opened lazily, not decoded yet) -> ``uint8`` CHW tensor.
 
-Speed: JPEGs are decoded at reduced size where the crop allows it (JPEG draft mode: libjpeg
-scales by 1/2, 1/4 or 1/8 while decoding), and workers hand over ``uint8`` tensors (4x less to
-copy than float); normalization runs on the batch, on the training device, after transfer
+Speed: the crop is drawn from the image's header size before anything is decoded, and JPEGs are
+decoded at reduced size where the crop allows it (libjpeg scales by 1/2, 1/4 or 1/8 in the DCT
+domain: simplejpeg where installed, else Pillow's draft mode; see
+:mod:`~vision_backbones.train.decode`). Workers hand over ``uint8`` tensors (4x less to copy than
+float); normalization runs on the batch, on the training device, after transfer
 (:meth:`~vision_backbones.train.datamodule.ImageDataModule.on_after_batch_transfer`).
 """
 
 from __future__ import annotations
 
+import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import torch
 from PIL import Image
 from torch import Tensor
+
+from vision_backbones.train.decode import DecoderName, decode_jpeg_scaled, is_jpeg, jpeg_size, resolve_decoder, scale_divisor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,14 +32,76 @@ def _interpolation(name: str):
     return InterpolationMode(name.lower())
 
 
-class TrainTransform:
-    """RandomResizedCrop (decoded in JPEG draft mode when the crop allows), flip, TrivialAugmentWide, RandomErasing.
+def _size_only(width: int, height: int) -> Tensor:
+    """A zero-byte ``(3, height, width)`` tensor: what ``RandomResizedCrop.get_params`` reads the size from."""
+    return torch.empty(()).expand(3, height, width)
+
+
+def _region_pil(image: Image.Image, box: tuple[float, float, float, float], output: tuple[int, int], draft: bool) -> tuple[Image.Image, tuple[float, ...]]:
+    """``image`` in RGB, decoded in JPEG draft mode at the smallest scale that keeps ``box`` >= ``output``; ``box`` rescaled to it."""
+    if draft and image.format == "JPEG":
+        full_w, full_h = image.size
+        width, height = box[2] - box[0], box[3] - box[1]
+        image.draft("RGB", (math.ceil(full_w * output[0] / width), math.ceil(full_h * output[1] / height)))
+        sx, sy = image.size[0] / full_w, image.size[1] / full_h
+        box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image, box
+
+
+class EncodedImageTransform:
+    """Base of the library's transforms: takes encoded bytes (fast decoders) or a PIL image.
+
+    ``choose_box(width, height)`` draws the source region before decoding (so the decoder can
+    scale); the region is then decoded at reduced scale and resized to ``output`` in one PIL call.
+    """
+
+    takes_encoded = True  # :func:`~vision_backbones.train.datasets.load_sample` hands over bytes
+
+    def __init__(self, *, decoder: DecoderName, draft: bool, reducing_gap: float | None, pil_filter: int) -> None:
+        self.decoder = resolve_decoder(decoder)
+        self.draft = draft
+        self.reducing_gap = reducing_gap
+        self.pil_filter = pil_filter
+
+    def _region(self, image: Image.Image | bytes, choose_box: Callable[[int, int], tuple[float, float, float, float]], output: tuple[int, int]) -> Image.Image:
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            data = bytes(image)
+            size = jpeg_size(data) if self.decoder == "simplejpeg" and is_jpeg(data) else None
+            if size is not None:
+                box = choose_box(*size)
+                divisor = scale_divisor(size, (box[2] - box[0], box[3] - box[1]), output) if self.draft else 1
+                try:
+                    decoded = decode_jpeg_scaled(data, size, divisor)
+                except ValueError:  # what simplejpeg cannot read, Pillow may (or reports it)
+                    decoded = None
+                if decoded is not None:
+                    scale_x, scale_y = decoded.size[0] / size[0], decoded.size[1] / size[1]
+                    box = (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
+                    return decoded.resize(output, self.pil_filter, box=box, reducing_gap=self.reducing_gap).convert("RGB")
+                with Image.open(io.BytesIO(data)) as opened:
+                    return self._pil_region(opened, box, output)
+            with Image.open(io.BytesIO(data)) as opened:
+                return self._pil_region(opened, choose_box(*opened.size), output)
+        return self._pil_region(image, choose_box(*image.size), output)
+
+    def _pil_region(self, image: Image.Image, box: tuple[float, float, float, float], output: tuple[int, int]) -> Image.Image:
+        image, box = _region_pil(image, box, output, self.draft)
+        return image.resize(output, self.pil_filter, box=box, reducing_gap=self.reducing_gap)
+
+
+class TrainTransform(EncodedImageTransform):
+    """RandomResizedCrop (decoded at reduced scale when the crop allows), flip, TrivialAugmentWide, RandomErasing.
 
     The crop parameters come from torchvision's ``RandomResizedCrop.get_params`` before the image is
-    decoded; the JPEG is then decoded at the smallest 1/2^k scale that still holds the crop at the
-    output size, and cropped and resized in one PIL call (``reducing_gap`` uses a fast box
-    reduction first for large reductions). Flip and TrivialAugmentWide are torchvision.transforms.v2
-    on the small PIL image; RandomErasing is v2 on the ``uint8`` tensor, with the mean colour.
+    decoded (same distribution of scale and ratio as torchvision); the JPEG is then decoded at the
+    smallest 1/2^k scale that still holds the crop at the output size, and cropped and resized in
+    one PIL call (``reducing_gap`` uses a fast box reduction first for large reductions). Flip and
+    TrivialAugmentWide are torchvision.transforms.v2 on the small PIL image; RandomErasing is v2 on
+    the ``uint8`` tensor, with the mean colour. The random draws come in that order from torch's
+    CPU generator whatever the decoder, so a seeded sample gets the same crop and augmentation with
+    simplejpeg and with Pillow (pixels differ by decoder rounding only).
     """
 
     def __init__(
@@ -49,6 +117,7 @@ class TrainTransform:
         draft: bool = True,
         reducing_gap: float | None = 3.0,
         mean: Sequence[float] = IMAGENET_MEAN,
+        decoder: DecoderName = "auto",
     ) -> None:
         from torchvision.transforms import v2
 
@@ -60,13 +129,11 @@ class TrainTransform:
         check_float("hflip_prob", hflip_prob, min=0, max=1)
         check_float("random_erase_prob", random_erase_prob, min=0, max=1)
         check_choice("interpolation", interpolation, tuple(_PIL_FILTERS))
+        super().__init__(decoder=decoder, draft=draft, reducing_gap=reducing_gap, pil_filter=_PIL_FILTERS[interpolation])
         self.crop_size = crop_size
         self.scale = list(scale)
         self.ratio = list(ratio)
-        self.draft = draft
-        self.reducing_gap = reducing_gap
         self.interpolation = _interpolation(interpolation)
-        self.pil_filter = _PIL_FILTERS[interpolation]
         steps: list[Any] = []
         if hflip_prob > 0:
             steps.append(v2.RandomHorizontalFlip(hflip_prob))
@@ -83,30 +150,27 @@ class TrainTransform:
         fill = [round(255 * m) for m in mean]
         self.erase = v2.RandomErasing(p=random_erase_prob, value=fill) if random_erase_prob > 0 else None
 
-    def __call__(self, image: Image.Image) -> Tensor:
+    def random_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """torchvision's RandomResizedCrop region of a ``width`` x ``height`` image, as a PIL box."""
         from torchvision.transforms import RandomResizedCrop
+
+        top, left, crop_h, crop_w = RandomResizedCrop.get_params(_size_only(width, height), self.scale, self.ratio)
+        return (left, top, left + crop_w, top + crop_h)
+
+    def __call__(self, image: Image.Image | bytes) -> Tensor:
         from torchvision.transforms.v2 import functional as F
 
-        top, left, height, width = RandomResizedCrop.get_params(image, self.scale, self.ratio)
-        box = (left, top, left + width, top + height)
-        if self.draft and image.format == "JPEG":
-            full_w, full_h = image.size
-            image.draft("RGB", (math.ceil(full_w * self.crop_size / width), math.ceil(full_h * self.crop_size / height)))
-            sx, sy = image.size[0] / full_w, image.size[1] / full_h
-            box = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        image = image.resize((self.crop_size, self.crop_size), self.pil_filter, box=box, reducing_gap=self.reducing_gap)
+        image = self._region(image, self.random_box, (self.crop_size, self.crop_size))
         if self.pil_steps is not None:
             image = self.pil_steps(image)
         tensor = F.pil_to_tensor(image)
         return self.erase(tensor) if self.erase is not None else tensor
 
 
-class EvalTransform:
+class EvalTransform(EncodedImageTransform):
     """Resize the shorter side to ``resize_size`` and center crop ``crop_size``, in one PIL resize of the crop box.
 
-    JPEGs are decoded in draft mode at the smallest scale still larger than the resize.
+    JPEGs are decoded at the smallest 1/2^k scale that keeps the crop at least ``crop_size``.
     """
 
     def __init__(
@@ -117,6 +181,7 @@ class EvalTransform:
         interpolation: str = "bilinear",
         draft: bool = True,
         reducing_gap: float | None = 3.0,
+        decoder: DecoderName = "auto",
     ) -> None:
         from vision_backbones.validate import check_choice, check_int
 
@@ -125,24 +190,17 @@ class EvalTransform:
         if crop_size > resize_size:
             raise ValueError(f"crop_size {crop_size} must be <= resize_size {resize_size} (the center crop is taken from the resized image)")
         check_choice("interpolation", interpolation, tuple(_PIL_FILTERS))
+        super().__init__(decoder=decoder, draft=draft, reducing_gap=reducing_gap, pil_filter=_PIL_FILTERS[interpolation])
         self.resize_size = resize_size
         self.crop_size = crop_size
-        self.pil_filter = _PIL_FILTERS[interpolation]
-        self.draft = draft
-        self.reducing_gap = reducing_gap
 
-    def __call__(self, image: Image.Image) -> Tensor:
+    def center_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The center crop of the image resized to shorter side ``resize_size``, in source pixels."""
+        crop = self.crop_size * min(width, height) / self.resize_size
+        left, top = (width - crop) / 2, (height - crop) / 2
+        return (left, top, left + crop, top + crop)
+
+    def __call__(self, image: Image.Image | bytes) -> Tensor:
         from torchvision.transforms.v2 import functional as F
 
-        if self.draft and image.format == "JPEG":
-            w, h = image.size
-            short = min(w, h)
-            image.draft("RGB", (math.ceil(w * self.resize_size / short), math.ceil(h * self.resize_size / short)))
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        w, h = image.size
-        factor = self.resize_size / min(w, h)  # source pixels -> resized pixels
-        crop = self.crop_size / factor  # the center crop, in source pixels
-        left, top = (w - crop) / 2, (h - crop) / 2
-        image = image.resize((self.crop_size, self.crop_size), self.pil_filter, box=(left, top, left + crop, top + crop), reducing_gap=self.reducing_gap)
-        return F.pil_to_tensor(image)
+        return F.pil_to_tensor(self._region(image, self.center_box, (self.crop_size, self.crop_size)))
