@@ -1,0 +1,281 @@
+"""Run a search into a folder that can be killed at any moment and resumed, on one process or on Ray.
+
+The folder (``--out``) holds:
+
+- ``search.json``: what the search is (space, strategy and its options, seed, objective, proxy task,
+  workers). Rerunning with the same folder and a different search is refused; the number of trials
+  may grow.
+- ``state.pt``: the strategy's ``state_dict`` at the start of the current batch and the number of the
+  batch's first trial (``torch.save``, read back with ``weights_only=True``).
+- ``trials.jsonl``: every evaluated trial (number, choice indices, architecture, result, reward),
+  rewritten atomically after each trial.
+
+Each batch (``workers`` trials) is: save the state, propose, evaluate the trials ``trials.jsonl`` does
+not hold yet (in parallel on Ray when ``workers > 1``), observe every reward in trial order. A resumed
+search loads the state, proposes the same batch again (the strategy is deterministic given its state;
+a proposal that disagrees with the log is an error), evaluates only what is missing and goes on, so no
+trial is lost or repeated, and with a fixed seed it ends where an uninterrupted run ends.
+
+Every file goes through ``vision_backbones.io``, so a kill leaves each file old or new, never half.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vision_backbones.io import atomic_write, atomic_write_bytes
+from vision_backbones.search.benchmark import read_jsonl, write_jsonl
+from vision_backbones.search.spaces import SearchSpace, get_space, to_json
+from vision_backbones.search.strategies import STRATEGIES, make_strategy
+from vision_backbones.validate import check_choice, check_int
+
+CONFIG_FILE, STATE_FILE, TRIALS_FILE = "search.json", "state.pt", "trials.jsonl"
+
+Evaluator = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that decides a search's trials (recorded in ``search.json``)."""
+
+    space: str
+    strategy: str
+    trials: int
+    seed: int = 0
+    workers: int = 1
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    objective: dict[str, Any] = field(default_factory=dict)  # ``objectives.Objective`` fields
+    task: dict[str, Any] = field(default_factory=dict)  # ``evaluate.ProxyTask`` fields
+
+    def __post_init__(self) -> None:
+        get_space(self.space)  # unknown space: one line naming the choices
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_int("trials", self.trials, min=1)
+        check_int("seed", self.seed, min=0)
+        check_int("workers", self.workers, min=1)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a folder to be resumed (the trial budget may grow)."""
+        record = dataclasses.asdict(self)
+        record.pop("trials")
+        record["space_definition"] = get_space(self.space).describe()
+        return json.loads(json.dumps(record))  # tuples as lists, as the file holds them
+
+
+class ProxyEvaluator:
+    """A trial's result from ``evaluate.evaluate_architecture`` on the proxy task (picklable, for Ray)."""
+
+    def __init__(self, base: str, task: Mapping[str, Any]) -> None:
+        self.base = base
+        self.task = dict(task)
+
+    def __call__(self, trial: Mapping[str, Any]) -> dict[str, Any]:
+        from vision_backbones.search.evaluate import ProxyTask, evaluate_architecture
+        from vision_backbones.search.spaces import from_json
+
+        result = evaluate_architecture(self.base, from_json(trial["architecture"]), ProxyTask(**self.task), seed=trial["seed"])
+        result.pop("train_loss", None)
+        return result
+
+
+# ---------------------------------------------------------------------------------- executors
+
+
+def _numbered(evaluator: Evaluator, trial: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    return int(trial["number"]), evaluator(trial)
+
+
+class LocalExecutor:
+    """Trials one after the other in this process."""
+
+    def map(self, evaluator: Evaluator, trials: Sequence[Mapping[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for trial in trials:
+            yield _numbered(evaluator, trial)
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """Trials as Ray tasks (one CPU each), yielded as they finish; a local Ray unless ``address`` is given."""
+
+    def __init__(self, workers: int, address: str | None = None) -> None:
+        import ray
+
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address is None:
+                kwargs["num_cpus"] = workers
+            ray.init(address=address, **kwargs)
+        self.task = ray.remote(num_cpus=1)(_numbered)
+
+    def map(self, evaluator: Evaluator, trials: Sequence[Mapping[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        pending = [self.task.remote(evaluator, dict(trial)) for trial in trials]
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=1)
+            yield self.ray.get(done[0])
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def make_executor(workers: int, address: str | None = None) -> LocalExecutor | RayExecutor:
+    """Ray for several workers or a cluster address; this process otherwise, or when Ray is not installed."""
+    if workers == 1 and address is None:
+        return LocalExecutor()
+    try:
+        import ray  # noqa: F401
+    except ModuleNotFoundError:
+        if address is not None:
+            raise ValueError(f"--address {address!r} needs Ray; install it (pip install 'vision-backbones[search]')") from None
+        print("Ray is not installed: running the trials one at a time in this process")
+        return LocalExecutor()
+    return RayExecutor(workers, address)
+
+
+# ---------------------------------------------------------------------------------- the folder
+
+
+def _check_folder(out: Path, config: SearchConfig) -> None:
+    path = out / CONFIG_FILE
+    identity = config.identity()
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise ValueError(f"{str(path)!r} is not JSON; expected the search.json of a search folder") from None
+        recorded_identity = {k: v for k, v in recorded.items() if k != "trials"}
+        if recorded_identity != identity:
+            differing = sorted(k for k in set(identity) | set(recorded_identity) if identity.get(k) != recorded_identity.get(k))
+            raise ValueError(
+                f"--out {str(out)!r} holds a different search (differs in {', '.join(differing)}); "
+                "expected the same settings to resume, or a new folder"
+            )
+    elif (out / TRIALS_FILE).exists() or (out / STATE_FILE).exists():
+        raise ValueError(f"--out {str(out)!r} holds search files but no {CONFIG_FILE}; expected an empty or new folder")
+    text = json.dumps({**identity, "trials": config.trials}, indent=2) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _save_state(path: Path, strategy_state: dict[str, Any], next_trial: int) -> None:
+    buffer = io.BytesIO()
+    torch.save({"strategy": strategy_state, "next_trial": next_trial}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_trials(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The trials of a search folder, in trial order."""
+    return sorted(read_jsonl(Path(out) / TRIALS_FILE), key=lambda row: row["number"])
+
+
+def _reward(objective: Any, result: Mapping[str, Any]) -> float:
+    """The objective's score as a fraction (accuracy 0-1): the scale REINFORCE's baseline expects."""
+    return float(objective.score(result)) / 100.0
+
+
+def run_search(
+    config: SearchConfig,
+    out: str | os.PathLike[str],
+    *,
+    evaluator: Evaluator | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run (or resume) ``config`` in ``out``; returns every trial. ``evaluator`` defaults to the proxy task."""
+    from vision_backbones.search.objectives import Objective
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; expected a folder")
+    objective = Objective(**config.objective)
+    space: SearchSpace = get_space(config.space)
+    strategy = make_strategy(config.strategy, space, seed=config.seed, **config.strategy_options)
+    evaluator = evaluator or ProxyEvaluator(space.base, config.task)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_folder(out, config)
+    trials = {row["number"]: row for row in read_jsonl(out / TRIALS_FILE)}
+    state_path = out / STATE_FILE
+    next_trial = 0
+    if state_path.exists():
+        state = torch.load(state_path, weights_only=True)
+        strategy.load_state_dict(state["strategy"])
+        next_trial = int(state["next_trial"])
+    executor = make_executor(config.workers, address)
+    try:
+        with _progress(progress, config, len(trials)) as advance:
+            while next_trial < config.trials:
+                _save_state(state_path, strategy.state_dict(), next_trial)
+                numbers = range(next_trial, min(next_trial + config.workers, config.trials))
+                proposals = {n: strategy.propose() for n in numbers}
+                for n, indices in proposals.items():
+                    if n in trials and list(trials[n]["indices"]) != list(indices):
+                        raise RuntimeError(
+                            f"trial {n}: the resumed strategy proposed {list(indices)}, the log holds {trials[n]['indices']}; "
+                            "the strategy is not deterministic"
+                        )
+                todo = [
+                    {"number": n, "indices": list(proposals[n]), "architecture": to_json(space.architecture(proposals[n])),
+                     "seed": config.seed}
+                    for n in numbers if n not in trials
+                ]
+                by_number = {t["number"]: t for t in todo}
+                for number, result in executor.map(evaluator, todo):
+                    trials[number] = {**by_number[number], "result": result, "reward": _reward(objective, result)}
+                    write_jsonl(out / TRIALS_FILE, [trials[k] for k in sorted(trials)])
+                    advance(trials[number])
+                for n in numbers:
+                    strategy.observe(proposals[n], trials[n]["reward"])
+                next_trial = numbers.stop
+            _save_state(state_path, strategy.state_dict(), next_trial)
+    finally:
+        executor.close()
+    return [trials[k] for k in sorted(trials) if k < config.trials]
+
+
+class _NoProgress:
+    def __enter__(self) -> Callable[[Mapping[str, Any]], None]:
+        return lambda trial: None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _RichProgress:
+    def __init__(self, config: SearchConfig, done: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[best]}"),
+        )
+        self.task = self.progress.add_task(
+            f"search {config.space} / {config.strategy}", total=config.trials, completed=min(done, config.trials), best=""
+        )
+        self.best: float | None = None
+
+    def __enter__(self) -> Callable[[Mapping[str, Any]], None]:
+        self.progress.__enter__()
+        return self.advance
+
+    def advance(self, trial: Mapping[str, Any]) -> None:
+        self.best = trial["reward"] if self.best is None else max(self.best, trial["reward"])
+        self.progress.update(self.task, advance=1, best=f"best reward {self.best:.4f}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+
+def _progress(enabled: bool, config: SearchConfig, done: int) -> _NoProgress | _RichProgress:
+    return _RichProgress(config, done) if enabled else _NoProgress()
