@@ -1,0 +1,108 @@
+"""EfficientNet's first step: a small grid search for alpha, beta, gamma on the proxy task.
+
+Tan & Le fix phi = 1 and search ``d = alpha``, ``w = beta``, ``r = gamma`` under
+``alpha * beta**2 * gamma**2 ~= 2`` on the base network, then scale with the winner. Here every
+candidate (and the unscaled base, for reference) is trained on the search issue's proxy task
+(MNIST-5k, ``search.evaluate``) with the same seeds, and ranked by validation top-1; the test split
+is reported but not used to choose. Resolution ``gamma`` scales the proxy images (32 px base),
+rounded to a multiple of 4.
+
+``python -m vision_backbones.budget.grid --base mnasnet0_5 --out benchmarks/budget/grid`` (writes
+``grid.json`` and ``grid.md``; resumable: finished candidates are kept in ``grid.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vision_backbones.io import atomic_write
+from vision_backbones.scaling import Multipliers, scaled_overrides
+
+ALPHAS = (1.0, 1.2, 1.4, 1.6, 2.0)
+BETAS = (1.0, 1.1, 1.2, 1.3, 1.4)
+GAMMAS = (1.0, 1.1, 1.15, 1.2, 1.3)
+
+
+def candidates(tolerance: float = 0.04) -> list[tuple[float, float, float]]:
+    """Every (alpha, beta, gamma) of the grid with ``|alpha beta^2 gamma^2 - 2| <= tolerance * 2``."""
+    return [(a, b, g) for a, b, g in itertools.product(ALPHAS, BETAS, GAMMAS) if abs(a * b * b * g * g - 2) <= 2 * tolerance]
+
+
+def proxy_size(base_size: int, gamma: float) -> int:
+    return max(32, round(base_size * gamma / 4) * 4)
+
+
+def run_grid(base: str, out: Path, *, seeds: Sequence[int] = (0,), epochs: int = 2, train_images: int | None = 2000, tolerance: float = 0.04) -> list[dict[str, Any]]:
+    from rich.progress import Progress
+
+    from vision_backbones.search.evaluate import ProxyTask, evaluate_architecture
+
+    path = out / "grid.json"
+    done: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    grid = [(1.0, 1.0, 1.0), *candidates(tolerance)]
+    with Progress() as progress:
+        task_bar = progress.add_task(f"alpha/beta/gamma grid on {base}", total=len(grid))
+        for alpha, beta, gamma in grid:
+            key = f"{alpha:g}/{beta:g}/{gamma:g}"
+            if key not in done:
+                arch = scaled_overrides(base, Multipliers(depth=alpha, width=beta, resolution=gamma))
+                task = ProxyTask(data="mnist", image_size=proxy_size(32, gamma), epochs=epochs, train_images=train_images)
+                trials = [evaluate_architecture(base, arch, task, seed=seed, latency=False) for seed in seeds]
+                done[key] = {
+                    "alpha": alpha, "beta": beta, "gamma": gamma, "flops_factor": alpha * beta**2 * gamma**2, "overrides": arch,
+                    "image_size": task.image_size, "val_acc1": statistics.mean(t["val_acc1"] for t in trials),
+                    "test_acc1": statistics.mean(t["test_acc1"] for t in trials), "params": trials[0]["params"],
+                    "proxy_flops": trials[0]["flops"], "seconds": sum(t["seconds"] for t in trials), "seeds": list(seeds),
+                }
+                text = json.dumps(done, indent=1) + "\n"
+                atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+            progress.advance(task_bar)
+    return list(done.values())
+
+
+def markdown(base: str, rows: list[dict[str, Any]], header: str) -> str:
+    reference = next(r for r in rows if (r["alpha"], r["beta"], r["gamma"]) == (1.0, 1.0, 1.0))
+    scaled = sorted((r for r in rows if r is not reference), key=lambda r: -r["val_acc1"])
+    best = scaled[0]
+    lines = [header, "",
+             f"Chosen: **alpha {best['alpha']:g}, beta {best['beta']:g}, gamma {best['gamma']:g}** "
+             f"(val {best['val_acc1']:.2f} %, test {best['test_acc1']:.2f} %; unscaled {base}: val {reference['val_acc1']:.2f} %).", "",
+             "| alpha (depth) | beta (width) | gamma (resolution) | a b^2 g^2 | proxy px | params | proxy MFLOPs | val top-1 % | test top-1 % | s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in [reference, *scaled]:
+        lines.append(f"| {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g} | {r['flops_factor']:.3f} | {r['image_size']} | {r['params'] / 1e6:.2f} M | "
+                     f"{r['proxy_flops'] / 1e6:.1f} | {r['val_acc1']:.2f} | {r['test_acc1']:.2f} | {r['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from vision_backbones.measure.machine import describe, machine_info
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="mnasnet0_5")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/budget/grid"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--train-images", type=int, default=2000)
+    parser.add_argument("--tolerance", type=float, default=0.04, help="keep candidates with |a b^2 g^2 - 2| <= 2 x this")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows = run_grid(args.base, args.out, seeds=args.seeds, epochs=args.epochs, train_images=args.train_images, tolerance=args.tolerance)
+    header = (f"# alpha / beta / gamma grid on {args.base} (proxy: MNIST-5k, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
+              f"{describe(machine_info())}; {time.perf_counter() - start:.0f} s this run. One seed per candidate: differences under ~1 % are noise.")
+    text = markdown(args.base, rows, header)
+    atomic_write(args.out / "grid.md", lambda tmp: Path(tmp).write_text(text))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
