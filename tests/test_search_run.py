@@ -171,3 +171,45 @@ def test_results_are_exported_as_files_create_model_loads(tmp_path) -> None:
     recipe = yaml.safe_load(files["imagenet_config"].read_text())
     assert recipe["model"]["model"] == "resnet18"
     assert recipe["model"]["model_overrides"] == {k: v for k, v in best["architecture"].items() if k != "stem_channels"}
+
+
+KILLED_SEARCH = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from test_search_run import fake_evaluator
+from vision_backbones.search.runner import SearchConfig, run_search
+
+def slow(trial):
+    time.sleep(0.02)
+    return fake_evaluator(trial)
+
+config = SearchConfig(space="nasbench_resnet", strategy="reinforce", trials=30, seed=2,
+                      objective={{"kind": "mnasnet", "target_ms": 5.0}})
+run_search(config, sys.argv[1], evaluator=slow, progress=False)
+"""
+
+
+def test_sigkill_at_a_random_moment_resumes_to_the_uninterrupted_result(tmp_path) -> None:
+    import os
+    import random
+    import subprocess
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "search.py"
+    script.write_text(KILLED_SEARCH.format(tests=str(Path(__file__).parent)))
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    config = SearchConfig(space="nasbench_resnet", strategy="reinforce", trials=30, seed=2,
+                          objective={"kind": "mnasnet", "target_ms": 5.0})
+    run_search(config, reference, evaluator=fake_evaluator, progress=False)  # what the script computes, uninterrupted
+    process = subprocess.Popen([sys.executable, str(script), str(resumed)])
+    deadline = time.time() + 60
+    while not (resumed / "trials.jsonl").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    time.sleep(random.Random(int(os.environ.get("KILL_SEED", time.time()))).uniform(0.0, 0.4))
+    process.kill()
+    process.wait()
+    subprocess.run([sys.executable, str(script), str(resumed)], check=True)
+    assert _summary(load_trials(resumed)) == _summary(load_trials(reference))
+    assert [r["number"] for r in load_trials(resumed)] == list(range(30))  # none lost, none repeated
+    assert sorted(p.name for p in resumed.iterdir()) == ["search.json", "state.pt", "trials.jsonl"]  # no temp file
