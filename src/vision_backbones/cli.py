@@ -81,6 +81,9 @@ DELEGATED = {
     "adapt": ("vision_backbones.budget.netadapt", "shrink a model to a latency target with NetAdapt"),
 }
 
+# the extra that brings what a delegated command imports (``train`` where not listed)
+EXTRAS = {"search": "search", "export": "deploy", "profile": "bench", "pick": "bench", "adapt": "search"}
+
 
 def _format_row(info: dict, published) -> list[str]:
     def ref(value: float | None, precision: int) -> str:
@@ -219,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            print(f"backbones {argv[0]}: needs {error.name!r}; install the extras: pip install 'vision-backbones[train]'", file=sys.stderr)
+            extra = EXTRAS.get(argv[0], "train")
+            print(f"backbones {argv[0]}: needs {error.name!r}; install the extras: pip install 'vision-backbones[{extra}]'", file=sys.stderr)
             return 2
         return run_command(f"backbones {argv[0]}", lambda: module.main(argv[1:]))
     args = build_parser().parse_args(argv)
