@@ -244,7 +244,7 @@ class Crash(Exception):
 
 
 class CrashAt(lightning.pytorch.Callback):
-    """Raises after training step ``step``, or when validation of epoch ``-step - 1`` starts."""
+    """Raises after training step ``step``, when validation of epoch ``-step - 1`` starts, or after that of epoch ``-step - 11``."""
 
     def __init__(self, step: int) -> None:
         self.step = step
@@ -257,11 +257,17 @@ class CrashAt(lightning.pytorch.Callback):
         if not trainer.sanity_checking and trainer.current_epoch == -self.step - 1:
             raise Crash(f"crash in the validation of epoch {trainer.current_epoch}")
 
+    def on_validation_end(self, trainer, pl_module):  # its metrics are logged, its checkpoint not yet written
+        if not trainer.sanity_checking and trainer.current_epoch == -self.step - 11:
+            raise Crash(f"crash after the validation of epoch {trainer.current_epoch}")
+
 
 SHORT = ["--trainer.limit_train_batches", "3"]
 
 
-@pytest.mark.parametrize("crash_step", [3, 5, -1, -2], ids=["step3", "step5", "val-epoch0", "val-epoch1"])
+@pytest.mark.parametrize(
+    "crash_step", [3, 5, -1, -2, -11, -12], ids=["step3", "step5", "val-epoch0", "val-epoch1", "after-val-epoch0", "after-val-epoch1"]
+)
 def test_resume_keeps_every_logged_step_once_and_removes_stale_temp_files(tmp_path: Path, image_root: Path, crash_step: int) -> None:
     (tmp_path / "straight").mkdir()
     straight = build_cli(["--config", str(_config(tmp_path / "straight", image_root)), *SHORT], run=False)

@@ -99,14 +99,12 @@ class ResumableCSVWriter(ExperimentWriter):
             reader = csv.DictReader(file)
             keys = list(reader.fieldnames or [])
             old = list(reader)
-        step, kinds = int(first["step"]), set(first) - {"step", "epoch"}
+        step = int(first["step"])
 
         def logged_again(row: dict[str, str]) -> bool:
-            if not row.get("step"):
-                return True
-            row_step = int(float(row["step"]))
-            row_kinds = {k for k, v in row.items() if v not in ("", None)} - {"step", "epoch"}
-            return row_step > step or (row_step == step and bool(row_kinds & kinds))
+            # a validation row shares its step with that epoch's last training row, so a run resumed
+            # from before that training step logs both again: every row from the first step on goes
+            return not row.get("step") or int(float(row["step"])) >= step
 
         kept = old[:rows] + [row for row in old[rows:] if not logged_again(row)]
         buffer = io.StringIO()
