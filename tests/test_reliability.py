@@ -187,18 +187,9 @@ def test_convert_survives_sigkill_at_a_random_moment(tmp_path: Path) -> None:
 
 lightning = pytest.importorskip("lightning")
 
-from test_train_cli import TINY_CONFIG  # noqa: E402
+from test_train_cli import TINY_CONFIG, image_root  # noqa: E402, F401  (image_root: the shared fixture)
 
 from vision_backbones.train.cli import build_cli, main  # noqa: E402
-from vision_backbones.train.samples import write_class_folders  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def image_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("images")
-    write_class_folders(root / "train", classes=3, per_class=6, size=(48, 40))
-    write_class_folders(root / "val", classes=3, per_class=2, size=(48, 40), seed=1)
-    return root
 
 
 def _config(folder: Path, root: Path, *, epochs: int = 2, every: int = 1) -> Path:
