@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, FamilyInfo, Preprocessing
 
 
 class Builder(Protocol):
@@ -32,19 +33,63 @@ class ModelEntry:
     family: str
     config: Any
     build: Builder
+    info: FamilyInfo
+
+    @property
+    def design(self) -> DesignFields:
+        """The config fields scaling, NetAdapt and search spaces may change."""
+        return self.info.design
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """Mean, std, input size, crop and interpolation of this variant's weights."""
+        return self.info.preprocessing_for(self.name)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_FAMILIES: dict[str, FamilyInfo] = {}
 
 
-def register_family(family: str, variants: Mapping[str, Any], build: Builder) -> None:
-    """Register every ``name -> config`` of ``variants`` under ``family``, built by ``build``."""
+def register_family(
+    family: str,
+    variants: Mapping[str, Any],
+    build: Builder,
+    *,
+    design: DesignFields | None = None,
+    preprocessing: Preprocessing | Mapping[str, Preprocessing] | None = None,
+    published: Mapping[str, Any] | None = None,
+) -> None:
+    """Register every ``name -> config`` of ``variants`` under ``family``, built by ``build``.
+
+    ``design`` names the config fields design tools may change, ``preprocessing`` how the weights
+    expect images, ``published`` the figures (``published.Published``) the tests hold variants to.
+    """
+    info = FamilyInfo(
+        name=family,
+        design=design or DesignFields(),
+        preprocessing=preprocessing or Preprocessing(),
+        published=dict(published or {}),
+    )
     for name, config in variants.items():
         if not dataclasses.is_dataclass(config):
             raise TypeError(f"config of {name!r} must be a dataclass instance, got {type(config).__name__}")
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered (family {_REGISTRY[name].family!r})")
-        _REGISTRY[name] = ModelEntry(name=name, family=family, config=config, build=build)
+        info.design.check_against(family, config)
+    unknown = sorted(set(info.published) - set(variants))
+    if unknown:
+        raise ValueError(f"family {family!r} publishes figures for unregistered variants {unknown}")
+    _FAMILIES[family] = info
+    for name, config in variants.items():
+        _REGISTRY[name] = ModelEntry(name=name, family=family, config=config, build=build, info=info)
+
+
+def get_family(family: str) -> FamilyInfo:
+    """What ``family`` declared at registration."""
+    _ensure_models_loaded()
+    if family not in _FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[family]
 
 
 def _ensure_models_loaded() -> None:
