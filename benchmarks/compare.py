@@ -12,7 +12,7 @@ step (forward + backward + SGD step) are compared separately.
 
 Deploy ratios, for the ResNet/MobileNet/EfficientNet/VoVNet/Darknet families: our fused model in
 its measured best memory format (``deploy.optimize_for_inference``) and ONNX Runtime running our
-exported model (``deploy.export.onnx_bytes``), each against the eager reference.
+exported model (``deploy.formats.onnx_bytes``), each against the eager reference.
 
 Writes ``benchmarks/RESULTS.md`` (atomically), with the machine it ran on (CPU model, ISA flags,
 PyTorch's CPU kernel level: ``vision_backbones.measure.machine``). Timings are wall-clock
@@ -156,8 +156,17 @@ def compare_eval(ours: nn.Module, theirs: nn.Module, x: Tensor, settings: Settin
 
     got, expected = _logits(forward(ours)()).float(), _logits(forward(theirs)()).float()
     diff = float((got - expected).abs().max())
-    times = interleaved_times({"ours": forward(ours), "reference": forward(theirs)}, rounds=settings.rounds, warmup=settings.warmup, min_time=settings.min_time)
-    return {**compare_times(times, "ours", "reference"), "max_abs_diff": diff, "max_rel_diff": diff / max(float(expected.abs().max()), 1e-12)}
+    times = interleaved_times(
+        {"ours": forward(ours), "reference": forward(theirs)},
+        rounds=settings.rounds,
+        warmup=settings.warmup,
+        min_time=settings.min_time,
+    )
+    return {
+        **compare_times(times, "ours", "reference"),
+        "max_abs_diff": diff,
+        "max_rel_diff": diff / max(float(expected.abs().max()), 1e-12),
+    }
 
 
 def compare_train(ours: nn.Module, theirs: nn.Module, x: Tensor, target: Tensor, settings: Settings) -> dict[str, Any]:
@@ -176,7 +185,7 @@ def compare_train(ours: nn.Module, theirs: nn.Module, x: Tensor, target: Tensor,
 def ort_session(model: nn.Module, sample: Tensor, threads: int) -> Any:
     import onnxruntime
 
-    from vision_backbones.deploy.export import onnx_bytes
+    from vision_backbones.deploy.formats import onnx_bytes
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -202,17 +211,26 @@ def compare_deploy(ours: nn.Module, theirs: nn.Module, x: Tensor, settings: Sett
 
         return call
 
-    functions: dict[str, Callable[[], object]] = {"reference": eager(theirs, torch.contiguous_format), "fused": eager(fused, memory_format)}
-    result: dict[str, Any] = {"memory_format": "channels_last" if memory_format == torch.channels_last else "contiguous"}
+    functions: dict[str, Callable[[], object]] = {
+        "reference": eager(theirs, torch.contiguous_format),
+        "fused": eager(fused, memory_format),
+    }
+    result: dict[str, Any] = {
+        "memory_format": "channels_last" if memory_format == torch.channels_last else "contiguous"
+    }
     with torch.no_grad():
         expected = _logits(theirs(x))
-        result["fused_max_abs_diff"] = float((_logits(fused(x.contiguous(memory_format=memory_format))) - expected).abs().max())
+        result["fused_max_abs_diff"] = float(
+            (_logits(fused(x.contiguous(memory_format=memory_format))) - expected).abs().max()
+        )
     if settings.dtype == "fp32":
         session = ort_session(ours, x[:1], settings.threads)
         name = session.get_inputs()[0].name
         array = x.numpy()
         functions["ort"] = lambda: session.run(None, {name: array})
-        result["ort_max_abs_diff"] = float((torch.from_numpy(session.run(None, {name: array})[0]) - expected).abs().max())
+        result["ort_max_abs_diff"] = float(
+            (torch.from_numpy(session.run(None, {name: array})[0]) - expected).abs().max()
+        )
         result["ort_max_rel_diff"] = result["ort_max_abs_diff"] / max(float(expected.abs().max()), 1e-12)
     times = interleaved_times(functions, rounds=settings.rounds, warmup=settings.warmup, min_time=settings.min_time)
     result["fused"] = compare_times(times, "fused", "reference")
@@ -222,18 +240,27 @@ def compare_deploy(ours: nn.Module, theirs: nn.Module, x: Tensor, settings: Sett
 
 def run_reference(reference: Reference, settings: Settings, *, deploy: bool) -> dict[str, Any]:
     """Every comparison for one reference; exceptions are caught into ``row['error']``."""
-    row: dict[str, Any] = {"library": reference.library, "reference": reference.name, "model": reference.model, "family": get_entry(reference.model).family}
+    row: dict[str, Any] = {
+        "library": reference.library,
+        "reference": reference.name,
+        "model": reference.model,
+        "family": get_entry(reference.model).family,
+    }
     started = time.perf_counter()
 
     def attempt(key: str, function: Callable[[], Any]) -> None:
         try:
             row[key] = function()
         except Exception as error:  # one failing comparison must not lose the others' figures
-            row.setdefault("errors", {})[key] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            row.setdefault("errors", {})[key] = (
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            )
             row.setdefault("tracebacks", {})[key] = traceback.format_exc(limit=4)
 
     with num_threads(settings.threads):
-        attempt("pair", lambda: build_pair(reference.library, reference.name, reference_kwargs=reference_kwargs(reference)))
+        attempt(
+            "pair", lambda: build_pair(reference.library, reference.name, reference_kwargs=reference_kwargs(reference))
+        )
         if "pair" in row:
             ours, theirs = row.pop("pair")
             size = max(settings.image_size, getattr(ours, "min_input_size", 1))
@@ -246,7 +273,11 @@ def run_reference(reference: Reference, settings: Settings, *, deploy: bool) -> 
                 attempt("deploy", lambda: compare_deploy(ours, theirs, x, settings))
             if settings.eager:
                 fmt = settings.memory_format
-                ours, theirs, x = ours.to(memory_format=fmt), theirs.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+                ours, theirs, x = (
+                    ours.to(memory_format=fmt),
+                    theirs.to(memory_format=fmt),
+                    x.contiguous(memory_format=fmt),
+                )
                 attempt("eval", lambda: compare_eval(ours, theirs, x, settings))
                 if settings.train:  # last: it changes the weights
                     attempt("train", lambda: compare_train(ours, theirs, x, target, settings))
@@ -309,8 +340,16 @@ def _ratio(summary: dict[str, float] | None) -> str:
 
 
 def render_markdown(
-    rows: Sequence[dict[str, Any]], skipped: Sequence[tuple[Reference, str]], settings: Settings, machine: dict[str, Any],
-    *, wall_seconds: float, load_after: Any, analysis: Path | None = None, command: str | None = None, measured: str | None = None,
+    rows: Sequence[dict[str, Any]],
+    skipped: Sequence[tuple[Reference, str]],
+    settings: Settings,
+    machine: dict[str, Any],
+    *,
+    wall_seconds: float,
+    load_after: Any,
+    analysis: Path | None = None,
+    command: str | None = None,
+    measured: str | None = None,
 ) -> str:
     cpu_column = settings.threads == 1
     s = settings
@@ -323,7 +362,11 @@ def render_markdown(
         "",
         f"- CPU: {describe(machine)}; {machine['platform']}",
         f"- Load average (1/5/15 min) at start: {_load(machine['load_average'])}; at end: {_load(load_after)}."
-        + (" The machine was shared with other jobs; every figure is a ratio of interleaved rounds for that reason." if machine["load_average"] and machine["load_average"][0] > (machine["logical_cores"] or 1) else ""),
+        + (
+            " The machine was shared with other jobs; every figure is a ratio of interleaved rounds for that reason."
+            if machine["load_average"] and machine["load_average"][0] > (machine["logical_cores"] or 1)
+            else ""
+        ),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
         "- GPU: no GPU was lent to this task, so the GPU figures (training images/s at 176 px bf16 channels_last, model-FLOP utilisation) were not measured.",
         "",
@@ -334,12 +377,15 @@ def render_markdown(
         "- Ratio = time(ours) / time(reference) per round; the table shows the median and, in brackets, the spread over rounds "
         "(quartiles with 6+ rounds, else min-max). < 1.00: ours is faster.",
         f"- Verdict: *slower* / *faster* when the median is beyond 1 ± {NOISE:.2f} and the spread lies on that side of 1.00"
-        + (", by wall clock and by CPU time both" if cpu_column else "") + "; else *same* (within noise).",
+        + (", by wall clock and by CPU time both" if cpu_column else "")
+        + "; else *same* (within noise).",
         "- Training step = forward in train mode + cross-entropy (summed over aux heads where the model has them) + backward + SGD (momentum 0.9) step.",
         "- Same weights: the reference is built with random weights and randomized batch-norm statistics, ours is converted from its state dict; `max rel Δ` is the largest logit difference in eval mode over the largest reference logit (random deep nets give logits up to 1e5, so absolute differences mislead).",
     ]
     if cpu_column:
-        lines.append("- *CPU ratio*: the same ratio from the process CPU time of each call (single-threaded, so this is the work done, largely immune to time slices lost to other processes).")
+        lines.append(
+            "- *CPU ratio*: the same ratio from the process CPU time of each call (single-threaded, so this is the work done, largely immune to time slices lost to other processes)."
+        )
     if s.quick:
         lines.append("- Quick mode: only the cheapest reference of each library and family.")
     if s.filter:
@@ -349,14 +395,35 @@ def render_markdown(
     errors = [(r, key, message) for r in rows for key, message in r.get("errors", {}).items()]
     configured = [r for r in rows if r.get("reference_kwargs")]
     if configured:
-        lines.insert(-1, "- Reference built with our regularization where the library default differs (stochastic depth changes the training step's work): "
-                     + ", ".join(f"{r['library']}:{r['reference']} {r['reference_kwargs']}" for r in configured) + ".")
+        lines.insert(
+            -1,
+            "- Reference built with our regularization where the library default differs (stochastic depth changes the training step's work): "
+            + ", ".join(f"{r['library']}:{r['reference']} {r['reference_kwargs']}" for r in configured)
+            + ".",
+        )
     resized = [r for r in rows if r.get("image_size", s.image_size) != s.image_size]
     if resized:
-        lines += ["- Models that need a larger input ran at their minimum size, both sides: " + ", ".join(f"{r['model']} {r['image_size']} px" for r in resized) + ".", ""]
+        lines += [
+            "- Models that need a larger input ran at their minimum size, both sides: "
+            + ", ".join(f"{r['model']} {r['image_size']} px" for r in resized)
+            + ".",
+            "",
+        ]
     if s.eager:
         lines += ["## Eager PyTorch: ours / reference", ""]
-        header = ["library", "reference", "ours", "eval ratio", *(["eval CPU ratio"] if cpu_column else []), "train ratio", *(["train CPU ratio"] if cpu_column else []), "ref eval ms", "ref train ms", "max rel Δ", "verdict (eval / train)"]
+        header = [
+            "library",
+            "reference",
+            "ours",
+            "eval ratio",
+            *(["eval CPU ratio"] if cpu_column else []),
+            "train ratio",
+            *(["train CPU ratio"] if cpu_column else []),
+            "ref eval ms",
+            "ref train ms",
+            "max rel Δ",
+            "verdict (eval / train)",
+        ]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in rows:
             if "eval" not in r:
@@ -368,18 +435,41 @@ def render_markdown(
             cells.append(_ratio(tr["ratio"]) if tr else "-")
             if cpu_column:
                 cells.append(_ratio(tr["cpu_ratio"]) if tr else "-")
-            cells += [f"{ev['baseline_ms']:.1f}", f"{tr['baseline_ms']:.1f}" if tr else "-", f"{ev['max_rel_diff']:.1e}",
-                      f"{combined_verdict(ev, use_cpu=cpu_column)} / {combined_verdict(tr, use_cpu=cpu_column)}"]
+            cells += [
+                f"{ev['baseline_ms']:.1f}",
+                f"{tr['baseline_ms']:.1f}" if tr else "-",
+                f"{ev['max_rel_diff']:.1e}",
+                f"{combined_verdict(ev, use_cpu=cpu_column)} / {combined_verdict(tr, use_cpu=cpu_column)}",
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         evals = [r["eval"]["ratio"]["median"] for r in rows if "eval" in r]
         trains = [r["train"]["ratio"]["median"] for r in rows if "train" in r]
         if evals:
-            lines += ["", f"Geometric mean of the median ratios: eval {_geomean(evals):.2f} over {len(evals)} references"
-                      + (f", training step {_geomean(trains):.2f} over {len(trains)}." if trains else ".")]
-        slower = [(r, mode) for r in rows for mode in ("eval", "train") if combined_verdict(r.get(mode), use_cpu=cpu_column) == "slower"]
-        lines += ["", "Slower than the reference beyond noise: "
-                  + (", ".join(f"{r['model']} vs {r['library']}:{r['reference']} ({mode} {r[mode]['ratio']['median']:.2f}x"
-                               + (f", CPU {r[mode]['cpu_ratio']['median']:.2f}x" if cpu_column else "") + ")" for r, mode in slower) or "none") + "."]
+            lines += [
+                "",
+                f"Geometric mean of the median ratios: eval {_geomean(evals):.2f} over {len(evals)} references"
+                + (f", training step {_geomean(trains):.2f} over {len(trains)}." if trains else "."),
+            ]
+        slower = [
+            (r, mode)
+            for r in rows
+            for mode in ("eval", "train")
+            if combined_verdict(r.get(mode), use_cpu=cpu_column) == "slower"
+        ]
+        lines += [
+            "",
+            "Slower than the reference beyond noise: "
+            + (
+                ", ".join(
+                    f"{r['model']} vs {r['library']}:{r['reference']} ({mode} {r[mode]['ratio']['median']:.2f}x"
+                    + (f", CPU {r[mode]['cpu_ratio']['median']:.2f}x" if cpu_column else "")
+                    + ")"
+                    for r, mode in slower
+                )
+                or "none"
+            )
+            + ".",
+        ]
         lines.append("")
 
     deploy_rows = [r for r in rows if "deploy" in r]
@@ -388,11 +478,23 @@ def render_markdown(
             "## Deploy path vs eager reference (eval forward)",
             "",
             "*fused*: `deploy.optimize_for_inference` (batch norm folded, memory format measured on this machine; the input's layout change is timed). "
-            f"*ORT*: ONNX Runtime {machine['versions'].get('onnxruntime')} on our model exported by `deploy.export.onnx_bytes` (graph optimizations on). "
+            f"*ORT*: ONNX Runtime {machine['versions'].get('onnxruntime')} on our model exported by `deploy.formats.onnx_bytes` (graph optimizations on). "
             f"Goal: ORT <= {ORT_GOAL:.2f}x the eager reference.",
             "",
         ]
-        header = ["library", "reference", "ours", "memory format", "fused / ref", *(["fused CPU"] if cpu_column else []), "ORT / ref", *(["ORT CPU"] if cpu_column else []), f"ORT <= {ORT_GOAL:.2f}x", "ref ms", "ORT max rel Δ"]
+        header = [
+            "library",
+            "reference",
+            "ours",
+            "memory format",
+            "fused / ref",
+            *(["fused CPU"] if cpu_column else []),
+            "ORT / ref",
+            *(["ORT CPU"] if cpu_column else []),
+            f"ORT <= {ORT_GOAL:.2f}x",
+            "ref ms",
+            "ORT max rel Δ",
+        ]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in deploy_rows:
             d = r["deploy"]
@@ -403,23 +505,48 @@ def render_markdown(
             cells.append(_ratio(ort["ratio"]) if ort else "-")
             if cpu_column:
                 cells.append(_ratio(ort["cpu_ratio"]) if ort else "-")
-            cells += ["yes" if ort and ort["ratio"]["median"] <= ORT_GOAL else ("no" if ort else "-"), f"{d['fused']['baseline_ms']:.1f}",
-                      f"{d['ort_max_rel_diff']:.1e}" if "ort_max_rel_diff" in d else "-"]
+            cells += [
+                "yes" if ort and ort["ratio"]["median"] <= ORT_GOAL else ("no" if ort else "-"),
+                f"{d['fused']['baseline_ms']:.1f}",
+                f"{d['ort_max_rel_diff']:.1e}" if "ort_max_rel_diff" in d else "-",
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         orts = [r["deploy"]["ort"]["ratio"]["median"] for r in deploy_rows if r["deploy"].get("ort")]
         fused = [r["deploy"]["fused"]["ratio"]["median"] for r in deploy_rows]
-        lines += ["", f"Geometric mean: fused {_geomean(fused):.2f}" + (f", ORT {_geomean(orts):.2f}; ORT meets the {ORT_GOAL:.2f}x goal on {sum(o <= ORT_GOAL for o in orts)} of {len(orts)}." if orts else "."), ""]
+        lines += [
+            "",
+            f"Geometric mean: fused {_geomean(fused):.2f}"
+            + (
+                f", ORT {_geomean(orts):.2f}; ORT meets the {ORT_GOAL:.2f}x goal on {sum(o <= ORT_GOAL for o in orts)} of {len(orts)}."
+                if orts
+                else "."
+            ),
+            "",
+        ]
 
     if errors:
-        lines += ["## Not measured (errors)", "", "| library | reference | ours | part | error |", "|---|---|---|---|---|"]
-        lines += [f"| {r['library']} | {r['reference']} | {r['model']} | {key} | {message.replace('|', '/')} |" for r, key, message in errors]
+        lines += [
+            "## Not measured (errors)",
+            "",
+            "| library | reference | ours | part | error |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['library']} | {r['reference']} | {r['model']} | {key} | {message.replace('|', '/')} |"
+            for r, key, message in errors
+        ]
         lines.append("")
     if skipped:
         lines += ["## Not run", "", "| library | reference | ours | why |", "|---|---|---|---|"]
         lines += [f"| {r.library} | {r.name} | {r.model} | {why} |" for r, why in skipped]
         lines.append("")
     if analysis is not None and analysis.is_file():
-        lines += [f"## Analysis (from `{analysis.name}`, written by hand; not regenerated)", "", analysis.read_text().strip(), ""]
+        lines += [
+            f"## Analysis (from `{analysis.name}`, written by hand; not regenerated)",
+            "",
+            analysis.read_text().strip(),
+            "",
+        ]
     if command:
         lines += ["Reproduce: `.venv/bin/python " + command.strip() + "`", ""]
     return "\n".join(lines)
@@ -446,26 +573,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, help="batch size (default 8; quick 2)")
     parser.add_argument("--rounds", type=int, help="interleaved A/B rounds (default 5; quick 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls of each model before the rounds")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads for both (default: all usable cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads for both (default: all usable cores)"
+    )
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--channels-last", action="store_true", help="both models and the input in channels_last")
-    parser.add_argument("--min-time", type=float, default=0.05, help="seconds per measurement; fast models repeat calls to reach it")
+    parser.add_argument(
+        "--min-time", type=float, default=0.05, help="seconds per measurement; fast models repeat calls to reach it"
+    )
     parser.add_argument("--filter", help="substring or shell wildcard over reference name, our name or library:name")
-    parser.add_argument("--quick", action="store_true", help="cheapest reference of each library and family, 96 px, batch 2, 3 rounds")
+    parser.add_argument(
+        "--quick", action="store_true", help="cheapest reference of each library and family, 96 px, batch 2, 3 rounds"
+    )
     parser.add_argument("--max-gflops", type=float, help="skip references above this many GFLOPs at 224 px")
     parser.add_argument("--no-train", action="store_true", help="eval forward only")
     parser.add_argument("--no-deploy", action="store_true", help="skip the fused / ONNX Runtime ratios")
     parser.add_argument("--no-eager", action="store_true", help="only the deploy ratios")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON")
-    parser.add_argument("--analysis", type=Path, default=HERE / "ANALYSIS.md", help="hand-written notes appended to the results (if the file exists)")
-    parser.add_argument("--from-json", type=Path, help="no measuring: write --output again from an earlier run's --json")
+    parser.add_argument(
+        "--analysis",
+        type=Path,
+        default=HERE / "ANALYSIS.md",
+        help="hand-written notes appended to the results (if the file exists)",
+    )
+    parser.add_argument(
+        "--from-json", type=Path, help="no measuring: write --output again from an earlier run's --json"
+    )
     return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     quick = args.quick
-    threads = args.threads if args.threads is not None else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    threads = (
+        args.threads
+        if args.threads is not None
+        else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
     settings = Settings(
         image_size=args.image_size or (96 if quick else 160),
         batch=args.batch or (2 if quick else 8),
@@ -493,10 +637,20 @@ def rerender(args: argparse.Namespace) -> int:
     payload = json.loads(args.from_json.read_text())
     settings = Settings(**payload["settings"])
     references = {(r.library, r.name): r for r in list_references()}
-    skipped = [(references[(lib, name)], why) for lib, name, why in payload.get("skipped", []) if (lib, name) in references]
-    text = render_markdown(payload["rows"], skipped, settings, payload["machine"], wall_seconds=payload.get("wall_seconds", 0.0),
-                           load_after=payload.get("load_after"), analysis=args.analysis, command=payload.get("command"),
-                           measured=payload.get("measured"))
+    skipped = [
+        (references[(lib, name)], why) for lib, name, why in payload.get("skipped", []) if (lib, name) in references
+    ]
+    text = render_markdown(
+        payload["rows"],
+        skipped,
+        settings,
+        payload["machine"],
+        wall_seconds=payload.get("wall_seconds", 0.0),
+        load_after=payload.get("load_after"),
+        analysis=args.analysis,
+        command=payload.get("command"),
+        measured=payload.get("measured"),
+    )
     atomic_write(args.output, lambda tmp: Path(tmp).write_text(text))
     print(f"wrote {args.output} from {args.from_json}", file=sys.stderr)
     return 0
@@ -516,8 +670,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not references:
         print(f"compare.py: no reference matches {settings.filter!r}", file=sys.stderr)
         return 2
-    print(f"{len(references)} references, {settings.batch}x3x{settings.image_size}x{settings.image_size} {settings.dtype}, "
-          f"{settings.threads} thread(s), {settings.rounds} rounds", file=sys.stderr)
+    print(
+        f"{len(references)} references, {settings.batch}x3x{settings.image_size}x{settings.image_size} {settings.dtype}, "
+        f"{settings.threads} thread(s), {settings.rounds} rounds",
+        file=sys.stderr,
+    )
     started = time.perf_counter()
     rows = []
     for index, reference in enumerate(references, 1):
@@ -530,18 +687,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             if row["deploy"].get("ort"):
                 parts.append(f"ORT {row['deploy']['ort']['ratio']['median']:.2f}")
         status = ", ".join(parts + [f"{key} failed: {message}" for key, message in row.get("errors", {}).items()])
-        print(f"[{index}/{len(references)}] {reference.library}:{reference.name} -> {reference.model}: {status} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
+        print(
+            f"[{index}/{len(references)}] {reference.library}:{reference.name} -> {reference.model}: {status} ({row['seconds']:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
     command = "benchmarks/compare.py " + " ".join(sys.argv[1:] if argv is None else argv)
     measured = _now()
-    text = render_markdown(rows, skipped, settings, machine, wall_seconds=elapsed, load_after=load_after, analysis=args.analysis,
-                           command=command, measured=measured)
+    text = render_markdown(
+        rows,
+        skipped,
+        settings,
+        machine,
+        wall_seconds=elapsed,
+        load_after=load_after,
+        analysis=args.analysis,
+        command=command,
+        measured=measured,
+    )
     atomic_write(args.output, lambda tmp: Path(tmp).write_text(text))
     print(f"wrote {args.output}", file=sys.stderr)
     if args.json:
         payload = {
-            "settings": asdict(settings), "machine": machine, "wall_seconds": elapsed, "load_after": load_after, "command": command,
+            "settings": asdict(settings),
+            "machine": machine,
+            "wall_seconds": elapsed,
+            "load_after": load_after,
+            "command": command,
             "measured": measured,
             "skipped": [(r.library, r.name, why) for r, why in skipped],
             "rows": [{k: v for k, v in r.items() if k != "tracebacks"} for r in rows],

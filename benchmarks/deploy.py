@@ -12,7 +12,7 @@ each round is time(artefact) / time(reference), and the table shows the median [
 Each model's figures are cached in ``benchmarks/deploy_results.json`` (so runs are incremental: one
 model per invocation on a shared machine) and the ``deploy`` section of ``benchmarks/RESULTS.md`` is
 rebuilt from all cached figures with ``measure.report.replace_section``, plus the int8 accuracy on
-trained weights from ``benchmarks/deploy_accuracy.json`` (``python -m vision_backbones.deploy.accuracy``).
+trained weights from ``benchmarks/deploy_accuracy.json`` (``python -m vision_backbones.cli.int8_accuracy``).
 
 ``python benchmarks/deploy.py --models resnet50 darknet53 [--batches 1 8] [--threads 2] [--quick]``
 """
@@ -44,7 +44,15 @@ RESULTS_JSON = HERE / "deploy_results.json"
 ACCURACY_JSON = HERE / "deploy_accuracy.json"
 RESULTS_MD = HERE / "RESULTS.md"
 # (precision, runtime) columns, in table order
-PATHS = (("fp32", "onnxruntime"), ("fp32", "openvino"), ("fp32", "torch"), ("bf16", "openvino"), ("bf16", "torch"), ("int8", "onnxruntime"), ("int8", "openvino"))
+PATHS = (
+    ("fp32", "onnxruntime"),
+    ("fp32", "openvino"),
+    ("fp32", "torch"),
+    ("bf16", "openvino"),
+    ("bf16", "torch"),
+    ("int8", "onnxruntime"),
+    ("int8", "openvino"),
+)
 # The issue's targets at batch 8: bf16 and int8 for the dense nets, int8 for every model.
 DENSE_MODELS = ("resnet50", "darknet53", "vovnet39")
 BF16_TARGET, INT8_DENSE_TARGET, INT8_TARGET = 0.25, 0.12, 0.35
@@ -61,18 +69,35 @@ def choose_references(models: Sequence[str] | None) -> list[Reference]:
     if models:
         unknown = [m for m in models if m not in chosen]
         if unknown:
-            raise ValueError(f"--models {unknown}: not covered by the eager benchmark; expected some of {', '.join(sorted(chosen))}")
+            raise ValueError(
+                f"--models {unknown}: not covered by the eager benchmark; expected some of {', '.join(sorted(chosen))}"
+            )
         return [chosen[m] for m in models]
     return list(chosen.values())
 
 
-def measure_model(reference: Reference, *, batches: Sequence[int], threads: int, rounds: int, image_size: int, paths: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def measure_model(
+    reference: Reference,
+    *,
+    batches: Sequence[int],
+    threads: int,
+    rounds: int,
+    image_size: int,
+    paths: Sequence[tuple[str, str]],
+) -> dict[str, Any]:
     """Build every artefact of ``paths`` for one model, check it, and time it against the eager reference per batch."""
     from vision_backbones.deploy.precision import compare_outputs, has_native_bf16
     from vision_backbones.deploy.runtimes import build
     from vision_backbones.measure.references import build_pair
 
-    row: dict[str, Any] = {"model": reference.model, "reference": f"{reference.library}:{reference.name}", "image_size": image_size, "threads": threads, "paths": {}, "batches": {}}
+    row: dict[str, Any] = {
+        "model": reference.model,
+        "reference": f"{reference.library}:{reference.name}",
+        "image_size": image_size,
+        "threads": threads,
+        "paths": {},
+        "batches": {},
+    }
     started = time.perf_counter()
     with num_threads(threads):
         ours, theirs = build_pair(reference.library, reference.name)
@@ -93,7 +118,7 @@ def measure_model(reference: Reference, *, batches: Sequence[int], threads: int,
             built = time.perf_counter()
             try:
                 if runtime in ("onnxruntime", "openvino") and onnx_model is None:
-                    from vision_backbones.deploy.export import onnx_bytes
+                    from vision_backbones.deploy.formats import onnx_bytes
 
                     onnx_model = onnx_bytes(ours, sample)
                 options: dict[str, Any] = {"calibration": calibration, "threads": threads}
@@ -101,15 +126,28 @@ def measure_model(reference: Reference, *, batches: Sequence[int], threads: int,
                     options["onnx_model"] = onnx_model
                 artefact = build(ours, sample, precision=precision, runtime=runtime, **options)
                 largest = max(batches)
-                check = compare_outputs([expected[largest]], [artefact.predict(inputs[largest])[0]], precision=precision, runtime=runtime)  # also compiles / warms up
-                row["paths"][key] = {"build_seconds": time.perf_counter() - built, "check": check.summary(), "passed": check.passed, "settings": artefact.settings}
+                check = compare_outputs(
+                    [expected[largest]], [artefact.predict(inputs[largest])[0]], precision=precision, runtime=runtime
+                )  # also compiles / warms up
+                row["paths"][key] = {
+                    "build_seconds": time.perf_counter() - built,
+                    "check": check.summary(),
+                    "passed": check.passed,
+                    "settings": artefact.settings,
+                }
                 predictors[key] = artefact.predict
-                print(f"  {reference.model} {key}: built in {time.perf_counter() - built:.0f} s; {check.summary()}", flush=True)
+                print(
+                    f"  {reference.model} {key}: built in {time.perf_counter() - built:.0f} s; {check.summary()}",
+                    flush=True,
+                )
             except Exception as error:  # one failing path must not lose the others
-                row["paths"][key] = {"error": f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}", "traceback": traceback.format_exc(limit=3)}
+                row["paths"][key] = {
+                    "error": f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}",
+                    "traceback": traceback.format_exc(limit=3),
+                }
                 print(f"  {reference.model} {key}: FAILED {row['paths'][key]['error']}", flush=True)
         for batch, x in inputs.items():
-            functions: dict[str, Callable[[], object]] = {"reference": lambda x=x: _eager(theirs, x)}
+            functions: dict[str, Callable[[], object]] = {"reference": lambda x=x, model=theirs: _eager(model, x)}
             functions.update({key: (lambda predict=predict, x=x: predict(x)) for key, predict in predictors.items()})
             times = interleaved_times(functions, rounds=rounds, warmup=2)
             reference_times = times["wall"]["reference"]
@@ -121,8 +159,14 @@ def measure_model(reference: Reference, *, batches: Sequence[int], threads: int,
                 "cpu_ratios": {key: ratio_summary(times["cpu"][key], times["cpu"]["reference"]) for key in predictors},
                 "ms": {key: 1e3 * statistics.median(times["wall"][key]) for key in predictors},
             }
-            line = ", ".join(f"{key} {summary['median']:.2f} (CPU {row['batches'][str(batch)]['cpu_ratios'][key]['median']:.2f})" for key, summary in row["batches"][str(batch)]["ratios"].items())
-            print(f"  {reference.model} batch {batch}: reference {row['batches'][str(batch)]['reference_ms']:.1f} ms; {line}", flush=True)
+            line = ", ".join(
+                f"{key} {summary['median']:.2f} (CPU {row['batches'][str(batch)]['cpu_ratios'][key]['median']:.2f})"
+                for key, summary in row["batches"][str(batch)]["ratios"].items()
+            )
+            print(
+                f"  {reference.model} batch {batch}: reference {row['batches'][str(batch)]['reference_ms']:.1f} ms; {line}",
+                flush=True,
+            )
     del ours, theirs, predictors
     gc.collect()
     row["seconds"] = time.perf_counter() - started
@@ -140,7 +184,10 @@ def measure_peaks(threads: int, size: int = 1024) -> dict[str, float]:
     functions = {"fp32": lambda: a @ b}
     a16, b16 = a.bfloat16(), b.bfloat16()
     functions["bf16"] = lambda: a16 @ b16
-    a8, b8 = torch.randint(-100, 100, (size, size), dtype=torch.int8), torch.randint(-100, 100, (size, size), dtype=torch.int8)
+    a8, b8 = (
+        torch.randint(-100, 100, (size, size), dtype=torch.int8),
+        torch.randint(-100, 100, (size, size), dtype=torch.int8),
+    )
     functions["int8"] = lambda: torch._int_mm(a8, b8)
     with num_threads(threads):
         times = interleaved_times(functions, rounds=7, warmup=2)
@@ -154,14 +201,21 @@ def explain(rows: Sequence[dict[str, Any]], peaks: dict[str, dict[str, float]]) 
 
     lines = ["", "### Why a target is missed: the GEMM peak of each precision on this CPU", ""]
     for threads, peak in sorted(peaks.items()):
-        lines.append(f"- GEMM peak ({threads} thread(s), 1024^3 matmul): fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f}, int8 {peak['int8']:.0f} GOP/s "
-                     f"(bf16 {peak['bf16'] / peak['fp32']:.1f}x, int8 {peak['int8'] / peak['fp32']:.1f}x fp32).")
-    lines += ["", "*bound*: the ratio an artefact would reach running all of the model's multiply-adds at that precision's GEMM peak "
-              "(eager GOP/s / peak). A 1024^3 matmul under-states what oneDNN's conv kernels reach (the dense nets' eager runs exceed it), "
-              "so for GEMM-bound nets read the bound as the ratio of peaks, fp32 / bf16 and fp32 / int8: without AMX (this CPU has "
-              "avx512_bf16 and VNNI only) bf16 cannot go much below 1 / (bf16 gain) and int8 below 1 / (int8 gain) of an eager run that "
-              "is already near the fp32 peak, whatever the runtime. The issue's targets (bf16 <= 0.25, int8 <= 0.12) were set on a Xeon with AMX.", "",
-              "| model | threads | eager GOP/s (% of fp32 peak) | bf16 bound | best bf16 | int8 bound | best int8 |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"- GEMM peak ({threads} thread(s), 1024^3 matmul): fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f}, int8 {peak['int8']:.0f} GOP/s "
+            f"(bf16 {peak['bf16'] / peak['fp32']:.1f}x, int8 {peak['int8'] / peak['fp32']:.1f}x fp32)."
+        )
+    lines += [
+        "",
+        "*bound*: the ratio an artefact would reach running all of the model's multiply-adds at that precision's GEMM peak "
+        "(eager GOP/s / peak). A 1024^3 matmul under-states what oneDNN's conv kernels reach (the dense nets' eager runs exceed it), "
+        "so for GEMM-bound nets read the bound as the ratio of peaks, fp32 / bf16 and fp32 / int8: without AMX (this CPU has "
+        "avx512_bf16 and VNNI only) bf16 cannot go much below 1 / (bf16 gain) and int8 below 1 / (int8 gain) of an eager run that "
+        "is already near the fp32 peak, whatever the runtime. The issue's targets (bf16 <= 0.25, int8 <= 0.12) were set on a Xeon with AMX.",
+        "",
+        "| model | threads | eager GOP/s (% of fp32 peak) | bf16 bound | best bf16 | int8 bound | best int8 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         figures, peak = row["batches"].get("8"), peaks.get(str(row["threads"]))
         if not figures or not peak:
@@ -175,7 +229,9 @@ def explain(rows: Sequence[dict[str, Any]], peaks: dict[str, dict[str, float]]) 
         for precision in ("bf16", "int8"):
             options = [v["median"] for k, v in _ratios(row, figures).items() if k.startswith(precision)]
             best[precision] = f"{min(options):.2f}" if options else "-"
-        lines.append(f"| {row['model']} | {row['threads']} | {rate:.0f} ({100 * rate / peak['fp32']:.0f} %) | {rate / peak['bf16']:.2f} | {best['bf16']} | {rate / peak['int8']:.2f} | {best['int8']} |")
+        lines.append(
+            f"| {row['model']} | {row['threads']} | {rate:.0f} ({100 * rate / peak['fp32']:.0f} %) | {rate / peak['bf16']:.2f} | {best['bf16']} | {rate / peak['int8']:.2f} | {best['int8']} |"
+        )
     return lines
 
 
@@ -190,7 +246,9 @@ def _eager(model: torch.nn.Module, x: torch.Tensor) -> object:
 def _cell(summary: dict[str, float] | None, target: float | None = None) -> str:
     if summary is None:
         return "-"
-    text = f"{summary['median']:.2f} [{summary['min']:.2f}-{summary['max']:.2f}]" + (" (wall)" if summary.get("wall") else "")
+    text = f"{summary['median']:.2f} [{summary['min']:.2f}-{summary['max']:.2f}]" + (
+        " (wall)" if summary.get("wall") else ""
+    )
     if target is not None:
         text += " ✓" if summary["median"] <= target else " ✗"
     return text
@@ -242,7 +300,14 @@ def render(results: dict[str, Any], accuracy: dict[str, Any] | None, notes: str 
     for row in rows:
         for batch, figures in sorted(row["batches"].items(), key=lambda item: int(item[0])):
             load = row["machine"].get("load_average") or [float("nan")]
-            cells = [row["model"], row["reference"], str(row["threads"]), batch, f"{load[0]:.1f}", f"{figures['reference_ms']:.1f}"]
+            cells = [
+                row["model"],
+                row["reference"],
+                str(row["threads"]),
+                batch,
+                f"{load[0]:.1f}",
+                f"{figures['reference_ms']:.1f}",
+            ]
             for precision, runtime in PATHS:
                 key = f"{precision}/{runtime}"
                 path = row["paths"].get(key)
@@ -251,27 +316,48 @@ def render(results: dict[str, Any], accuracy: dict[str, Any] | None, notes: str 
                 elif "error" in path:
                     cells.append("fails")
                 else:
-                    cells.append(_cell(_ratios(row, figures).get(key), _target(row["model"], key, batch)) + ("" if path["passed"] else " (check failed)"))
+                    cells.append(
+                        _cell(_ratios(row, figures).get(key), _target(row["model"], key, batch))
+                        + ("" if path["passed"] else " (check failed)")
+                    )
             lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "*load*: the 1-minute load average when the model's run started (2 cores; other jobs shared the machine).", "",
-              "### Best path per model (batch 8)", "", "| model | threads | best fp32 | best bf16 | best int8 |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "*load*: the 1-minute load average when the model's run started (2 cores; other jobs shared the machine).",
+        "",
+        "### Best path per model (batch 8)",
+        "",
+        "| model | threads | best fp32 | best bf16 | best int8 |",
+        "|---|---|---|---|---|",
+    ]
     for row in rows:
         figures = row["batches"].get("8")
         if not figures:
             continue
         cells = [row["model"], str(row["threads"])]
         for precision in ("fp32", "bf16", "int8"):
-            options = {k: v for k, v in _ratios(row, figures).items() if k.startswith(precision) and row["paths"].get(k, {}).get("passed")}
+            options = {
+                k: v
+                for k, v in _ratios(row, figures).items()
+                if k.startswith(precision) and row["paths"].get(k, {}).get("passed")
+            }
             best = min(options, key=lambda k: options[k]["median"]) if options else None
             cells.append(f"{best.split('/')[1]} {options[best]['median']:.2f}" if best else "-")
         lines.append("| " + " | ".join(cells) + " |")
-    failures = [(row["model"], key, path["error"]) for row in rows for key, path in row["paths"].items() if "error" in path]
+    failures = [
+        (row["model"], key, path["error"]) for row in rows for key, path in row["paths"].items() if "error" in path
+    ]
     if failures:
         lines += ["", "Paths that failed to build: " + "; ".join(f"{m} {k}: {e}" for m, k, e in failures) + "."]
     lines += explain(rows, peaks)
     if accuracy:
-        lines += ["", "### int8 on trained weights (top-1 on every validation image, eager fp32 vs int8)", "",
-                  "| model | data | calibration | val images | runtime | eager top-1 | int8 top-1 | change (points) | agreement | min cosine |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "### int8 on trained weights (top-1 on every validation image, eager fp32 vs int8)",
+            "",
+            "| model | data | calibration | val images | runtime | eager top-1 | int8 top-1 | change (points) | agreement | min cosine |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for name in ("demo", "mnist"):
             entry = accuracy.get(name)
             if not entry:
@@ -301,7 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--paths", nargs="+", help="only these precision/runtime pairs, e.g. int8/openvino bf16/torch")
-    parser.add_argument("--quick", action="store_true", help="3 rounds, batch 8 only, no torch.compile paths: a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 rounds, batch 8 only, no torch.compile paths: a smoke run"
+    )
     parser.add_argument("--skip-done", action="store_true", help="skip models already in the cache")
     parser.add_argument("--render-only", action="store_true", help="rebuild the RESULTS.md section from the caches")
     args = parser.parse_args(argv)
@@ -309,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.paths:
         unknown = [p for p in args.paths if tuple(p.split("/")) not in PATHS]
         if unknown:
-            raise SystemExit(f"benchmarks/deploy.py: unknown --paths {unknown}; expected some of {', '.join('/'.join(p) for p in PATHS)}")
+            raise SystemExit(
+                f"benchmarks/deploy.py: unknown --paths {unknown}; expected some of {', '.join('/'.join(p) for p in PATHS)}"
+            )
         paths = [tuple(p.split("/")) for p in args.paths]  # type: ignore[misc]
     if args.quick:
         args.rounds, args.batches = 3, [8]
@@ -317,7 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
     if not args.render_only:
         results.setdefault(PEAKS_KEY, {})[str(args.threads)] = measure_peaks(args.threads)
-        print(f"GEMM peaks at {args.threads} thread(s): " + ", ".join(f"{k} {v:.0f} GOP/s" for k, v in results[PEAKS_KEY][str(args.threads)].items()), flush=True)
+        print(
+            f"GEMM peaks at {args.threads} thread(s): "
+            + ", ".join(f"{k} {v:.0f} GOP/s" for k, v in results[PEAKS_KEY][str(args.threads)].items()),
+            flush=True,
+        )
         references = choose_references(args.models)
         from rich.progress import Progress
 
@@ -329,7 +423,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress.advance(task)
                     continue
                 progress.console.print(f"{reference.model} ({reference.library}:{reference.name})")
-                row = measure_model(reference, batches=args.batches, threads=args.threads, rounds=args.rounds, image_size=args.image_size, paths=paths)
+                row = measure_model(
+                    reference,
+                    batches=args.batches,
+                    threads=args.threads,
+                    rounds=args.rounds,
+                    image_size=args.image_size,
+                    paths=paths,
+                )
                 previous = results.get(key)
                 if previous and args.paths:  # a partial rerun keeps the other paths' figures
                     for batch, figures in row["batches"].items():
@@ -339,7 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 figures[field] = {**kept.get(field, {}), **figures[field]}
                     row["paths"] = {**previous["paths"], **row["paths"]}
                 results[key] = row
-                atomic_write_bytes(RESULTS_JSON, (json.dumps(results, indent=1, sort_keys=True, default=str) + "\n").encode())
+                atomic_write_bytes(
+                    RESULTS_JSON, (json.dumps(results, indent=1, sort_keys=True, default=str) + "\n").encode()
+                )
                 progress.advance(task)
     accuracy = json.loads(ACCURACY_JSON.read_text()) if ACCURACY_JSON.is_file() else None
     notes = NOTES_FILE.read_text() if NOTES_FILE.is_file() else ""

@@ -17,6 +17,7 @@ __all__ = ["assert_close_to_scale", "build_pair", "build_reference", "randomize_
 
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, torch.get_num_threads()))
 
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

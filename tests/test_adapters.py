@@ -6,9 +6,9 @@ import pytest
 import torch
 
 pytest.importorskip("torchvision")
-from torchvision.models.detection import FasterRCNN, MaskRCNN, RetinaNet  # noqa: E402
+from torchvision.models.detection import FasterRCNN, MaskRCNN, RetinaNet
 
-from vision_backbones.adapters import detection_backbone, register_smp_encoders, smp_encoder  # noqa: E402
+from vision_backbones.adapters import detection_backbone, register_smp_encoders, smp_encoder
 
 DETECTION_MODELS = ["resnet50", "vovnet39", "darknet53", "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x1_0"]
 SMALL = {"min_size": 96, "max_size": 128}

@@ -52,7 +52,9 @@ def test_empty_batches_raise_and_leave_the_statistics() -> None:
 
 
 def test_a_norm_eval_backbone_gets_new_statistics_and_stays_frozen() -> None:
-    model = create_model("resnet18", num_classes=4, depths=(1, 1, 1, 1), widths=(8, 8, 16, 16), stem_channels=8, norm_eval=True)
+    model = create_model(
+        "resnet18", num_classes=4, depths=(1, 1, 1, 1), widths=(8, 8, 16, 16), stem_channels=8, norm_eval=True
+    )
     model.train()
     norms = batch_norms(model)
     assert norms and not any(n.training for n in norms)

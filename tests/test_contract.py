@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from conftest import assert_close_to_scale, randomize_norm_stats
 from registry_cases import MODEL_CASES, input_size_for
+from torch import nn
+
 from vision_backbones import Backbone, create_model
 from vision_backbones.registry import build_on_meta
 
@@ -20,7 +20,7 @@ def test_features_forward_backward(name: str) -> None:
     x = torch.randn(2, 3, size, size)
     features = model.forward_features(x)
     assert len(features) == len(model.out_channels) == len(model.strides) == len(model.level_channels)
-    for feature, channels, stride in zip(features, model.out_channels, model.strides):
+    for feature, channels in zip(features, model.out_channels, strict=True):
         assert feature.shape[:2] == (2, channels), (feature.shape, channels)
     assert list(model.strides) == sorted(model.strides)
     sum(f.float().mean() for f in features).backward()

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import build_reference
 from registry_cases import input_size_for
+
 from vision_backbones.convert import from_timm, from_torchvision, list_references
 
-BIG_REFERENCES = {"convnext_large", "convnext_base", "resnext101_32x8d", "wide_resnet101_2", "efficientnet_b7", "legacy_senet154", "nasnetalarge", "vgg19_bn", "vgg19"}
+BIG_REFERENCES = {
+    "convnext_large",
+    "convnext_base",
+    "resnext101_32x8d",
+    "wide_resnet101_2",
+    "efficientnet_b7",
+    "legacy_senet154",
+    "nasnetalarge",
+    "vgg19_bn",
+    "vgg19",
+    "regnet_y_16gf",
+    "regnet_x_32gf",
+    "regnet_y_32gf",
+}
 
 
 def _cases() -> list:
     cases = []
     for reference in list_references():
         marks = [pytest.mark.giant] if reference.name in BIG_REFERENCES else []
-        cases.append(pytest.param(reference.library, reference.name, marks=marks, id=f"{reference.library}:{reference.name}"))
+        cases.append(
+            pytest.param(reference.library, reference.name, marks=marks, id=f"{reference.library}:{reference.name}")
+        )
     return cases
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from vision_backbones import create_model
-from vision_backbones.convert.darknet import _split_csp_expansion
+from vision_backbones.convert.rules.darknet import _split_csp_expansion
 from vision_backbones.models.darknet import CSPStage, DarknetConfig, DarknetStage
 from vision_backbones.registry import build_on_meta
 

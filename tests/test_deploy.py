@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import assert_close_to_scale, randomize_norm_stats
 from registry_cases import MODEL_CASES, input_size_for
+
 from vision_backbones import create_model
+from vision_backbones.cli.export import main
 from vision_backbones.deploy import fuse
-from vision_backbones.deploy.export import FeaturesWrapper, check_onnx, export_model, main, onnx_bytes
+from vision_backbones.deploy.formats import FeaturesWrapper, check_onnx, export_model, onnx_bytes
 
 # Models whose features backbone cannot go through the ONNX exporter, with the reason.
 ONNX_UNSUPPORTED: dict[str, str] = {}
@@ -59,7 +60,7 @@ def test_export_command_writes_checked_file(tmp_path: Path, fmt: str) -> None:
 
 
 def test_export_checks_outputs_and_keeps_no_bad_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vision_backbones.deploy.export as export
+    import vision_backbones.deploy.formats as export
 
     def corrupt(data: bytes, *args, **kwargs) -> float:
         raise ValueError("ONNX Runtime differs from PyTorch by 1.00e+00 (allowed 1e-04)")

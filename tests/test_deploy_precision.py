@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from vision_backbones import create_model
+from vision_backbones.cli.export import main
 from vision_backbones.deploy import precision as precision_module
 from vision_backbones.deploy.calibration import load_images
 from vision_backbones.deploy.checked_export import export_checked
-from vision_backbones.deploy.export import main
 from vision_backbones.deploy.precision import compare_outputs
 from vision_backbones.deploy.runtimes import build, load
 
@@ -35,7 +35,9 @@ def one_thread():
 
 def tiny_model(num_classes: int = 3) -> torch.nn.Module:
     torch.manual_seed(0)
-    return create_model("resnet18", depths=(1, 1, 1, 1), widths=(8, 8, 16, 16), stem_channels=8, num_classes=num_classes).eval()
+    return create_model(
+        "resnet18", depths=(1, 1, 1, 1), widths=(8, 8, 16, 16), stem_channels=8, num_classes=num_classes
+    ).eval()
 
 
 def _image(seed: int) -> Image.Image:
@@ -69,11 +71,26 @@ PATHS = [
 ]
 
 
-@pytest.mark.parametrize(("precision", "runtime", "options"), PATHS, ids=[f"{p}-{r}{'-static' if o.get('static_batch') else ''}" for p, r, o in PATHS])
-def test_export_path_writes_checked_artefact(tmp_path: Path, calibration, precision: str, runtime: str, options: dict) -> None:
+@pytest.mark.parametrize(
+    ("precision", "runtime", "options"),
+    PATHS,
+    ids=[f"{p}-{r}{'-static' if o.get('static_batch') else ''}" for p, r, o in PATHS],
+)
+def test_export_path_writes_checked_artefact(
+    tmp_path: Path, calibration, precision: str, runtime: str, options: dict
+) -> None:
     model = tiny_model()
     suffix = {"onnxruntime": ".onnx", "openvino": ".xml", "torch": ".pt2"}[runtime]
-    path, check = export_checked(model, tmp_path / f"model{suffix}", precision=precision, runtime=runtime, image_size=SIZE, calibration=calibration, threads=1, **options)
+    path, check = export_checked(
+        model,
+        tmp_path / f"model{suffix}",
+        precision=precision,
+        runtime=runtime,
+        image_size=SIZE,
+        calibration=calibration,
+        threads=1,
+        **options,
+    )
     assert check.passed and path.is_file()
     stored = json.loads((tmp_path / f"model{suffix}.check.json").read_text())
     assert stored["passed"] and stored["precision"] == precision and stored["runtime"] == runtime
@@ -92,7 +109,15 @@ def test_export_path_writes_checked_artefact(tmp_path: Path, calibration, precis
 
 
 def test_auto_keeps_the_fastest_passing_runtime(tmp_path: Path, calibration) -> None:
-    path, check = export_checked(tiny_model(), tmp_path / "model", precision="int8", runtime="auto", image_size=SIZE, calibration=calibration, threads=1)
+    path, check = export_checked(
+        tiny_model(),
+        tmp_path / "model",
+        precision="int8",
+        runtime="auto",
+        image_size=SIZE,
+        calibration=calibration,
+        threads=1,
+    )
     candidates = check.extra["candidates"]
     assert set(candidates) == {"onnxruntime", "openvino"}
     assert all(c["passed"] and c["milliseconds"] > 0 for c in candidates.values()), candidates
@@ -104,7 +129,14 @@ def test_auto_keeps_the_fastest_passing_runtime(tmp_path: Path, calibration) -> 
 def test_failed_check_writes_nothing(tmp_path: Path, calibration, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(precision_module.MIN_COSINE, "int8", 1.5)  # no artefact can reach a cosine above 1
     with pytest.raises(ValueError, match="no file written"):
-        export_checked(tiny_model(), tmp_path / "model.onnx", precision="int8", runtime="onnxruntime", image_size=SIZE, calibration=calibration)
+        export_checked(
+            tiny_model(),
+            tmp_path / "model.onnx",
+            precision="int8",
+            runtime="onnxruntime",
+            image_size=SIZE,
+            calibration=calibration,
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -144,7 +176,9 @@ def test_int8_keeps_top1_on_a_trained_classifier() -> None:
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    images = torch.nn.functional.interpolate(torch.tensor(digits.images, dtype=torch.float32)[:, None] / 8.0 - 1.0, size=SIZE, mode="bilinear")
+    images = torch.nn.functional.interpolate(
+        torch.tensor(digits.images, dtype=torch.float32)[:, None] / 8.0 - 1.0, size=SIZE, mode="bilinear"
+    )
     images = images.expand(-1, 3, -1, -1).contiguous()
     labels = torch.tensor(digits.target)
     train, val = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0, stratify=digits.target)
@@ -178,7 +212,9 @@ def test_int8_keeps_top1_on_a_trained_classifier() -> None:
         (["--precision", "fp32", "--runtime", "openvino"], "expected a .xml path"),
     ],
 )
-def test_bad_deploy_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+def test_bad_deploy_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     from vision_backbones.cli import main as cli_main
 
     code = cli_main(["export", "resnet18", str(tmp_path / "model.onnx"), "--image-size", "32", *argv])
@@ -187,11 +223,27 @@ def test_bad_deploy_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not list(tmp_path.iterdir())
 
 
-def test_bf16_refused_on_a_cpu_without_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bf16_refused_on_a_cpu_without_bf16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from vision_backbones.measure import machine
 
     monkeypatch.setattr(machine, "isa_flags", lambda: ["avx2", "fma", "avx512f"])
-    assert main(["resnet18", str(tmp_path / "model.xml"), "--precision", "bf16", "--runtime", "openvino", "--image-size", "32"]) == 2
+    assert (
+        main(
+            [
+                "resnet18",
+                str(tmp_path / "model.xml"),
+                "--precision",
+                "bf16",
+                "--runtime",
+                "openvino",
+                "--image-size",
+                "32",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "bf16 would be emulated" in error and len(error.strip().splitlines()) == 1
     monkeypatch.setattr(machine, "isa_flags", lambda: ["avx512f", "avx512_bf16"])
@@ -201,9 +253,31 @@ def test_bf16_refused_on_a_cpu_without_bf16(tmp_path: Path, monkeypatch: pytest.
 
 def test_export_command_deploys(tmp_path: Path, image_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "model.onnx"
-    argv = ["mobilenet_v1_0_25", str(out), "--precision", "int8", "--runtime", "onnxruntime", "--image-size", str(SIZE), "--features",
-            "--calibration", str(image_folder), "--resize-size", str(SIZE), "--threads", "1",
-            "--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5"]
+    argv = [
+        "mobilenet_v1_0_25",
+        str(out),
+        "--precision",
+        "int8",
+        "--runtime",
+        "onnxruntime",
+        "--image-size",
+        str(SIZE),
+        "--features",
+        "--calibration",
+        str(image_folder),
+        "--resize-size",
+        str(SIZE),
+        "--threads",
+        "1",
+        "--mean",
+        "0.5",
+        "0.5",
+        "0.5",
+        "--std",
+        "0.5",
+        "0.5",
+        "0.5",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     stored = json.loads((tmp_path / "model.onnx.check.json").read_text())

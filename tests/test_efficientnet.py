@@ -105,10 +105,22 @@ def test_rows_are_overridable_data() -> None:
         ({"expand_ratio": 6, "kernel_size": 4, "stride": 1, "out_channels": 16}, r"rows\[0\]\.kernel_size must be odd"),
         ({"expand_ratio": 6, "kernel_size": 3, "stride": 3, "out_channels": 16}, r"rows\[0\]\.stride"),
         ({"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 16, "repeats": 0}, r"rows\[0\]\.repeats"),
-        ({"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 16, "se_ratio": 2.0}, r"rows\[0\]\.se_ratio"),
-        ({"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 16, "activation": "gelu"}, r"rows\[0\]\.activation"),
-        ({"expand_ratio": 6, "kernel": 3, "stride": 1, "out_channels": 16}, r"rows\[0\] has unknown fields \['kernel'\]"),
-        ({"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 16, "expanded_channels": 96}, "exactly one of"),
+        (
+            {"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 16, "se_ratio": 2.0},
+            r"rows\[0\]\.se_ratio",
+        ),
+        (
+            {"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 16, "activation": "gelu"},
+            r"rows\[0\]\.activation",
+        ),
+        (
+            {"expand_ratio": 6, "kernel": 3, "stride": 1, "out_channels": 16},
+            r"rows\[0\] has unknown fields \['kernel'\]",
+        ),
+        (
+            {"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 16, "expanded_channels": 96},
+            "exactly one of",
+        ),
     ],
 )
 def test_bad_rows_are_one_line_errors(row: dict, match: str) -> None:

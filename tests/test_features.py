@@ -9,10 +9,10 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch import nn
-
 from conftest import assert_close_to_scale
 from registry_cases import MODEL_CASES
+from torch import nn
+
 from vision_backbones import create_model, list_models
 from vision_backbones.registry import build_on_meta, get_entry
 
@@ -36,7 +36,11 @@ def test_fx_export_compile_on_pruned_model() -> None:
         expected = model(x)
     assert [f.shape[1] for f in expected] == [64, 128, 256]
     traced = torch.fx.symbolic_trace(model)
-    batch, height, width = torch.export.Dim("batch", max=64), torch.export.Dim("h", min=2, max=16), torch.export.Dim("w", min=2, max=16)
+    batch, height, width = (
+        torch.export.Dim("batch", max=64),
+        torch.export.Dim("h", min=2, max=16),
+        torch.export.Dim("w", min=2, max=16),
+    )
     program = torch.export.export(model, (x,), dynamic_shapes={"x": {0: batch, 2: 32 * height, 3: 32 * width}})
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)  # fullgraph: no graph breaks anywhere
     other = torch.randn(3, 3, 96, 64)
@@ -84,12 +88,16 @@ def test_timm_style_api() -> None:
     assert model.forward_head(deepest).shape == (2, 7)
     assert model.forward_head(deepest, pre_logits=True).shape == (2, 512)
     info = create_model("resnet18", features_only=True, out_strides=(8, 32)).feature_info
-    assert info.channels() == [128, 512] and info.reduction() == [8, 32] and info.module_name() == ["stages.2", "stages.4"]
+    assert (
+        info.channels() == [128, 512] and info.reduction() == [8, 32] and info.module_name() == ["stages.2", "stages.4"]
+    )
     with pytest.raises(ValueError, match="no model hub"):
         create_model("resnet18", pretrained=True)
 
 
-@pytest.mark.parametrize("name", [n for n in ["resnet18", "efficientnet_b0", "vovnet19_slim", "densenet121"] if n in list_models()])
+@pytest.mark.parametrize(
+    "name", [n for n in ["resnet18", "efficientnet_b0", "vovnet19_slim", "densenet121"] if n in list_models()]
+)
 def test_grad_checkpointing_equals_plain_run(name: str) -> None:
     plain = create_model(name, num_classes=4)
     checkpointed = create_model(name, num_classes=4)
@@ -156,7 +164,9 @@ def test_converters_take_create_model_arguments() -> None:
     from vision_backbones.convert import from_torchvision
 
     reference = torchvision.models.resnet18().eval()
-    model = from_torchvision("resnet18", reference.state_dict(), features_only=True, out_strides=(8, 16), frozen_stages=2)
+    model = from_torchvision(
+        "resnet18", reference.state_dict(), features_only=True, out_strides=(8, 16), frozen_stages=2
+    )
     assert model.strides == (8, 16) and len(model.stages) == 4 and model.frozen_stages == 2
     full = from_torchvision("resnet18", reference.state_dict())
     x = torch.randn(1, 3, 64, 64)

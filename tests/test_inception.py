@@ -25,7 +25,7 @@ def test_googlenet_aux_logits_in_training_only_and_every_parameter_learns() -> N
 
 
 # A shallower Inception v3 (one block per grid size) runs the same code paths in a fraction of the time.
-_SMALL_V3 = {"pool_channels": (32,), "mid_channels": (128,), "num_c_blocks": 1}
+_SMALL_V3 = {"pool_channels": (32,), "mid_widths": (128,), "num_c_blocks": 1}
 
 
 @pytest.mark.parametrize(("name", "overrides", "size"), [("googlenet", {}, 64), ("inception_v3", _SMALL_V3, 75)])

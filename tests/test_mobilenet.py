@@ -71,7 +71,9 @@ def test_inverted_residual_shapes_and_residual() -> None:
         InvertedResidual(16, 16, expanded_channels=64, stride=3)
 
 
-@pytest.mark.parametrize(("name", "block_channels", "head_channels"), [("mobilenet_v3_large", 160, 960), ("mobilenet_v2", 320, 1280)])
+@pytest.mark.parametrize(
+    ("name", "block_channels", "head_channels"), [("mobilenet_v3_large", 160, 960), ("mobilenet_v2", 320, 1280)]
+)
 def test_include_head_conv_false_ends_at_the_last_block(name: str, block_channels: int, head_channels: int) -> None:
     default = build_on_meta(name, features_only=True)
     bare = build_on_meta(name, features_only=True, include_head_conv=False)
@@ -103,7 +105,9 @@ def test_mobilenet_v3_rows_give_expanded_widths_explicitly() -> None:
     # Swapping an explicit expanded width for an expansion ratio is one override of one row.
     rows = list(SMALL_ROWS)
     rows[1] = rows[1]._replace(expand_ratio=6, expanded_channels=None, kernel_size=7)
-    block = [m for m in build_on_meta("mobilenet_v3_small", rows=tuple(rows)).modules() if isinstance(m, InvertedResidual)][1]
+    block = [
+        m for m in build_on_meta("mobilenet_v3_small", rows=tuple(rows)).modules() if isinstance(m, InvertedResidual)
+    ][1]
     assert block.expand.conv.out_channels == 16 * 6 and block.depthwise.conv.kernel_size == (7, 7)
     with pytest.raises(ValueError, match=r"rows\[1\]: give exactly one of expand_ratio and expanded_channels"):
         create_model("mobilenet_v3_small", rows=(rows[0], rows[1]._replace(expanded_channels=72)))

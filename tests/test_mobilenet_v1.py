@@ -10,7 +10,13 @@ def test_alpha_scales_channels() -> None:
     full = create_model("mobilenet_v1", features_only=True)
     assert full.out_channels == (64, 128, 256, 512, 1024)
     assert create_model("mobilenet_v1_0_5", features_only=True).out_channels == (32, 64, 128, 256, 512)
-    assert create_model("mobilenet_v1", features_only=True, width_multiplier=1.25).out_channels == (80, 160, 320, 640, 1280)
+    assert create_model("mobilenet_v1", features_only=True, width_multiplier=1.25).out_channels == (
+        80,
+        160,
+        320,
+        640,
+        1280,
+    )
     # Cost falls roughly with alpha squared (paper, Table 6: 569M -> 149M mult-adds at alpha 0.5).
     ratio = model_info("mobilenet_v1_0_5")["flops"] / model_info("mobilenet_v1")["flops"]
     assert 0.2 < ratio < 0.3

@@ -119,7 +119,7 @@ def test_first_cell_takes_the_stem_conv_as_both_inputs_untouched() -> None:
     first = model.stages[1].cells[0]
     assert isinstance(first.adjust_previous, nn.Identity)
     ((x, previous),) = _cell_inputs(model, 1, (0,), torch.randn(1, 3, 64, 64))
-    assert x is previous and x.shape[1] == VARIANTS[NAME].stem_filters
+    assert x is previous and x.shape[1] == VARIANTS[NAME].stem_channels
 
 
 def test_factorized_reduction_reads_both_pixel_grids() -> None:
@@ -142,7 +142,7 @@ def test_same_pad_is_asymmetric_on_even_sizes(size: int, pads: tuple[int, int]) 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"penultimate_filters": 1000}, "multiple of 24"),
+        ({"penultimate_channels": 1000}, "multiple of 24"),
         ({"depths": (4, 0, 4)}, "depths"),
         ({"normal_cell": NASNET_A_REDUCTION}, "reduction=False"),
         ({"normal_cell": NASNET_A_NORMAL._replace(blocks=((Branch("conv_9x9", 0), Branch("max_3x3", 1)),))}, "unknown"),

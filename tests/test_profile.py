@@ -16,17 +16,33 @@ import pytest
 import torch
 from torch import nn
 
-from vision_backbones.deploy.profile import main, pareto_front, profile_model, write_plot
+from vision_backbones.cli.profile import main
 from vision_backbones.measure import machine
 from vision_backbones.measure.memory import LiveActivationMemory, SavedForBackward
+from vision_backbones.measure.profile import profile_model
+from vision_backbones.measure.profile_plot import write_plot
 from vision_backbones.measure.references import build_pair, build_reference
 from vision_backbones.measure.timing import interleaved_times, ratio_summary, summarize
+from vision_backbones.pareto import pareto_front
 from vision_backbones.registry import model_info
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = "mobilenet_v3_small"
 SIZE = 32  # the smallest input mobilenet_v3_small takes: keeps every test here fast
-FAST = ["--image-size", str(SIZE), "--batch-size", "2", "--throughput-batch", "2", "--repeats", "2", "--warmup", "0", "--threads", "1"]
+FAST = [
+    "--image-size",
+    str(SIZE),
+    "--batch-size",
+    "2",
+    "--throughput-batch",
+    "2",
+    "--repeats",
+    "2",
+    "--warmup",
+    "0",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,32 +66,64 @@ def test_profile_memory_and_timings_are_sane(profiled: dict) -> None:
     assert profiled["eval_activation_bytes"] > 0
     assert profiled["train_error"] is None
     assert profiled["train_saved_bytes"] >= profiled["eval_activation_bytes"]
-    for prefix, unit in (("eval_latency", "ms"), ("eval_throughput", "ips"), ("train_latency", "ms"), ("train_throughput", "ips")):
+    for prefix, unit in (
+        ("eval_latency", "ms"),
+        ("eval_throughput", "ips"),
+        ("train_latency", "ms"),
+        ("train_throughput", "ips"),
+    ):
         median = profiled[f"{prefix}_{unit}"]
         assert median > 0
-        assert profiled[f"{prefix}_min_{unit}"] <= profiled[f"{prefix}_q1_{unit}"] <= median <= profiled[f"{prefix}_q3_{unit}"] <= profiled[f"{prefix}_max_{unit}"]
+        assert (
+            profiled[f"{prefix}_min_{unit}"]
+            <= profiled[f"{prefix}_q1_{unit}"]
+            <= median
+            <= profiled[f"{prefix}_q3_{unit}"]
+            <= profiled[f"{prefix}_max_{unit}"]
+        )
     assert profiled["threads"] == 1 and profiled["dtype"] == "fp32"
     assert profiled["cpu"] == machine.cpu_model() and profiled["isa"] == machine.isa_flags()  # the machine is recorded
 
 
 def test_machine_reads_cpu_model_and_isa_flags() -> None:
-    lscpu = ["Architecture:  x86_64", "Model name:    Intel(R) Xeon(R) Platinum 8480+", "Flags:  fpu sse4_2 avx2 avx512f amx_bf16 amx_tile"]
-    cpuinfo = ["processor\t: 0", "model name\t: AMD EPYC 9654", "flags\t\t: fma avx2", "", "processor\t: 1", "model name\t: other"]
+    lscpu = [
+        "Architecture:  x86_64",
+        "Model name:    Intel(R) Xeon(R) Platinum 8480+",
+        "Flags:  fpu sse4_2 avx2 avx512f amx_bf16 amx_tile",
+    ]
+    cpuinfo = [
+        "processor\t: 0",
+        "model name\t: AMD EPYC 9654",
+        "flags\t\t: fma avx2",
+        "",
+        "processor\t: 1",
+        "model name\t: other",
+    ]
     keys = {"model name": "model", "flags": "flags", "features": "flags"}
-    assert machine._parse(lscpu, keys) == {"model": "Intel(R) Xeon(R) Platinum 8480+", "flags": "fpu sse4_2 avx2 avx512f amx_bf16 amx_tile"}
+    assert machine._parse(lscpu, keys) == {
+        "model": "Intel(R) Xeon(R) Platinum 8480+",
+        "flags": "fpu sse4_2 avx2 avx512f amx_bf16 amx_tile",
+    }
     assert machine._parse(cpuinfo, keys) == {"model": "AMD EPYC 9654", "flags": "fma avx2"}  # the first CPU's
     info = machine.machine_info(packages=())
     assert info["cpu"] and set(info["isa"]) <= set(machine.ISA_FLAGS) and info["versions"]["torch"] == torch.__version__
     assert info["cpu"] in machine.describe(info) and info["torch_cpu_capability"] in machine.describe(info)
-    assert "ISA: none reported" in machine.describe({"cpu": "x", "logical_cores": 1, "affinity_cores": 1})  # an old results.json
+    assert "ISA: none reported" in machine.describe(
+        {"cpu": "x", "logical_cores": 1, "affinity_cores": 1}
+    )  # an old results.json
 
 
 def test_reference_builder_is_seeded_and_pairs_share_weights() -> None:
-    first, again = build_reference("torchvision", "mobilenet_v3_small"), build_reference("torchvision", "mobilenet_v3_small")
+    first, again = (
+        build_reference("torchvision", "mobilenet_v3_small"),
+        build_reference("torchvision", "mobilenet_v3_small"),
+    )
     assert not first.training
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
     norm = next(m for m in first.modules() if isinstance(m, nn.BatchNorm2d))
-    assert norm.running_var.min() >= 0.5 and 0.25 <= norm.weight.min() and norm.weight.max() <= 0.75  # randomized statistics
+    assert (
+        norm.running_var.min() >= 0.5 and norm.weight.min() >= 0.25 and norm.weight.max() <= 0.75
+    )  # randomized statistics
     ours, theirs = build_pair("torchvision", "mobilenet_v3_small")
     x = torch.randn(1, 3, SIZE, SIZE)
     with torch.no_grad():
@@ -109,12 +157,16 @@ def test_summarize_and_pareto() -> None:
     assert pareto_front([(1.0, 70.0), (2.0, 76.0), (3.0, 75.0), (4.0, 78.0)], maximize_y=True) == [0, 1, 3]
 
 
-def test_cli_writes_csv_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from vision_backbones.published import PUBLISHED, Published
+def test_cli_writes_csv_json_and_png(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vision_backbones.published import Published
+    from vision_backbones.registry import get_entry
 
     other = "shufflenet_v2_x0_5"
-    monkeypatch.setitem(PUBLISHED, SMALL, Published(top1=67.7))  # two models with a top-1: the accuracy panel is drawn
-    monkeypatch.setitem(PUBLISHED, other, Published(top1=60.6))
+    # two models with a top-1 (declared by their families): the accuracy panel is drawn
+    monkeypatch.setitem(get_entry(SMALL).info.published, SMALL, Published(top1=67.7))
+    monkeypatch.setitem(get_entry(other).info.published, other, Published(top1=60.6))
     out_csv, out_json, out_png = tmp_path / "p.csv", tmp_path / "p.json", tmp_path / "p.png"
     code = main([SMALL, other, *FAST, "--csv", str(out_csv), "--json", str(out_json), "--plot", str(out_png)])
     assert code == 0
@@ -134,13 +186,26 @@ def test_cli_writes_csv_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_plot_without_top1_draws_throughput(tmp_path: Path) -> None:
     def fake(name: str, gflops: float, ms: float, top1: float | None) -> dict:
-        row = {"name": name, "flops": gflops * 1e9, "params": 5e6, "image_size": 224, "batch_size": 1, "throughput_batch": 16,
-               "dtype": "fp32", "threads": 2, "channels_last": False, "published_top1": top1, "eval_throughput_ips": 1e3 / ms,
-               "train_throughput_ips": 300 / ms}
+        row = {
+            "name": name,
+            "flops": gflops * 1e9,
+            "params": 5e6,
+            "image_size": 224,
+            "batch_size": 1,
+            "throughput_batch": 16,
+            "dtype": "fp32",
+            "threads": 2,
+            "channels_last": False,
+            "published_top1": top1,
+            "eval_throughput_ips": 1e3 / ms,
+            "train_throughput_ips": 300 / ms,
+        }
         row.update({f"eval_latency{k}_ms": ms for k in ("", "_q1", "_q3")})
         return row
 
-    out = write_plot([fake("a", 1.0, 10.0, 75.0), fake("b", 4.0, 20.0, None), fake("c", 2.0, 30.0, None)], tmp_path / "p.png")
+    out = write_plot(
+        [fake("a", 1.0, 10.0, 75.0), fake("b", 4.0, 20.0, None), fake("c", 2.0, 30.0, None)], tmp_path / "p.png"
+    )
     assert out.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="nothing to plot"):
         write_plot([{**fake("a", 1.0, 10.0, None), "eval_latency_ms": None}], tmp_path / "q.png")
@@ -189,9 +254,28 @@ def test_interleaved_rounds_rotate_order() -> None:
 
 def test_compare_tiny_case_writes_results(compare, tmp_path: Path) -> None:
     output, raw = tmp_path / "RESULTS.md", tmp_path / "raw.json"
-    argv = ["--filter", "torchvision:mobilenet_v3_small", "--image-size", "32", "--batch", "2", "--rounds", "1",
-            "--threads", "1", "--warmup", "0", "--min-time", "0", "--output", str(output), "--json", str(raw),
-            "--analysis", str(tmp_path / "none.md")]
+    argv = [
+        "--filter",
+        "torchvision:mobilenet_v3_small",
+        "--image-size",
+        "32",
+        "--batch",
+        "2",
+        "--rounds",
+        "1",
+        "--threads",
+        "1",
+        "--warmup",
+        "0",
+        "--min-time",
+        "0",
+        "--output",
+        str(output),
+        "--json",
+        str(raw),
+        "--analysis",
+        str(tmp_path / "none.md"),
+    ]
     assert compare.main(argv) == 0
     text = output.read_text()
     assert "| torchvision | mobilenet_v3_small | mobilenet_v3_small |" in text
@@ -199,7 +283,12 @@ def test_compare_tiny_case_writes_results(compare, tmp_path: Path) -> None:
     assert f"- CPU: {machine.cpu_model()} (ISA: " in text  # the machine is recorded
     (row,) = json.loads(raw.read_text())["rows"]
     assert row["eval"]["max_abs_diff"] <= 1e-4  # same weights
-    for ratio in (row["eval"]["ratio"], row["train"]["ratio"], row["deploy"]["fused"]["ratio"], row["deploy"]["ort"]["ratio"]):
+    for ratio in (
+        row["eval"]["ratio"],
+        row["train"]["ratio"],
+        row["deploy"]["fused"]["ratio"],
+        row["deploy"]["ort"]["ratio"],
+    ):
         assert ratio["n"] == 1 and ratio["median"] > 0
     assert row["deploy"]["ort_max_abs_diff"] <= 1e-4
     assert not list(tmp_path.glob(".*.tmp"))
@@ -209,7 +298,10 @@ def test_compare_tiny_case_writes_results(compare, tmp_path: Path) -> None:
     again = tmp_path / "again.md"
     assert compare.main(["--from-json", str(raw), "--output", str(again), "--analysis", str(notes)]) == 0
     assert again.read_text().startswith(text.split("## Eager")[0].split("Generated")[0])
-    assert "| torchvision | mobilenet_v3_small | mobilenet_v3_small |" in again.read_text() and "hand-written analysis" in again.read_text()
+    assert (
+        "| torchvision | mobilenet_v3_small | mobilenet_v3_small |" in again.read_text()
+        and "hand-written analysis" in again.read_text()
+    )
 
 
 def test_report_sections_are_replaced_in_place(tmp_path) -> None:

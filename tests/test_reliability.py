@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from vision_backbones import create_model
-from vision_backbones.io import DiskFullError, atomic_write, atomic_write_bytes, sweep_stale_temp_files, temp_path_for
+from vision_backbones.io import DiskFullError, atomic_write, atomic_write_bytes, sweep_stale_temp_files
 from vision_backbones.weights import read_checkpoint, save_weights
 
 PYTHON = sys.executable
@@ -25,7 +25,9 @@ TINY = {"depths": (1, 1, 1, 1), "widths": (4, 8, 8, 8), "stem_channels": 4}
 
 
 def _our_temp_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob(".*") if ".vbtmp-" in p.name or p.name.endswith(".tmp") or p.name.startswith(".tmp")]
+    return [
+        p for p in folder.rglob(".*") if ".vbtmp-" in p.name or p.name.endswith(".tmp") or p.name.startswith(".tmp")
+    ]
 
 
 # ---- atomic writes: exceptions, signals, stale files, a full disk (class 5), modes and bytes (class 10)
@@ -73,7 +75,10 @@ def test_full_disk_is_named_and_destination_untouched(tmp_path: Path, monkeypatc
 def test_real_full_disk_on_a_small_tmpfs(tmp_path: Path) -> None:
     mount = tmp_path / "small"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here")
     try:
         (mount / "model.safetensors").write_bytes(b"old")
@@ -83,7 +88,7 @@ def test_real_full_disk_on_a_small_tmpfs(tmp_path: Path) -> None:
             save_weights({**model.state_dict(), **big}, mount / "model.safetensors")
         assert (mount / "model.safetensors").read_bytes() == b"old"
         assert _our_temp_files(mount) == []
-        from vision_backbones.deploy.export import export_model
+        from vision_backbones.deploy.formats import export_model
 
         with pytest.raises(DiskFullError):
             export_model(create_model("resnet50").eval(), mount / "m.pt", fmt="torchscript", image_size=64)
@@ -148,7 +153,12 @@ def test_files_are_byte_reproducible_with_open_modes(tmp_path: Path) -> None:
     torch.manual_seed(0)
     state = create_model("resnet18", **TINY).state_dict()
     a = save_weights(state, tmp_path / "a.safetensors", model_name="resnet18", overrides={"z": 1, "a": (1, 2), **TINY})
-    b = save_weights(dict(reversed(list(state.items()))), tmp_path / "b.safetensors", model_name="resnet18", overrides={**TINY, "a": (1, 2), "z": 1})
+    b = save_weights(
+        dict(reversed(list(state.items()))),
+        tmp_path / "b.safetensors",
+        model_name="resnet18",
+        overrides={**TINY, "a": (1, 2), "z": 1},
+    )
     assert a.read_bytes() == b.read_bytes()
     umask = os.umask(0)
     os.umask(umask)
@@ -169,7 +179,18 @@ def test_convert_survives_sigkill_at_a_random_moment(tmp_path: Path) -> None:
     source = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), source)
     out = tmp_path / "dest" / "resnet18.safetensors"
-    command = [PYTHON, "-m", "vision_backbones.cli", "convert", "--source", "torchvision", "resnet18", str(source), str(out), "--force"]
+    command = [
+        PYTHON,
+        "-m",
+        "vision_backbones.cli",
+        "convert",
+        "--source",
+        "torchvision",
+        "resnet18",
+        str(source),
+        str(out),
+        "--force",
+    ]
     rng = random.Random(int(os.environ.get("KILL_SEED", time.time())))
     for _ in range(2):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -189,12 +210,15 @@ lightning = pytest.importorskip("lightning")
 
 from test_train_cli import TINY_CONFIG, image_root  # noqa: E402, F401  (image_root: the shared fixture)
 
-from vision_backbones.train.cli import build_cli, main  # noqa: E402
+from vision_backbones.cli.train import main  # noqa: E402
+from vision_backbones.train.lightning_cli import build_cli  # noqa: E402
 
 
 def _config(folder: Path, root: Path, *, epochs: int = 2, every: int = 1) -> Path:
     config = folder / "tiny.yaml"
-    text = TINY_CONFIG.format(root=root, out=folder / "run", epochs=epochs).replace("every_n_train_steps: 1,", f"every_n_train_steps: {every},")
+    text = TINY_CONFIG.format(root=root, out=folder / "run", epochs=epochs).replace(
+        "every_n_train_steps: 1,", f"every_n_train_steps: {every},"
+    )
     config.write_text(text)
     return config
 
@@ -257,9 +281,13 @@ SHORT = ["--trainer.limit_train_batches", "3"]
 
 
 @pytest.mark.parametrize(
-    "crash_step", [3, 5, -1, -2, -11, -12], ids=["step3", "step5", "val-epoch0", "val-epoch1", "after-val-epoch0", "after-val-epoch1"]
+    "crash_step",
+    [3, 5, -1, -2, -11, -12],
+    ids=["step3", "step5", "val-epoch0", "val-epoch1", "after-val-epoch0", "after-val-epoch1"],
 )
-def test_resume_keeps_every_logged_step_once_and_removes_stale_temp_files(tmp_path: Path, image_root: Path, crash_step: int) -> None:
+def test_resume_keeps_every_logged_step_once_and_removes_stale_temp_files(
+    tmp_path: Path, image_root: Path, crash_step: int
+) -> None:
     (tmp_path / "straight").mkdir()
     straight = build_cli(["--config", str(_config(tmp_path / "straight", image_root)), *SHORT], run=False)
     straight.trainer.fit(straight.model, straight.datamodule)
@@ -303,4 +331,4 @@ def test_training_survives_sigkill_and_resumes(tmp_path: Path, image_root: Path)
     train, val = _history(_metric_rows(tmp_path / "run"))
     assert len(train) == len(set(train)) == 9, train  # 3 epochs x 3 steps, each logged once
     assert len(val) == 3, val
-    assert [p for p in _our_temp_files(tmp_path / "run")] == []
+    assert list(_our_temp_files(tmp_path / "run")) == []

@@ -74,7 +74,9 @@ def test_latency_and_the_lookup_table(tmp_path) -> None:
     # stem conv, 5 blocks, head conv, classifier head
     assert predicted > 0 and table.measured_blocks == 8
     reloaded = LatencyTable.load(tmp_path / "table.json", settings)
-    assert reloaded.entries == table.entries and reloaded.predict_ms(model) == predicted and reloaded.measured_blocks == 0
+    assert (
+        reloaded.entries == table.entries and reloaded.predict_ms(model) == predicted and reloaded.measured_blocks == 0
+    )
     assert LatencyTable.load(tmp_path / "table.json", LatencySettings(image_size=64)).entries == {}
     assert within_share([1.0, 1.05, 2.0], [1.0, 1.0, 1.0]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="clock must be one of"):
@@ -82,7 +84,7 @@ def test_latency_and_the_lookup_table(tmp_path) -> None:
 
 
 def test_objectives_follow_mnasnet() -> None:
-    assert mnasnet_reward(80.0, 20.0, target_ms=10.0) == pytest.approx(80.0 * 2 ** -0.07)
+    assert mnasnet_reward(80.0, 20.0, target_ms=10.0) == pytest.approx(80.0 * 2**-0.07)
     assert mnasnet_reward(80.0, 5.0, target_ms=10.0, mode="hard") == 80.0
     assert mnasnet_reward(80.0, 20.0, target_ms=10.0, mode="hard") == pytest.approx(40.0)
     result = {"val_acc1": 90.0, "latency_ms": 10.0, "deploy_flops": 2_000, "deploy_params": 100}

@@ -13,8 +13,14 @@ from vision_backbones.search.runner import SearchConfig, load_trials, run_search
 def fake_evaluator(trial) -> dict:
     """A cheap stand-in for proxy training: accuracy and latency are fixed functions of the choices."""
     indices = trial["indices"]
-    return {"val_acc1": 50.0 + 40.0 * sum(indices) / len(indices), "latency_ms": 1.0 + sum(indices),
-            "deploy_params": 1000 + sum(indices), "deploy_flops": 1, "params": 1, "flops": 1}
+    return {
+        "val_acc1": 50.0 + 40.0 * sum(indices) / len(indices),
+        "latency_ms": 1.0 + sum(indices),
+        "deploy_params": 1000 + sum(indices),
+        "deploy_flops": 1,
+        "params": 1,
+        "flops": 1,
+    }
 
 
 class CrashAt:
@@ -38,8 +44,14 @@ def _summary(rows):
 @pytest.mark.parametrize("strategy", ["reinforce", "evolution"])
 def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, strategy: str) -> None:
     objective = {"kind": "mnasnet", "target_ms": 5.0}
-    config = SearchConfig(space="nasbench_resnet", strategy=strategy, trials=14, seed=4, objective=objective,
-                          strategy_options={"population_size": 4} if strategy == "evolution" else {})
+    config = SearchConfig(
+        space="nasbench_resnet",
+        strategy=strategy,
+        trials=14,
+        seed=4,
+        objective=objective,
+        strategy_options={"population_size": 4} if strategy == "evolution" else {},
+    )
     reference = run_search(config, tmp_path / "reference", evaluator=fake_evaluator, progress=False)
     crash = CrashAt(9)
     with pytest.raises(KeyboardInterrupt):
@@ -55,13 +67,23 @@ def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, strategy: s
 def test_budget_can_grow_but_another_search_is_refused(tmp_path) -> None:
     config = SearchConfig(space="nasbench_resnet", strategy="random", trials=4)
     run_search(config, tmp_path, evaluator=fake_evaluator, progress=False)
-    longer = run_search(SearchConfig(space="nasbench_resnet", strategy="random", trials=6), tmp_path,
-                        evaluator=fake_evaluator, progress=False)
-    straight = run_search(SearchConfig(space="nasbench_resnet", strategy="random", trials=6), tmp_path / "straight",
-                          evaluator=fake_evaluator, progress=False)
+    longer = run_search(
+        SearchConfig(space="nasbench_resnet", strategy="random", trials=6),
+        tmp_path,
+        evaluator=fake_evaluator,
+        progress=False,
+    )
+    straight = run_search(
+        SearchConfig(space="nasbench_resnet", strategy="random", trials=6),
+        tmp_path / "straight",
+        evaluator=fake_evaluator,
+        progress=False,
+    )
     assert _summary(longer) == _summary(straight)
-    for other in (SearchConfig(space="nasbench_resnet", strategy="random", trials=4, seed=1),
-                  SearchConfig(space="resnet", strategy="random", trials=4)):
+    for other in (
+        SearchConfig(space="nasbench_resnet", strategy="random", trials=4, seed=1),
+        SearchConfig(space="resnet", strategy="random", trials=4),
+    ):
         with pytest.raises(ValueError, match="holds a different search"):
             run_search(other, tmp_path, evaluator=fake_evaluator, progress=False)
 
@@ -73,21 +95,25 @@ def test_ray_with_two_workers_matches_the_local_run(tmp_path) -> None:
     from vision_backbones.search.runner import LocalExecutor, RayExecutor
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this test file
-    config = SearchConfig(space="nasbench_resnet", strategy="evolution", trials=8, workers=2,
-                          strategy_options={"population_size": 3})
+    config = SearchConfig(
+        space="nasbench_resnet", strategy="evolution", trials=8, workers=2, strategy_options={"population_size": 3}
+    )
     executor = RayExecutor(2)
     try:
         assert ray.cluster_resources().get("CPU") == 2
         trials = [{"number": n, "indices": [n % 2] * 8} for n in range(4)]
         assert sorted(executor.map(fake_evaluator, trials)) == [(n, fake_evaluator(t)) for n, t in enumerate(trials)]
-        parallel = run_search(config, tmp_path / "ray", evaluator=fake_evaluator, progress=False)  # reuses the Ray above
+        parallel = run_search(
+            config, tmp_path / "ray", evaluator=fake_evaluator, progress=False
+        )  # reuses the Ray above
     finally:
         executor.close()
     local = [(n, r) for n, r in LocalExecutor().map(fake_evaluator, [{"number": 0, "indices": [0] * 8}])]
     assert local == [(0, fake_evaluator({"indices": [0] * 8}))]
     assert [r["number"] for r in parallel] == list(range(8))
-    serial_config = SearchConfig(space="nasbench_resnet", strategy="evolution", trials=8, workers=2,
-                                 strategy_options={"population_size": 3})
+    serial_config = SearchConfig(
+        space="nasbench_resnet", strategy="evolution", trials=8, workers=2, strategy_options={"population_size": 3}
+    )
     import vision_backbones.search.runner as runner
 
     original = runner.make_executor
@@ -110,6 +136,8 @@ def test_ray_with_two_workers_matches_the_local_run(tmp_path) -> None:
         (["--trials", "0"], "--trials: expected an int >= 1"),
         (["--data", "cifar10"], "data must be one of 'mnist', 'digits'"),
         (["--controller", "gru"], "cell must be one of 'lstm', 'rnn'"),
+        (["--strategy", "oneshot"], "a supernet covers an MBConvSpace"),
+        (["--strategy", "oneshot", "--space", "mnasnet_oneshot", "--workers", "2"], "expected workers=1"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args: list[str], message: str) -> None:
@@ -155,13 +183,16 @@ def test_results_are_exported_as_files_create_model_loads(tmp_path) -> None:
     import yaml
 
     from vision_backbones import create_model
-    from vision_backbones.search.export import export_best, pareto_front, plot_pareto
+    from vision_backbones.search.result import export_best, plot_pareto
     from vision_backbones.search.spaces import get_space, load_architecture
 
-    assert pareto_front([(1.0, 90.0), (2.0, 95.0), (3.0, 94.0), (0.5, 80.0), (2.0, 91.0)]) == [3, 0, 1]
     space = get_space("nasbench_resnet")
-    trials = run_search(SearchConfig(space="nasbench_resnet", strategy="random", trials=5), tmp_path,
-                        evaluator=fake_evaluator, progress=False)
+    trials = run_search(
+        SearchConfig(space="nasbench_resnet", strategy="random", trials=5),
+        tmp_path,
+        evaluator=fake_evaluator,
+        progress=False,
+    )
     assert plot_pareto(trials, tmp_path / "pareto.png", title="t", target_ms=5.0).read_bytes()[:4] == b"\x89PNG"
     files = export_best(space, trials, tmp_path)
     base, overrides = load_architecture(files["architecture"])
@@ -199,8 +230,13 @@ def test_sigkill_at_a_random_moment_resumes_to_the_uninterrupted_result(tmp_path
     script = tmp_path / "search.py"
     script.write_text(KILLED_SEARCH.format(tests=str(Path(__file__).parent)))
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    config = SearchConfig(space="nasbench_resnet", strategy="reinforce", trials=30, seed=2,
-                          objective={"kind": "mnasnet", "target_ms": 5.0})
+    config = SearchConfig(
+        space="nasbench_resnet",
+        strategy="reinforce",
+        trials=30,
+        seed=2,
+        objective={"kind": "mnasnet", "target_ms": 5.0},
+    )
     run_search(config, reference, evaluator=fake_evaluator, progress=False)  # what the script computes, uninterrupted
     process = subprocess.Popen([sys.executable, str(script), str(resumed)])
     deadline = time.time() + 60

@@ -12,7 +12,7 @@ from torch import nn
 from vision_backbones.search.controller import ReinforceSearch
 from vision_backbones.search.evolution import RegularizedEvolution
 from vision_backbones.search.spaces import get_space
-from vision_backbones.search.strategies import make_strategy
+from vision_backbones.search.strategies import STRATEGIES, WEIGHT_SHARING, make_strategy
 
 
 def _zeros_reward(indices) -> float:
@@ -25,7 +25,7 @@ def space():
     return get_space("nasbench_resnet")
 
 
-@pytest.mark.parametrize("name", ["random", "reinforce", "evolution"])
+@pytest.mark.parametrize("name", [n for n in STRATEGIES if n not in WEIGHT_SHARING])  # oneshot: test_search_oneshot
 def test_state_dict_resumes_the_same_proposals(space, name: str) -> None:
     strategy = make_strategy(name, space, seed=3)
     for _ in range(14):
@@ -74,7 +74,10 @@ def test_controller_is_autoregressive_and_clipped(space) -> None:
         logits = controller._logits(hidden, decisions[0])
         assert logits.abs().max() <= 1.5 + 1e-6
         # the second decision's probability depends on the first choice (its embedding is the next input)
-        first = [controller.run(decisions[:2], choices=(c, 0))[1] - controller.run(decisions[:1], choices=(c,))[1] for c in (0, 1)]
+        first = [
+            controller.run(decisions[:2], choices=(c, 0))[1] - controller.run(decisions[:1], choices=(c,))[1]
+            for c in (0, 1)
+        ]
     assert not math.isclose(float(first[0]), float(first[1]), rel_tol=1e-4)
 
 

@@ -62,7 +62,7 @@ def test_width_multiplier_scales_table1() -> None:
     half = build_on_meta("shufflenet_v1_g3_x1_0", features_only=True, width_multiplier=0.5, stem_channels=12)
     reference = build_on_meta("shufflenet_v1_g3_x0_5", features_only=True)
     assert half.level_channels == reference.level_channels == (12, 120, 240, 480)
-    with pytest.raises(ValueError, match="width_multiplier must be > 0"):
+    with pytest.raises(ValueError, match="width_multiplier must be a finite number > 0"):
         create_model("shufflenet_v1_g3_x1_0", width_multiplier=0.0)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from vision_backbones import create_model
@@ -44,6 +43,10 @@ def test_output_stride_dilates_both_branches() -> None:
     first = model.stages[2].blocks[0]  # the block that used to downsample to stride 16
     dilations = [m.dilation for m in first.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert dilations == [(1, 1), (1, 1)]  # each branch's former strided conv keeps the previous dilation
-    later = [m.dilation for m in model.stages[2].blocks[1].modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    later = [
+        m.dilation
+        for m in model.stages[2].blocks[1].modules()
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+    ]
     assert later == [(2, 2)]
     assert model(torch.randn(1, 3, 64, 64))[-1].shape[-1] == 8

@@ -9,13 +9,14 @@ import torch
 
 pytest.importorskip("lightning")
 
-from lightning.pytorch import Callback  # noqa: E402
+from lightning.pytorch import Callback
 
-from vision_backbones import create_model  # noqa: E402
-from vision_backbones.train.cli import build_cli, main  # noqa: E402
-from vision_backbones.train.export import export_backbone  # noqa: E402
-from vision_backbones.train.export import main as export_main  # noqa: E402
-from vision_backbones.train.samples import write_class_folders  # noqa: E402
+from vision_backbones import create_model
+from vision_backbones.cli.export_backbone import main as export_main
+from vision_backbones.cli.train import main
+from vision_backbones.train.backbone_export import export_backbone
+from vision_backbones.train.lightning_cli import build_cli
+from vision_backbones.train.samples import write_class_folders
 
 TINY = {"depths": (1, 1, 1, 1), "widths": (4, 8, 8, 8), "stem_channels": 4}
 
@@ -84,7 +85,7 @@ def test_wrong_type_fails_naming_the_field(tmp_path, image_root, capsys):
     config = write_config(tmp_path, image_root, out)
     assert main(["fit", "--config", str(config), "--model.lr", "fast"]) == 2
     err = capsys.readouterr().err
-    assert "model.lr" in err or "lr" in err and "fast" in err
+    assert "model.lr" in err or ("lr" in err and "fast" in err)
     assert main(["fit", "--config", str(config), "--data.batch_size", "four"]) == 2
     assert "batch_size" in capsys.readouterr().err
     assert not out.exists()
@@ -145,7 +146,9 @@ def test_kill_mid_epoch_and_resume_equals_uninterrupted(tmp_path, image_root):
     # 3 steps per epoch, 2 epochs; killed at step 5, in the middle of the second epoch (last checkpoint: step 4)
     straight_dir, crash_dir = tmp_path / "straight", tmp_path / "crash"
     straight_dir.mkdir(), crash_dir.mkdir()
-    straight_cli = build_cli(["--config", str(write_config(straight_dir, image_root, straight_dir / "run")), *SHORT], run=False)
+    straight_cli = build_cli(
+        ["--config", str(write_config(straight_dir, image_root, straight_dir / "run")), *SHORT], run=False
+    )
     straight_cli.trainer.fit(straight_cli.model, straight_cli.datamodule)
     assert straight_cli.trainer.global_step == 6
 
@@ -164,3 +167,23 @@ def test_kill_mid_epoch_and_resume_equals_uninterrupted(tmp_path, image_root):
     for key in want:
         assert torch.allclose(want[key].float(), got[key].float(), atol=1e-6, rtol=1e-5), key
     assert resumed.trainer.callback_metrics["val/acc1"] == straight_cli.trainer.callback_metrics["val/acc1"]
+
+
+def test_fit_prints_no_third_party_tips_or_warnings(tmp_path, image_root):
+    """A first `backbones train fit` (the path `make demo` takes) shows no library noise the user did not ask for."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    config = write_config(tmp_path, image_root, out, epochs=1)
+    run = subprocess.run(
+        [sys.executable, "-m", "vision_backbones.cli", "train", "fit", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    printed = run.stdout + run.stderr
+    for noise in ("litlogger", "LeafSpec", "exists and is not empty", "Warning:"):
+        assert noise not in printed, f"{noise!r} printed:\n{printed[-3000:]}"

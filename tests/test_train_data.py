@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -11,13 +12,15 @@ import torch
 pytest.importorskip("lightning")
 pytest.importorskip("webdataset")
 
-from vision_backbones.train import data_cli  # noqa: E402
-from vision_backbones.train.datamodule import ImageDataModule  # noqa: E402
-from vision_backbones.train.datasets import ImageFolderDataset  # noqa: E402
-from vision_backbones.train.data_cli import PrepareError, prepare_imagenet_val, write_shards  # noqa: E402
-from vision_backbones.train.samples import write_class_folders  # noqa: E402
-from vision_backbones.train.sampler import ResumableSampler  # noqa: E402
-from vision_backbones.train.transforms import TrainTransform  # noqa: E402
+from vision_backbones.cli import data as data_cli
+from vision_backbones.train import imagenet_val
+from vision_backbones.train.datamodule import ImageDataModule
+from vision_backbones.train.datasets import ImageFolderDataset
+from vision_backbones.train.image_storage import write_shards
+from vision_backbones.train.imagenet_val import PrepareError, prepare_imagenet_val
+from vision_backbones.train.sampler import ResumableSampler
+from vision_backbones.train.samples import write_class_folders
+from vision_backbones.train.transforms import TrainTransform
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]
 
@@ -40,7 +43,11 @@ def make_flat_val(tmp_path: Path, n: int = 9) -> tuple[Path, Path, dict[str, byt
 
 
 def tree(val: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(val)): p.read_bytes() for p in sorted(val.rglob("*")) if p.is_file() and p.name != "README.txt"}
+    return {
+        str(p.relative_to(val)): p.read_bytes()
+        for p in sorted(val.rglob("*"))
+        if p.is_file() and p.name != "README.txt"
+    }
 
 
 def test_prepare_imagenet_sorts_and_is_idempotent(tmp_path):
@@ -58,8 +65,8 @@ def test_prepare_imagenet_sorts_and_is_idempotent(tmp_path):
 @pytest.mark.parametrize("where", ["link", "unlink", "mkdir"])
 def test_prepare_imagenet_interrupted_anywhere_loses_nothing(tmp_path, monkeypatch, where):
     csv, val, contents = make_flat_val(tmp_path)
-    original = {"link": data_cli.os.link, "unlink": data_cli.os.unlink, "mkdir": Path.mkdir}
-    for stop_after in range(0, 10):
+    original = {"link": imagenet_val.os.link, "unlink": imagenet_val.os.unlink, "mkdir": Path.mkdir}
+    for stop_after in range(10):
         work = tmp_path / f"run_{where}_{stop_after}"
         work.mkdir()
         csv_k, val_k, _ = make_flat_val(work)
@@ -73,13 +80,11 @@ def test_prepare_imagenet_interrupted_anywhere_loses_nothing(tmp_path, monkeypat
 
         with monkeypatch.context() as patch:
             if where == "mkdir":
-                patch.setattr(data_cli.Path, "mkdir", lambda self, *a, **k: interrupt(self, *a, **k))
+                patch.setattr(imagenet_val.Path, "mkdir", lambda self, *a, **k: interrupt(self, *a, **k))
             else:
-                patch.setattr(data_cli.os, where, interrupt)
-            try:
+                patch.setattr(imagenet_val.os, where, interrupt)
+            with contextlib.suppress(KeyboardInterrupt):
                 prepare_imagenet_val(csv_k, val_k)
-            except KeyboardInterrupt:
-                pass
         # every image is somewhere, byte for byte, and re-running finishes the job
         present = {p.name: p.read_bytes() for p in val_k.rglob("*.JPEG")}
         assert {Path(k).name: v for k, v in contents.items()} == present
@@ -125,6 +130,7 @@ def test_shards_round_trip(tmp_path):
         train_shards=str(out / "train-{000000..000003}.tar"), val_shards=str(out / "val-{000000..000002}.tar"), **common
     )
     assert shards.num_classes == folders.num_classes == 3
+
     # validation (deterministic transforms): the same (image, label) pairs
     def pairs(loader):
         return sorted((_digest(x), int(y)) for images, labels, _ in loader for x, y in zip(images, labels))
@@ -153,7 +159,9 @@ def test_jpeg_draft_decoding_keeps_the_output_size_and_content(tmp_path):
 
     (path,) = write_class_folders(tmp_path, classes=1, per_class=1, size=(640, 480))
     for draft in (True, False):
-        transform = TrainTransform(64, scale=(0.05, 0.1), auto_augment="none", random_erase_prob=0.0, hflip_prob=0.0, draft=draft)
+        transform = TrainTransform(
+            64, scale=(0.05, 0.1), auto_augment="none", random_erase_prob=0.0, hflip_prob=0.0, draft=draft
+        )
         torch.manual_seed(0)
         with Image.open(path) as image:
             out = transform(image)
@@ -188,7 +196,15 @@ def test_training_epoch_is_the_same_with_or_without_workers(tmp_path, decoder):
     write_class_folders(root / "val", classes=2, per_class=1, size=(120, 90))
     epochs = []
     for workers in (0, 2):
-        module = ImageDataModule(str(root), batch_size=3, num_workers=workers, persistent_workers=False, train_crop_size=32, decoder=decoder, seed=5)
+        module = ImageDataModule(
+            str(root),
+            batch_size=3,
+            num_workers=workers,
+            persistent_workers=False,
+            train_crop_size=32,
+            decoder=decoder,
+            seed=5,
+        )
         epochs.append([(images.clone(), labels.clone()) for images, labels, _ in module.train_dataloader()])
     assert len(epochs[0]) == len(epochs[1]) == 3
     for (a, la), (b, lb) in zip(*epochs):

@@ -12,8 +12,8 @@ import torch
 
 pytest.importorskip("lightning")
 
-from vision_backbones.train.cli import build_cli  # noqa: E402
-from vision_backbones.train.samples import write_class_folders  # noqa: E402
+from vision_backbones.train.lightning_cli import build_cli
+from vision_backbones.train.samples import write_class_folders
 
 CONFIG = """
 seed_everything: 3
@@ -53,7 +53,7 @@ data:
 
 def _run(config: Path, *args: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "vision_backbones.train.cli", "fit", "--config", str(config), *args]
+    command = [sys.executable, "-m", "vision_backbones.cli.train", "fit", "--config", str(config), *args]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=config.parent)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
@@ -82,6 +82,8 @@ def test_two_process_ddp_equals_single_process(tmp_path):
     for key, value in single.items():
         if not value.is_floating_point():
             continue
-        assert torch.allclose(value, ddp[key], atol=2e-4, rtol=1e-3), f"{key}: max diff {(value - ddp[key]).abs().max()}"
+        assert torch.allclose(value, ddp[key], atol=2e-4, rtol=1e-3), (
+            f"{key}: max diff {(value - ddp[key]).abs().max()}"
+        )
         moved += 1
     assert moved > 10

@@ -10,9 +10,9 @@ from torch import nn
 
 pytest.importorskip("lightning")
 
-from vision_backbones import create_model  # noqa: E402
-from vision_backbones.train.module import ImageClassifier, WarmupCosine  # noqa: E402
-from vision_backbones.train.recipe import lr_factor, make_batch_mix, param_groups, scaled_lr  # noqa: E402
+from vision_backbones import create_model
+from vision_backbones.train.module import ImageClassifier, WarmupCosine
+from vision_backbones.train.recipe import lr_factor, make_batch_mix, param_groups, scaled_lr
 
 TINY = {"depths": (1, 1, 1, 1), "widths": (4, 4, 8, 8), "stem_channels": 4}
 
@@ -43,7 +43,12 @@ def test_schedule_steps_per_step_through_lambda_lr():
     assert all(a < b for a, b in zip(lrs[:5], lrs[1:6]))  # rising during warm-up
     assert all(a >= b for a, b in zip(lrs[5:], lrs[6:]))  # falling after
     assert lrs[20] == pytest.approx(0.0, abs=1e-12)
-    assert scheduler.state_dict()["lr_lambdas"][0] == {"total_steps": 20, "warmup_steps": 5, "warmup_start_factor": 0.01, "min_factor": 0.0}
+    assert scheduler.state_dict()["lr_lambdas"][0] == {
+        "total_steps": 20,
+        "warmup_steps": 5,
+        "warmup_start_factor": 0.01,
+        "min_factor": 0.0,
+    }
 
 
 def test_linear_lr_scaling():
@@ -67,7 +72,9 @@ def test_no_weight_decay_on_norms_and_biases_and_backbone_lr():
         else:
             assert group["weight_decay"] == 2e-5
     assert {id(p) for p in by_name["backbone/norm"]["params"]} == norm_ids
-    assert by_name["backbone/weight"]["lr"] == pytest.approx(0.01) and by_name["head/weight"]["lr"] == pytest.approx(0.1)
+    assert by_name["backbone/weight"]["lr"] == pytest.approx(0.01) and by_name["head/weight"]["lr"] == pytest.approx(
+        0.1
+    )
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
@@ -105,7 +112,9 @@ def test_exactly_one_of_cutmix_or_mixup_per_batch():
 
 
 def test_ema_update_and_copy_during_warmup():
-    module = ImageClassifier("resnet18", num_classes=3, model_overrides=TINY, ema=True, ema_decay=0.75, ema_adjust=False, ema_every_n_steps=1)
+    module = ImageClassifier(
+        "resnet18", num_classes=3, model_overrides=TINY, ema=True, ema_decay=0.75, ema_adjust=False, ema_every_n_steps=1
+    )
     ema, model = module.ema, module.model
     assert all(not p.requires_grad for p in ema.parameters())
     means = [b for n, b in model.named_buffers() if n.endswith("running_mean")]

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from vision_backbones import create_model
-from vision_backbones.convert.vgg import _fold_conv_bias
+from vision_backbones.convert.rules.vgg import _fold_conv_bias
 
 
 def _count(model: nn.Module, kind: type[nn.Module]) -> int:

@@ -84,7 +84,7 @@ def test_pool_ceil_mode_shifts_the_pooling_windows() -> None:
     ("overrides", "message"),
     [
         ({"ese": False, "ese_last_block_only": True}, "ese_last_block_only"),
-        ({"depths": (1, 1, 1)}, "one entry per stage"),
+        ({"depths": (1, 1, 1)}, r"mid_widths must be 3 ints >= 1 \(one per stage\)"),
         ({"num_layers": 0}, "num_layers"),
         ({"stem_channels": (64,), "fold_pool_into_stem": True}, "at least 2 stem convs"),
     ],

@@ -51,7 +51,11 @@ def test_mismatched_checkpoint_names_every_key_and_leaves_model_untouched(tmp_pa
 
         load_pretrained(model, read_checkpoint(path)[0], source=str(path))
     text = str(error.value)
-    assert f"missing keys: {first}" in text and "unexpected keys: extra.weight" in text and f"mis-shaped keys: {second}" in text
+    assert (
+        f"missing keys: {first}" in text
+        and "unexpected keys: extra.weight" in text
+        and f"mis-shaped keys: {second}" in text
+    )
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -71,7 +75,6 @@ def test_pickled_objects_are_refused(tmp_path: Path) -> None:
 
 def test_cli_convert_torchvision_checkpoint(tmp_path: Path) -> None:
     import torchvision
-
     from conftest import randomize_norm_stats
 
     reference = randomize_norm_stats(torchvision.models.resnet18()).eval()
@@ -93,7 +96,6 @@ def test_cli_convert_stores_architecture_overrides(tmp_path: Path) -> None:
         pytest.skip("no registered reference needs overrides")
     reference_spec = with_overrides[0]
     import timm
-
     from conftest import randomize_norm_stats
 
     reference = randomize_norm_stats(timm.create_model(reference_spec.name, pretrained=False)).eval()

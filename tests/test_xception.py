@@ -30,8 +30,13 @@ def test_block_layout() -> None:
 
 @pytest.mark.parametrize("output_stride", [16, 8])
 def test_output_stride(output_stride: int) -> None:
-    tiny = {"stem_channels": (8, 8), "entry_channels": (8, 16, 16), "middle_blocks": 1, "exit_channels": (16, 16),
-            "head_channels": (16,)}
+    tiny = {
+        "stem_channels": (8, 8),
+        "entry_channels": (8, 16, 16),
+        "middle_blocks": 1,
+        "exit_channels": (16, 16),
+        "head_channels": (16,),
+    }
     plain = create_model("xception", features_only=True, **tiny)
     model = create_model("xception", features_only=True, output_stride=output_stride, **tiny).eval()
     assert model.strides == tuple(min(s, output_stride) for s in (2, 4, 8, 16, 32))

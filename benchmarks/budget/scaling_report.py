@@ -66,16 +66,25 @@ def measure_group(scaled: dict[str, ScaledModel], rounds: int, threads: int, lat
     for label, item in scaled.items():
         torch.manual_seed(0)
         model = item.create(num_classes=1000).eval()
-        x = torch.randn(1, 3, latency_size(item.image_size, latency_scale), latency_size(item.image_size, latency_scale))
+        x = torch.randn(
+            1, 3, latency_size(item.image_size, latency_scale), latency_size(item.image_size, latency_scale)
+        )
         tracker = LiveActivationMemory(ignore=[*model.parameters(), *model.buffers(), x])
         with torch.no_grad(), tracker:
             model(x)
         info = item.info()
-        rows[label] = {"flops": info["flops"], "params": info["params"], "peak_activation_bytes_at_latency_size": tracker.peak,
-                       "latency_image_size": x.shape[-1],
-                       "conv_activations": conv_activations(item), "image_size": item.image_size, "overrides": item.to_json()["overrides"],
-                       "phi": item.phi, "multipliers": item.to_json()["multipliers"]}
-        runners[label] = (lambda m=model, x=x: m(x))
+        rows[label] = {
+            "flops": info["flops"],
+            "params": info["params"],
+            "peak_activation_bytes_at_latency_size": tracker.peak,
+            "latency_image_size": x.shape[-1],
+            "conv_activations": conv_activations(item),
+            "image_size": item.image_size,
+            "overrides": item.to_json()["overrides"],
+            "phi": item.phi,
+            "multipliers": item.to_json()["multipliers"],
+        }
+        runners[label] = lambda m=model, x=x: m(x)
     with num_threads(threads), torch.inference_mode():
         timed = interleaved_times(runners, rounds=rounds, warmup=1, min_time=0.0)
     for label in rows:
@@ -85,7 +94,11 @@ def measure_group(scaled: dict[str, ScaledModel], rounds: int, threads: int, lat
 
 
 def run(path: Path, rounds: int, threads: int, latency_scale: float) -> None:
-    done = {(r["base"], r["strategy"], r["multiple"]) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
+    done = (
+        {(r["base"], r["strategy"], r["multiple"]) for r in map(json.loads, path.read_text().splitlines())}
+        if path.exists()
+        else set()
+    )
     for base in BASES:
         base_gflops = model_info(base)["flops"] / 1e9
         for multiple in (1, *MULTIPLES):
@@ -95,12 +108,29 @@ def run(path: Path, rounds: int, threads: int, latency_scale: float) -> None:
             if not todo:
                 continue
             start = time.perf_counter()
-            scaled = {label: (scale_model(base, strategy="explicit") if multiple == 1 else scale_model(base, target_gflops=base_gflops * multiple, **kw))
-                      for label, kw in todo.items()}
+            scaled = {
+                label: (
+                    scale_model(base, strategy="explicit")
+                    if multiple == 1
+                    else scale_model(base, target_gflops=base_gflops * multiple, **kw)
+                )
+                for label, kw in todo.items()
+            }
             rows = measure_group(scaled, rounds, threads, latency_scale)
             with path.open("a") as handle:
                 for label, row in rows.items():
-                    handle.write(json.dumps({"base": base, "strategy": label, "multiple": multiple, "target_gflops": base_gflops * multiple, **row}) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "base": base,
+                                "strategy": label,
+                                "multiple": multiple,
+                                "target_gflops": base_gflops * multiple,
+                                **row,
+                            }
+                        )
+                        + "\n"
+                    )
             summary = ", ".join(f"{k} {v['latency_ms']:.0f} ms" for k, v in rows.items())
             print(f"{base} x{multiple}: {summary} ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -114,15 +144,20 @@ def fit_exponent(xs: list[float], ys: list[float]) -> float:
 def markdown(path: Path, out: Path, header: str) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     by = {(r["base"], r["strategy"], r["multiple"]): r for r in rows}
-    lines = [header, "",
-             "| base | strategy | x | phi | image | GFLOPs (target) | FLOPs err % | params M | conv activations M | peak act. MB* | latency ms* |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        "| base | strategy | x | phi | image | GFLOPs (target) | FLOPs err % | params M | conv activations M | peak act. MB* | latency ms* |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     exponents = []
     for base in BASES:
         b = by.get((base, "base", 1))
         if b is None:
             continue
-        lines.append(f"| {base} | base | 1 | - | {b['image_size']} | {b['flops'] / 1e9:.2f} | - | {b['params'] / 1e6:.1f} | {b['conv_activations'] / 1e6:.1f} | {b['peak_activation_bytes_at_latency_size'] / 2**20:.0f} | {b['latency_ms']:.0f} |")
+        lines.append(
+            f"| {base} | base | 1 | - | {b['image_size']} | {b['flops'] / 1e9:.2f} | - | {b['params'] / 1e6:.1f} | {b['conv_activations'] / 1e6:.1f} | {b['peak_activation_bytes_at_latency_size'] / 2**20:.0f} | {b['latency_ms']:.0f} |"
+        )
         for label in STRATEGIES:
             series = [b]
             for multiple in MULTIPLES:
@@ -131,18 +166,38 @@ def markdown(path: Path, out: Path, header: str) -> None:
                     continue
                 series.append(r)
                 error = 100 * (r["flops"] / 1e9 / r["target_gflops"] - 1)
-                lines.append(f"| {base} | {label} | {multiple} | {r['phi']:.2f} | {r['image_size']} | {r['flops'] / 1e9:.2f} ({r['target_gflops']:.2f}) | {error:+.1f} | "
-                             f"{r['params'] / 1e6:.1f} | {r['conv_activations'] / 1e6:.1f} | {r['peak_activation_bytes_at_latency_size'] / 2**20:.0f} | {r['latency_ms']:.0f} |")
+                lines.append(
+                    f"| {base} | {label} | {multiple} | {r['phi']:.2f} | {r['image_size']} | {r['flops'] / 1e9:.2f} ({r['target_gflops']:.2f}) | {error:+.1f} | "
+                    f"{r['params'] / 1e6:.1f} | {r['conv_activations'] / 1e6:.1f} | {r['peak_activation_bytes_at_latency_size'] / 2**20:.0f} | {r['latency_ms']:.0f} |"
+                )
             if len(series) >= 3:
                 s = [r["flops"] / b["flops"] for r in series]
-                exponents.append((base, label, fit_exponent(s, [r["conv_activations"] for r in series]),
-                                  fit_exponent(s, [r["peak_activation_bytes_at_latency_size"] for r in series]), fit_exponent(s, [r["latency_ms"] for r in series]),
-                                  fit_exponent(s, [r["params"] for r in series])))
-    theory = {"efficientnet": activation_exponent("efficientnet"), "dWr (0.1/0.8/0.1)": activation_exponent("dWr"),
-              "uniform dwr (1/3 each)": activation_exponent("dWr", exponents=UNIFORM_EXPONENTS)}
-    lines += ["", "Growth exponents against measured FLOPs (least squares on log-log over 1x, 2x, 4x, 8x; theory: activations ~ d w r^2):", "",
-              "| base | strategy | conv activations | peak activation bytes | latency | params | theory (activations) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {b} | {label} | {a:.2f} | {p:.2f} | {t:.2f} | {q:.2f} | {theory[label]:.2f} |" for b, label, a, p, t, q in exponents]
+                exponents.append(
+                    (
+                        base,
+                        label,
+                        fit_exponent(s, [r["conv_activations"] for r in series]),
+                        fit_exponent(s, [r["peak_activation_bytes_at_latency_size"] for r in series]),
+                        fit_exponent(s, [r["latency_ms"] for r in series]),
+                        fit_exponent(s, [r["params"] for r in series]),
+                    )
+                )
+    theory = {
+        "efficientnet": activation_exponent("efficientnet"),
+        "dWr (0.1/0.8/0.1)": activation_exponent("dWr"),
+        "uniform dwr (1/3 each)": activation_exponent("dWr", exponents=UNIFORM_EXPONENTS),
+    }
+    lines += [
+        "",
+        "Growth exponents against measured FLOPs (least squares on log-log over 1x, 2x, 4x, 8x; theory: activations ~ d w r^2):",
+        "",
+        "| base | strategy | conv activations | peak activation bytes | latency | params | theory (activations) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {b} | {label} | {a:.2f} | {p:.2f} | {t:.2f} | {q:.2f} | {theory[label]:.2f} |"
+        for b, label, a, p, t, q in exponents
+    ]
     text = "\n".join(lines) + "\n"
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     print(text)
@@ -152,8 +207,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--latency-scale", type=float, default=160 / 224,
-                        help="time latency and peak memory at the scaled resolution times this (default 160/224: cheaper)")
+    parser.add_argument(
+        "--latency-scale",
+        type=float,
+        default=160 / 224,
+        help="time latency and peak memory at the scaled resolution times this (default 160/224: cheaper)",
+    )
     parser.add_argument("--jsonl", type=Path, default=HERE / "scaling.jsonl")
     parser.add_argument("--markdown", type=Path, default=HERE / "scaling.md")
     parser.add_argument("--only-markdown", action="store_true")
@@ -161,10 +220,12 @@ def main() -> None:
     start = time.perf_counter()
     if not args.only_markdown:
         run(args.jsonl, args.rounds, args.threads, args.latency_scale)
-    header = (f"# Compound scaling: 2x / 4x / 8x FLOPs\n\nMeasured on {describe(machine_info())}; *eval latency and peak activation memory at batch 1, "
-              f"{args.threads} thread(s), at the scaled resolution x {args.latency_scale:.3f} (cheaper; FLOPs, params and conv activations at the scaled resolution itself), median of {args.rounds} interleaved rounds (strategies of one row group interleaved). "
-              "The machine is shared with other jobs: latencies are inflated and noisy, compare within a group. "
-              "`python benchmarks/budget/scaling_report.py` (resumable).")
+    header = (
+        f"# Compound scaling: 2x / 4x / 8x FLOPs\n\nMeasured on {describe(machine_info())}; *eval latency and peak activation memory at batch 1, "
+        f"{args.threads} thread(s), at the scaled resolution x {args.latency_scale:.3f} (cheaper; FLOPs, params and conv activations at the scaled resolution itself), median of {args.rounds} interleaved rounds (strategies of one row group interleaved). "
+        "The machine is shared with other jobs: latencies are inflated and noisy, compare within a group. "
+        "`python benchmarks/budget/scaling_report.py` (resumable)."
+    )
     markdown(args.jsonl, args.markdown, header)
     print(f"{time.perf_counter() - start:.0f} s")
 

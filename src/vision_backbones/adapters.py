@@ -30,7 +30,9 @@ SMP_PREFIX = "vb-"
 def _features_model(name_or_model: str | Backbone, out_strides: Sequence[int], **create_model_kwargs: Any) -> Backbone:
     if isinstance(name_or_model, Backbone):
         if create_model_kwargs:
-            raise ValueError(f"create_model arguments {sorted(create_model_kwargs)} need a model name, not a built model")
+            raise ValueError(
+                f"create_model arguments {sorted(create_model_kwargs)} need a model name, not a built model"
+            )
         if not name_or_model.features_only or tuple(name_or_model.strides) != tuple(out_strides):
             raise ValueError(
                 f"expected a features_only model with strides {tuple(out_strides)}, got strides {name_or_model.strides}; "
@@ -94,7 +96,13 @@ class SmpEncoder(nn.Module):
     """
 
     def __init__(
-        self, model_name: str, *, depth: int = 5, output_stride: int = 32, in_channels: int = 3, **create_model_kwargs: Any
+        self,
+        model_name: str,
+        *,
+        depth: int = 5,
+        output_stride: int = 32,
+        in_channels: int = 3,
+        **create_model_kwargs: Any,
     ) -> None:
         super().__init__()
         if not isinstance(depth, int) or not 1 <= depth <= 5:
@@ -121,8 +129,12 @@ class SmpEncoder(nn.Module):
         output_stride = None if self._output_stride == 32 else self._output_stride
         self._has_stride2 = 2 in strides
         return create_model(
-            self.model_name, features_only=True, out_strides=tuple(strides), in_channels=in_channels,
-            output_stride=output_stride, **self._kwargs,
+            self.model_name,
+            features_only=True,
+            out_strides=tuple(strides),
+            in_channels=in_channels,
+            output_stride=output_stride,
+            **self._kwargs,
         )
 
     @property

@@ -7,208 +7,57 @@ networks end with a 1x1 ``head_conv`` (EfficientNet's 1280 channels); by default
 last level, as in the published parameter tables, and ``include_head_conv=False`` makes the last level
 the last block's output (EfficientNet-B0: 320 channels) and moves the conv to the classifier path.
 
-``level_channels`` and ``level_strides`` are *measured* from the built modules (a forward on the meta
-device at two input sizes: stride = change of input size / change of output size), never written by
-hand, so a detector neck can size itself without running the model (the detectron2 ``output_shape``
-idea). A family builds ``(stem, stages, head)``; ``create_model`` then applies the level selection,
-pruning, freezing, ``norm_eval``, ``output_stride`` and gradient checkpointing through ``configure``.
+``level_channels`` and ``level_strides`` are *measured* from the built modules (``shapes.measure_levels``:
+a forward on the meta device at two input sizes), never written by hand, so a detector neck can size
+itself without running the model (the detectron2 ``output_shape`` idea). A family builds
+``(stem, stages, head)``; ``create_model`` then applies the level selection, pruning, freezing,
+``norm_eval``, ``output_stride`` and gradient checkpointing through ``configure``.
+
+Every forward of every family goes through one loop, ``_run_levels``: it runs the stages up to the
+deepest level a caller needs, keeps only the maps it was asked for (a classification forward keeps
+none: holding every stage's output until the head cost thousands of page faults per forward), and
+checkpoints each stage when gradient checkpointing is on. A family whose stages pass more than one
+map along (NASNet's cells read the two previous outputs, Zoph-Le's layers read any earlier one)
+overrides ``_begin`` and ``_level`` only: the state a stage takes and returns, and the level map in it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Union
 
 import torch
 from torch import Tensor, nn
 
+from vision_backbones.batch_norm import running_stats_restored
+from vision_backbones.dilation import dilate
+from vision_backbones.family import Preprocessing
+from vision_backbones.shapes import (
+    FeatureInfo,
+    ShapeSpec,
+    indices_from_strides,
+    measure_levels,
+    normalize_out_indices,
+    take_indices,
+)
+
 _BatchNorm = nn.modules.batchnorm._BatchNorm
-
-
-class ClassifierHead(nn.Module):
-    """Global average pool, optional hidden layer, dropout, then a linear classifier ``fc``."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        num_classes: int,
-        *,
-        hidden_channels: int | None = None,
-        hidden_activation: type[nn.Module] = nn.ReLU,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}; use features_only=True for no head")
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.hidden: nn.Module | None = None
-        if hidden_channels is not None:
-            self.hidden = nn.Sequential(nn.Linear(in_channels, hidden_channels), hidden_activation())
-            in_channels = hidden_channels
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(in_channels, num_classes)
-
-    def pre_logits(self, x: Tensor) -> Tensor:
-        x = self.pool(x).flatten(1)  # (B, C)
-        if self.hidden is not None:
-            x = self.hidden(x)
-        return self.dropout(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pre_logits(x))
-
-
-@dataclass(frozen=True)
-class ShapeSpec:
-    """Channels and stride of one output level (detectron2's ``ShapeSpec`` fields)."""
-
-    channels: int
-    stride: int
-    height: int | None = None
-    width: int | None = None
-
-
-class FeatureInfo:
-    """timm-style description of the returned levels: ``channels()``, ``reduction()``, ``module_name()``."""
-
-    def __init__(self, levels: Sequence[dict[str, Any]]) -> None:
-        self.info = [dict(level) for level in levels]
-
-    def _get(self, key: str, idx: int | Sequence[int] | None) -> Any:
-        if idx is None:
-            return [level[key] for level in self.info]
-        if isinstance(idx, int):
-            return self.info[idx][key]
-        return [self.info[i][key] for i in idx]
-
-    def channels(self, idx: int | Sequence[int] | None = None) -> Any:
-        return self._get("num_chs", idx)
-
-    def reduction(self, idx: int | Sequence[int] | None = None) -> Any:
-        return self._get("reduction", idx)
-
-    def module_name(self, idx: int | Sequence[int] | None = None) -> Any:
-        return self._get("module", idx)
-
-    def names(self) -> list[str]:
-        return self._get("name", None)
-
-    def get_dicts(self) -> list[dict[str, Any]]:
-        return [dict(level) for level in self.info]
-
-    def __getitem__(self, idx: int) -> dict[str, Any]:
-        return self.info[idx]
-
-    def __len__(self) -> int:
-        return len(self.info)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self.info)
-
-    def __repr__(self) -> str:
-        return f"FeatureInfo({self.info})"
-
-
-def _normalize_out_indices(out_indices: Sequence[int] | None, num_levels: int) -> tuple[int, ...]:
-    if out_indices is None:
-        return tuple(range(num_levels))
-    if isinstance(out_indices, int) or not all(isinstance(i, int) and not isinstance(i, bool) for i in out_indices):
-        raise ValueError(f"out_indices must be a sequence of ints, got {out_indices!r}")
-    if len(out_indices) == 0:
-        raise ValueError("out_indices is empty; expected at least one level index")
-    bad = [i for i in out_indices if not -num_levels <= i < num_levels]
-    if bad:
-        raise ValueError(f"out_indices {tuple(out_indices)} has {bad} out of range; this model has levels 0..{num_levels - 1}")
-    indices = tuple(i % num_levels for i in out_indices)
-    if len(set(indices)) != len(indices):
-        raise ValueError(f"out_indices {tuple(out_indices)} has duplicates; expected each level once")
-    if list(indices) != sorted(indices):
-        raise ValueError(f"out_indices {tuple(out_indices)} is not sorted; expected increasing levels, e.g. {tuple(sorted(indices))}")
-    return indices
-
-
-def _indices_from_strides(out_strides: Sequence[int], nominal: Sequence[int]) -> tuple[int, ...]:
-    if isinstance(out_strides, int) or not all(isinstance(s, int) for s in out_strides) or not out_strides:
-        raise ValueError(f"out_strides must be a non-empty sequence of ints such as (8, 16, 32), got {out_strides!r}")
-    missing = [s for s in out_strides if s not in nominal]
-    if missing:
-        raise ValueError(f"out_strides {tuple(out_strides)}: {missing} not available; this model has levels at strides {tuple(nominal)}")
-    return _normalize_out_indices([list(nominal).index(s) for s in out_strides], len(nominal))
-
-
-class _Levels(nn.Module):
-    """Every built level of ``backbone`` (its own ``_run_levels``): what the stride probe runs."""
-
-    def __init__(self, backbone: Backbone) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        return self.backbone._run_levels(x, False)
-
-
-_MEASURED: dict[tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
-
-
-def measure_levels(backbone: Backbone, base_size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``(channels, strides)`` of every built level, measured by two forwards on the meta device.
-
-    The two inputs differ by 128 pixels, a multiple of every stride, so each layer's output size
-    changes by exactly the input change over its stride, padded ("same") or not (Inception's "valid").
-    """
-    # Shapes depend only on the structure, which the module tree's repr spells out (every conv's
-    # channels, kernel, stride, padding, dilation; every pool; every class): the probe runs once per structure.
-    key = (type(backbone).__qualname__, repr(backbone.stem), repr(backbone.stages), repr(backbone.head_conv),
-           backbone.head_conv_level, backbone.in_channels, base_size)
-    if key in _MEASURED:
-        return _MEASURED[key]
-    probe = _Levels(backbone)
-    tensors = {name: torch.empty_like(t, device="meta") for name, t in probe.state_dict(keep_vars=True).items()}
-    sizes = (base_size, base_size + 128)
-    outputs = []
-    modes = {module: module.training for module in probe.modules()}
-    probe.eval()  # eval-mode batch norm is the cheap path on the meta device
-    try:
-        with torch.no_grad():
-            for size in sizes:
-                x = torch.empty(1, backbone.in_channels, size, size, device="meta")
-                outputs.append(torch.func.functional_call(probe, tensors, (x,), strict=False, tie_weights=False))
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
-    channels, strides = [], []
-    for small, large in zip(*outputs):
-        change = large.shape[-1] - small.shape[-1]
-        if change <= 0 or 128 % change:
-            raise ValueError(f"level output size does not scale with the input ({small.shape[-1]} -> {large.shape[-1]} px)")
-        channels.append(int(small.shape[1]))
-        strides.append(128 // change)
-    if len(_MEASURED) > 512:
-        _MEASURED.clear()
-    _MEASURED[key] = (tuple(channels), tuple(strides))
-    return _MEASURED[key]
-
-
-@contextlib.contextmanager
-def _running_stats_restored(module: nn.Module) -> Iterator[None]:
-    """Batch norms run exactly as in the first pass, then get their running statistics back, so a
-    checkpoint's recomputation does not count the batch twice."""
-    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    saved = [[b.clone() for b in (n.running_mean, n.running_var, n.num_batches_tracked)] for n in norms]
-    try:
-        yield
-    finally:
-        for norm, (mean, var, count) in zip(norms, saved):
-            norm.running_mean.copy_(mean)
-            norm.running_var.copy_(var)
-            norm.num_batches_tracked.copy_(count)
 
 
 class Backbone(nn.Module):
     """Stem + stages (+ optional head conv) with multi-scale ``forward_features`` and an optional head.
+
+    The forward surface (timm's names, one meaning each):
+
+    - ``forward(x)``: logits (classifier) or the selected maps (features model).
+    - ``forward_features(x)``: the maps of ``out_indices`` as a list, shallowest first (the detector
+      contract; timm returns one tensor here). ``forward_head`` takes that list as well as a map and
+      uses its last, deepest map, so timm's ``forward_head(forward_features(x))`` equals ``forward(x)``.
+    - ``forward_intermediates(x, indices, norm, stop_early, intermediates_only)``: levels picked per
+      call, with timm's arguments and ``(final map, [maps])`` result.
+    - ``forward_head(x, pre_logits=False)``: the head alone, on the deepest map.
 
     Args:
         stem: modules run before the first stage (``nn.Identity()`` when there are none).
@@ -221,9 +70,17 @@ class Backbone(nn.Module):
     """
 
     supports_output_stride: bool = False
-    # Python-side conveniences TorchScript need not compile.
-    __jit_unused_properties__ = [
-        "out_channels", "strides", "num_features", "out_indices", "feature_info", "out_names", "level_names",
+    preprocessing: Preprocessing | None = None  # set by create_model from the family's declaration
+    # Python-side conveniences TorchScript need not compile (it cannot type the Preprocessing dataclass).
+    __jit_ignored_attributes__ = ["preprocessing"]  # noqa: RUF012  (read by TorchScript, never mutated)
+    __jit_unused_properties__ = [  # noqa: RUF012  (read by TorchScript, never mutated)
+        "out_channels",
+        "strides",
+        "num_features",
+        "out_indices",
+        "feature_info",
+        "out_names",
+        "level_names",
     ]
 
     def __init__(
@@ -253,8 +110,10 @@ class Backbone(nn.Module):
         self._min_input_size = min_input_size
         self._measure()
         self._nominal_strides = self.level_strides
-        self._out_indices = tuple(range(len(self.stages)))
+        # A list, not a tuple: TorchScript types a tuple attribute by its length, and the loop takes a list.
+        self._out_indices: list[int] = list(range(len(self.stages)))
         self._pruned_prefixes: tuple[str, ...] = ()
+        self._fc_in_features = 0  # the classifier's input width, kept while reset_classifier(0) removes it
 
     # ----------------------------------------------------------------- levels
     def probe_size(self) -> int:
@@ -278,7 +137,7 @@ class Backbone(nn.Module):
     @property
     def out_indices(self) -> tuple[int, ...]:
         """Levels ``forward_features`` returns (fixed at construction: the model is built for them)."""
-        return self._out_indices
+        return tuple(self._out_indices)
 
     @property
     def out_channels(self) -> tuple[int, ...]:
@@ -308,8 +167,13 @@ class Backbone(nn.Module):
         for i in self._out_indices:
             module = "head_conv" if i == last and self.head_conv is not None and self.head_conv_level else f"stages.{i}"
             levels.append(
-                {"num_chs": self.level_channels[i], "reduction": self.level_strides[i], "module": module,
-                 "name": self.level_names[i], "index": i}
+                {
+                    "num_chs": self.level_channels[i],
+                    "reduction": self.level_strides[i],
+                    "module": module,
+                    "name": self.level_names[i],
+                    "index": i,
+                }
             )
         return FeatureInfo(levels)
 
@@ -335,28 +199,32 @@ class Backbone(nn.Module):
         grad_checkpointing: bool = False,
     ) -> Backbone:
         """Apply ``create_model``'s generic options once, right after the family built the model."""
-        for flag, value in (("features_only", features_only), ("norm_eval", norm_eval),
-                            ("include_head_conv", include_head_conv), ("grad_checkpointing", grad_checkpointing)):
+        for flag, value in (
+            ("features_only", features_only),
+            ("norm_eval", norm_eval),
+            ("include_head_conv", include_head_conv),
+            ("grad_checkpointing", grad_checkpointing),
+        ):
             if not isinstance(value, bool):
                 raise ValueError(f"{flag} must be True or False, got {value!r}")
         if out_indices is not None and out_strides is not None:
             raise ValueError(f"give out_indices {tuple(out_indices)} or out_strides {tuple(out_strides)}, not both")
         if not include_head_conv:
             if self.head_conv is None:
-                raise ValueError(f"include_head_conv=False: {type(self).__name__} has no head conv; expected the default True")
+                raise ValueError(
+                    f"include_head_conv=False: {type(self).__name__} has no head conv; expected the default True"
+                )
             self.head_conv_level = False
             self._measure()
             self._nominal_strides = self.level_strides
         if output_stride is not None:
-            from vision_backbones.dilation import dilate
-
             dilate(self, output_stride)
         num_levels = len(self.stages)
         if out_strides is not None:
-            indices = _indices_from_strides(out_strides, self._nominal_strides)
+            indices = indices_from_strides(out_strides, self._nominal_strides)
         else:
-            indices = _normalize_out_indices(out_indices, num_levels)
-        self._out_indices = indices
+            indices = normalize_out_indices(out_indices, num_levels)
+        self._out_indices = list(indices)
         if features_only:
             self.features_only = True
             self.head = None
@@ -372,10 +240,14 @@ class Backbone(nn.Module):
             self._pruned_prefixes = tuple(dropped)
         if freeze_until_stride is not None:
             if frozen_stages != -1:
-                raise ValueError(f"give frozen_stages {frozen_stages} or freeze_until_stride {freeze_until_stride}, not both")
+                raise ValueError(
+                    f"give frozen_stages {frozen_stages} or freeze_until_stride {freeze_until_stride}, not both"
+                )
             built = self._nominal_strides[: len(self.stages)]
             if freeze_until_stride not in built:
-                raise ValueError(f"freeze_until_stride={freeze_until_stride!r} is not a level stride; expected one of {tuple(built)}")
+                raise ValueError(
+                    f"freeze_until_stride={freeze_until_stride!r} is not a level stride; expected one of {tuple(built)}"
+                )
             frozen_stages = list(built).index(freeze_until_stride) + 1
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= len(self.stages):
             raise ValueError(f"frozen_stages must be an int in -1..{len(self.stages)}, got {frozen_stages!r}")
@@ -423,14 +295,18 @@ class Backbone(nn.Module):
 
     def __prepare_scriptable__(self) -> Backbone:
         if self.grad_checkpointing:
-            raise ValueError("gradient checkpointing is on; TorchScript cannot compile it: call set_grad_checkpointing(False) first")
+            raise ValueError(
+                "gradient checkpointing is on; TorchScript cannot compile it: call set_grad_checkpointing(False) first"
+            )
         return self
 
     @torch.jit.unused
     def get_classifier(self) -> nn.Module:
         """The final linear layer (timm's ``get_classifier``)."""
         if self.head is None:
-            raise ValueError("this model has no classifier (features_only=True); expected a model built with num_classes")
+            raise ValueError(
+                "this model has no classifier (features_only=True); expected a model built with num_classes"
+            )
         return self.head.fc  # type: ignore[return-value]
 
     @torch.jit.unused
@@ -444,20 +320,76 @@ class Backbone(nn.Module):
         self.head.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()  # type: ignore[union-attr]
 
     @torch.jit.unused
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Logits from the deepest level's map (``pre_logits``: the pooled features before ``fc``)."""
+    def forward_head(self, x: Tensor | Sequence[Tensor], pre_logits: bool = False) -> Tensor:
+        """Logits from the deepest level's map (``pre_logits``: the pooled features before ``fc``).
+
+        ``x`` is that map, or the list ``forward_features`` returns (its last map is the deepest
+        level when ``out_indices`` includes it), so timm's ``forward_head(forward_features(x))`` works.
+        """
         if self.head is None:
-            raise ValueError("this model has no classifier (features_only=True); expected a model built with num_classes")
+            raise ValueError(
+                "this model has no classifier (features_only=True); expected a model built with num_classes"
+            )
+        if not isinstance(x, Tensor):
+            deepest = len(self.stages) - 1
+            if not isinstance(x, (list, tuple)) or not x or not all(isinstance(m, Tensor) for m in x):
+                raise ValueError(f"forward_head takes a map or forward_features' list of maps, got {type(x).__name__}")
+            if self._out_indices[-1] != deepest:
+                raise ValueError(
+                    f"forward_head got the maps of out_indices {tuple(self._out_indices)}; the head reads level {deepest}, "
+                    f"expected forward_features of a model whose out_indices end at {deepest}"
+                )
+            x = x[-1]
         if self.head_conv is not None and not self.head_conv_level:
             x = self.head_conv(x)
         if pre_logits:
             return self.head.pre_logits(x)  # type: ignore[operator]
         return self.head(x)
 
+    @torch.jit.unused
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's ``forward_intermediates``: level maps picked per call, with or without the final map.
+
+        Args:
+            indices: ``None`` every built level, an int ``n`` the last ``n`` levels, or level indices
+                (negative ones count from the end). Independent of ``out_indices``.
+            norm: accepted for timm's signature. These conv nets have no norm after their last level
+                (a final norm, where a family has one, is part of the level), so it changes nothing.
+            stop_early: stop after the deepest requested level; the "final" map returned is then that
+                level's (timm's meaning). Stages past it never run when ``intermediates_only``.
+            intermediates_only: return only the list of maps.
+
+        Returns ``[maps]`` shallowest first, or ``(final map, [maps])``; the final map is what
+        ``forward_head`` takes (the deepest level, before a head conv that is not part of a level).
+        """
+        self._validate(x)
+        if not isinstance(norm, bool) or not isinstance(stop_early, bool) or not isinstance(intermediates_only, bool):
+            raise ValueError(
+                f"norm, stop_early and intermediates_only must be True or False, got {norm!r}, {stop_early!r}, {intermediates_only!r}"
+            )
+        taken = take_indices(indices, len(self.stages))
+        stop = taken[-1] if stop_early or intermediates_only else len(self.stages) - 1
+        final, maps = self._run_levels(x, list(taken), stop)
+        return maps if intermediates_only else (final, maps)
+
     # ------------------------------------------------------------------ input
     @torch.jit.unused
     def check_input(self, x: Tensor) -> None:
-        """Raise a one-line ``ValueError`` for input this network cannot take."""
+        """Raise a one-line ``ValueError`` for input this network cannot take.
+
+        A meta tensor asks about its size only: it is not held to the model's device (``forward`` does).
+        """
+        self._check_input(x, running=False)
+
+    @torch.jit.unused
+    def _check_input(self, x: Tensor, *, running: bool) -> None:
         if isinstance(x, torch.fx.Proxy):
             return  # symbolic tracing: shapes are unknown
         if not isinstance(x, Tensor):
@@ -467,7 +399,20 @@ class Backbone(nn.Module):
         if not x.is_floating_point():
             raise ValueError(f"expected a floating-point tensor, got dtype {x.dtype}; convert images with x.float()")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+            raise ValueError(
+                f"expected {self.in_channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})"
+            )
+        weight = next(self.parameters(), None)
+        if weight is not None:
+            if x.dtype != weight.dtype and weight.is_floating_point() and not torch.is_autocast_enabled(x.device.type):
+                raise ValueError(
+                    f"input dtype {x.dtype} differs from the model's parameters ({weight.dtype}); "
+                    f"expected x.to({weight.dtype}) or the model converted with .to({x.dtype})"
+                )
+            if x.device != weight.device and (running or not x.is_meta):
+                raise ValueError(
+                    f"input on device {x.device} but the model's parameters are on {weight.device}; expected x.to({str(weight.device)!r})"
+                )
         height, width = x.shape[-2:]
         if min(height, width) < self.min_input_size:
             raise ValueError(
@@ -483,55 +428,88 @@ class Backbone(nn.Module):
 
     def _validate(self, x: Tensor) -> None:
         if not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
-            self.check_input(x)
+            self._check_input(x, running=True)
 
     # ---------------------------------------------------------------- forward
+    def _begin(self, x: Tensor) -> Tensor:
+        """The state the first stage takes, from the stem's output (a family carrying more overrides it)."""
+        return x
+
+    def _level(self, state: Tensor) -> Tensor:
+        """The level map in a stage's output state."""
+        return state
+
     @torch.jit.unused
-    def _checkpointed(self, index: int, x: Tensor) -> Tensor:
+    def _checkpointed(self, index: int, state: Any) -> Any:
         stage = self.stages[index]
 
         def contexts() -> tuple[contextlib.AbstractContextManager[None], contextlib.AbstractContextManager[None]]:
             # The recomputation must not count the batch twice in the running statistics.
-            return contextlib.nullcontext(), _running_stats_restored(stage)
+            return contextlib.nullcontext(), running_stats_restored(stage)
 
-        return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False, context_fn=contexts)
+        return torch.utils.checkpoint.checkpoint(stage, state, use_reentrant=False, context_fn=contexts)
 
-    def _run_levels(self, x: Tensor, selected: bool) -> list[Tensor]:
-        outputs: list[Tensor] = []
-        last_stage = len(self.stages) - 1
-        deepest = self._out_indices[-1] if selected else last_stage
-        x = self.stem(x)
+    def _run_levels(self, x: Tensor, keep: list[int], stop: int) -> tuple[Tensor, list[Tensor]]:
+        """The one stage loop: ``(map of level stop, [maps of the levels in keep])``.
+
+        Stages past ``stop`` do not run, and no map outside ``keep`` outlives the next stage.
+        """
+        kept: list[Tensor] = []
+        last = len(self.stages) - 1
+        state = self._begin(self.stem(x))
+        level = self._level(state)
         for index, stage in enumerate(self.stages):
-            if index <= deepest:  # stages past the deepest requested level are not run
+            if index <= stop:  # stages past the deepest level needed are not run
                 if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
-                    x = self._checkpointed(index, x)
+                    state = self._checkpointed(index, state)
                 else:
-                    x = stage(x)
-                if index == last_stage and self.head_conv_level and self.head_conv is not None:
-                    x = self.head_conv(x)
-                if not selected or index in self._out_indices:
-                    outputs.append(x)
-        return outputs
+                    state = stage(state)
+                level = self._level(state)
+                if index == last and self.head_conv_level and self.head_conv is not None:
+                    level = self.head_conv(level)
+                if index in keep:
+                    kept.append(level)
+        return level, kept
+
+    @torch.jit.unused
+    def _run_levels_tapped(self, x: Tensor, taps: Sequence[nn.Module], stop: int) -> tuple[Tensor, list[Tensor]]:
+        """``_run_levels`` that also returns the outputs of ``taps``, modules inside the stages.
+
+        The hook for auxiliary heads that read a map in the middle of a stage (GoogLeNet's 4a and 4d):
+        the family names the modules, the one loop (checkpointing included) runs. Python only.
+        """
+        tapped: dict[int, Tensor] = {}
+
+        def keeper(index: int) -> Any:
+            def hook(module: nn.Module, args: Any, output: Tensor) -> None:
+                tapped.setdefault(index, output)  # first pass only: a checkpoint's recomputation runs it again
+
+            return hook
+
+        handles = [module.register_forward_hook(keeper(i)) for i, module in enumerate(taps)]
+        try:
+            final = self._run_levels(x, [], stop)[0]
+        finally:
+            for handle in handles:
+                handle.remove()
+        if len(tapped) != len(taps):
+            raise ValueError(
+                f"{len(taps) - len(tapped)} of {len(taps)} tapped modules did not run; expected modules of stages 0..{stop}"
+            )
+        return final, [tapped[i] for i in range(len(taps))]
 
     @torch.jit.export
     def forward_features(self, x: Tensor) -> list[Tensor]:
         """Feature maps at the levels in ``out_indices``, shallowest first."""
         self._validate(x)
-        return self._run_levels(x, True)
+        return self._run_levels(x, self._out_indices, self._out_indices[-1])[1]
 
     def forward(self, x: Tensor) -> Union[Tensor, list[Tensor]]:  # noqa: UP007  (TorchScript)
         """The selected maps (a list) for a features model; else logits from the deepest level."""
         self._validate(x)
         if self.features_only or self.head is None:
-            return self._run_levels(x, True)
-        x = self._run_levels(x, False)[-1]
+            return self._run_levels(x, self._out_indices, self._out_indices[-1])[1]
+        x = self._run_levels(x, [], len(self.stages) - 1)[0]  # the deepest map only: no other level kept alive
         if self.head_conv is not None and not self.head_conv_level:
             x = self.head_conv(x)
         return self.head(x)
-
-
-def level_table(model: Backbone) -> str:
-    """One line per level: index, name, channels, stride (what docs and ``backbones info`` print)."""
-    levels = zip(model.level_names, model.level_channels, model.level_strides)
-    return "\n".join(f"{i}: {name} {channels} ch, stride {stride}" for i, (name, channels, stride) in enumerate(levels))
-

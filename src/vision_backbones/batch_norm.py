@@ -21,8 +21,9 @@ overrides to keep its batch norms frozen.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import torch
@@ -39,6 +40,29 @@ def batch_norms(model: nn.Module) -> list[_BatchNorm]:
     return [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
 
 
+def _statistics(norm: _BatchNorm) -> tuple[Tensor, Tensor, Tensor]:
+    """``(running_mean, running_var, num_batches_tracked)`` of a batch norm that tracks them."""
+    return norm.running_mean, norm.running_var, norm.num_batches_tracked  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def running_stats_restored(module: nn.Module) -> Iterator[None]:
+    """Batch norms run exactly as in the block, then get their running statistics back.
+
+    Gradient checkpointing recomputes a stage in the backward pass; run inside this, the recomputation
+    does not count the batch twice in the running statistics.
+    """
+    norms = batch_norms(module)
+    saved = [[b.clone() for b in _statistics(n)] for n in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for norm, values in zip(norms, saved):
+                for buffer, value in zip(_statistics(norm), values):
+                    buffer.copy_(value)
+
+
 def _inputs(batch: Any) -> Tensor:
     """The input tensor of a batch: a tensor, the first item of ``(images, labels, ...)``, or ``["image"]``."""
     if isinstance(batch, Tensor):
@@ -47,7 +71,9 @@ def _inputs(batch: Any) -> Tensor:
         return batch[0]
     if isinstance(batch, Mapping) and isinstance(batch.get("image"), Tensor):
         return batch["image"]
-    raise ValueError(f"a batch must be a tensor, a (images, labels) pair or a mapping with 'image', got {type(batch).__name__}")
+    raise ValueError(
+        f"a batch must be a tensor, a (images, labels) pair or a mapping with 'image', got {type(batch).__name__}"
+    )
 
 
 @torch.no_grad()
@@ -75,7 +101,7 @@ def recompute_batch_norm_statistics(
         device = first.device if first is not None else None
     modes = {module: module.training for module in model.modules()}
     momenta = [norm.momentum for norm in norms]
-    saved = [(n.running_mean.clone(), n.running_var.clone(), n.num_batches_tracked.clone()) for n in norms]
+    saved = [tuple(b.clone() for b in _statistics(n)) for n in norms]
     seen = 0
     try:
         for module in model.modules():
@@ -90,10 +116,9 @@ def recompute_batch_norm_statistics(
         if seen == 0:
             raise ValueError("batches is empty; expected at least one batch of training inputs")
     except BaseException:
-        for norm, (mean, var, count) in zip(norms, saved):
-            norm.running_mean.copy_(mean)
-            norm.running_var.copy_(var)
-            norm.num_batches_tracked.copy_(count)
+        for norm, values in zip(norms, saved):
+            for buffer, value in zip(_statistics(norm), values):
+                buffer.copy_(value)
         raise
     finally:
         for norm, momentum in zip(norms, momenta):

@@ -14,9 +14,11 @@ not give the requested strides is an error, not a silent wrong model.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
-from vision_backbones.backbone import Backbone, measure_levels
+from vision_backbones.shapes import measure_levels
 
 OUTPUT_STRIDES = (8, 16, 32)
 
@@ -29,6 +31,10 @@ def _dilate_conv(conv: nn.Conv2d, dilation: int, family: str) -> None:
     kernel = _pair(conv.kernel_size)
     if max(kernel) == 1:
         return
+    if isinstance(conv.padding, str):
+        raise ValueError(
+            f"output_stride: {family} has a conv with padding={conv.padding!r}; expected padding in pixels"
+        )
     same = tuple((k - 1) // 2 * d for k, d in zip(kernel, _pair(conv.dilation)))
     if _pair(conv.padding) != same or any(k % 2 == 0 for k in kernel):
         raise ValueError(f"output_stride: {family} has an unpadded or even-kernel conv {conv}; expected 'same' padding")
@@ -61,13 +67,16 @@ def _dilate_stage(stage: nn.Module, *, before: int, after: int, downsamples: boo
                 strided_seen, dilation = True, after
 
 
-def dilate(model: Backbone, output_stride: int) -> None:
-    """Rewrite ``model`` in place so that no level is coarser than ``output_stride``."""
+def dilate(model: Any, output_stride: int) -> None:
+    """Rewrite ``model`` (a ``Backbone``: this module imports only ``shapes``) in place so that no level is
+    coarser than ``output_stride``."""
     family = type(model).__name__
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
     if not type(model).supports_output_stride:
-        raise ValueError(f"output_stride={output_stride}: {family} does not support dilation; expected output_stride=None")
+        raise ValueError(
+            f"output_stride={output_stride}: {family} does not support dilation; expected output_stride=None"
+        )
     nominal = model.level_strides
     dilation = 1
     for index, stage in enumerate(model.stages):

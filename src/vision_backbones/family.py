@@ -13,7 +13,7 @@ names one attribute of every item of a tuple-of-rows field (MBConv tables), so N
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +34,14 @@ class DesignFields:
         kernels: field paths holding kernel sizes (``("rows.kernel_size",)``).
         width_multiplier: the config field that multiplies every width, when the family has one.
         depth_multiplier: the config field that multiplies every depth, when the family has one.
-        min_channels: the smallest channel count an entry may be shrunk to (grouped convs need more).
-        channel_divisor: channel counts stay multiples of this (8 for most, the group width for grouped convs).
+        min_channels: the smallest channel count an entry may be shrunk to.
+        channel_divisor: channel counts stay multiples of this: an int (8 for most), or a function of the
+            variant's config where grouped convs need more (ResNeXt: ``64 / width_per_group``, so each
+            group keeps whole channels; ShuffleNet v1: a multiple of ``groups``).
+        follows: ``(follower, leader)`` paths: when an entry of ``leader`` changes, the same entry of
+            ``follower`` (where not None) scales in proportion (MobileNetV3's explicit expanded widths).
+        fixed_because: why the family declares no channel or no depth fields (one clause, shown to users:
+            "its branch widths are a hand-written per-block table").
     """
 
     channels: tuple[str, ...] = ()
@@ -44,7 +50,9 @@ class DesignFields:
     width_multiplier: str | None = None
     depth_multiplier: str | None = None
     min_channels: int = 8
-    channel_divisor: int = 8
+    channel_divisor: int | Callable[[Any], int] = 8
+    follows: tuple[tuple[str, str], ...] = ()
+    fixed_because: str = ""
 
     @property
     def scalable_width(self) -> bool:
@@ -54,19 +62,36 @@ class DesignFields:
     def scalable_depth(self) -> bool:
         return bool(self.depths) or self.depth_multiplier is not None
 
+    def divisor(self, config: Any) -> int:
+        """The multiple every channel count of ``config`` keeps (the larger of it and ``min_channels``
+        is the narrowest an entry may become)."""
+        return self.channel_divisor(config) if callable(self.channel_divisor) else self.channel_divisor
+
     def check_against(self, family: str, config: Any) -> None:
         """Every path names a field of ``config`` (and a row attribute where dotted)."""
         names = {f.name for f in dataclasses.fields(config)}
-        for path in (*self.channels, *self.depths, *self.kernels, self.width_multiplier, self.depth_multiplier):
+        followers = [path for pair in self.follows for path in pair]
+        for path in (
+            *self.channels,
+            *self.depths,
+            *self.kernels,
+            *followers,
+            self.width_multiplier,
+            self.depth_multiplier,
+        ):
             if path is None:
                 continue
             head, _, attribute = path.partition(".")
             if head not in names:
-                raise ValueError(f"family {family!r} declares design field {path!r}, but its config has no field {head!r}")
+                raise ValueError(
+                    f"family {family!r} declares design field {path!r}, but its config has no field {head!r}"
+                )
             if attribute:
                 rows = getattr(config, head)
                 if not rows or not hasattr(rows[0], attribute):
-                    raise ValueError(f"family {family!r} declares {path!r}, but the rows of {head!r} have no {attribute!r}")
+                    raise ValueError(
+                        f"family {family!r} declares {path!r}, but the rows of {head!r} have no {attribute!r}"
+                    )
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ class FlopCount:
 
 def count_flops(model: nn.Module, x: Tensor) -> FlopCount:
     """FLOPs of one eval forward of ``model`` on ``x`` (meta tensors are fine)."""
-    counter = FlopCounterMode(display=False, depth=None, custom_mapping=_SEED_EXTRAS)
+    # torch annotates ``depth`` as int, but its get_table() takes None as "every depth".
+    counter = FlopCounterMode(display=False, depth=None, custom_mapping=_SEED_EXTRAS)  # type: ignore[arg-type]
     was_training = model.training
     model.eval()
     try:

@@ -34,7 +34,9 @@ def family_levels(name: str) -> list[tuple[int, str, int, int, str]]:
         contents = _describe(stage)
         if index == len(model.stages) - 1 and model.head_conv is not None:
             contents += ", head_conv"
-        rows.append((index, model.level_names[index], model.level_strides[index], model.level_channels[index], contents))
+        rows.append(
+            (index, model.level_names[index], model.level_strides[index], model.level_channels[index], contents)
+        )
     return rows
 
 
@@ -49,12 +51,32 @@ def levels_markdown() -> str:
         "knowledge needed). mmdetection's ResNet `frozen_stages=1` (stem + `layer1`) is `freeze_until_stride=4`",
         "here, i.e. `frozen_stages=2`, because our level 0 is the stride-2 stem conv. Channels are those of",
         "the family's first variant.",
+        "",
+        "## Reading the levels",
+        "",
+        "- `model.forward_features(x)`: the maps of `out_indices` (default: every level in the table), a list,",
+        "  shallowest first. timm returns one tensor there; here `forward_head` accepts the list too and reads",
+        "  its last (deepest) map, so timm's `model.forward_head(model.forward_features(x))` equals `model(x)`.",
+        "- `model.forward_intermediates(x, indices=None, norm=False, stop_early=False, intermediates_only=False)`:",
+        "  timm's call. `indices` is `None` (every level), an int `n` (the last `n` levels) or level indices from",
+        "  the table (negative ones count from the end); it returns `(final map, [maps])`, or the list alone",
+        "  with `intermediates_only=True`, when the stages past the deepest requested level do not run.",
+        "  `stop_early=True` stops there also when the final map is returned (it is then that level's map).",
+        "  `norm` changes nothing: these conv nets have no norm after their last level.",
+        "- Every forward runs one loop that keeps only the maps asked for: a classification forward holds no",
+        "  level but the one the next stage reads.",
     ]
     families: dict[str, str] = {}
     for name in list_models():
         families.setdefault(get_entry(name).family, name)
     for family, name in sorted(families.items()):
-        lines += ["", f"## {family} (`{name}`)", "", "| level | name | stride | channels | frozen by `frozen_stages >=` | holds |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {family} (`{name}`)",
+            "",
+            "| level | name | stride | channels | frozen by `frozen_stages >=` | holds |",
+            "|---|---|---|---|---|---|",
+        ]
         for index, level, stride, channels, contents in family_levels(name):
             lines.append(f"| {index} | {level} | {stride} | {channels} | {index + 1} | {contents} |")
     return "\n".join(lines) + "\n"

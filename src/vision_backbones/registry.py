@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vision_backbones.backbone import Backbone
-from vision_backbones.family import DesignFields, FamilyInfo, Preprocessing
+from vision_backbones.family import IMAGENET_MEAN, IMAGENET_STD, DesignFields, FamilyInfo, Preprocessing
+from vision_backbones.validate import check_config, check_overrides
 
 
 class Builder(Protocol):
@@ -44,6 +45,14 @@ class ModelEntry:
     def preprocessing(self) -> Preprocessing:
         """Mean, std, input size, crop and interpolation of this variant's weights."""
         return self.info.preprocessing_for(self.name)
+
+    def preprocessing_for(self, config: Any) -> Preprocessing:
+        """What a model built from ``config`` expects: one built with ``transform_input=True`` (GoogLeNet,
+        Inception v3, as torchvision builds them for its weights) re-normalises ImageNet-normalised input
+        itself, so it takes ImageNet's mean and std instead of the family's [-1, 1]."""
+        if getattr(config, "transform_input", False):
+            return dataclasses.replace(self.preprocessing, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        return self.preprocessing
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -75,6 +84,7 @@ def register_family(
             raise TypeError(f"config of {name!r} must be a dataclass instance, got {type(config).__name__}")
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered (family {_REGISTRY[name].family!r})")
+        check_config(name, config)  # a typo in a variant table fails at import, not at first use
         info.design.check_against(family, config)
     unknown = sorted(set(info.published) - set(variants))
     if unknown:
@@ -113,7 +123,12 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def apply_overrides(name: str, config: Any, overrides: Mapping[str, Any]) -> Any:
-    """``config`` with ``overrides`` applied; an unknown field raises, naming the valid ones."""
+    """``config`` with ``overrides`` applied; an unknown field or a value of the wrong type raises.
+
+    The one validation path for architecture changes: ``create_model``, the search spaces, scaling and
+    NetAdapt all come through here. Types are checked against the config's annotations
+    (``validate.check_overrides``); ranges and cross-field rules by the config's ``__post_init__``.
+    """
     fields = {f.name for f in dataclasses.fields(config)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -121,7 +136,17 @@ def apply_overrides(name: str, config: Any, overrides: Mapping[str, Any]) -> Any
             f"unknown override {', '.join(repr(u) for u in unknown)} for model {name!r}; "
             f"expected one of: {', '.join(sorted(fields))}"
         )
+    overrides = {key: _as_tuples(value) for key, value in overrides.items()}  # YAML and JSON give lists
+    check_overrides(name, config, overrides)
     return dataclasses.replace(config, **overrides)
+
+
+def _as_tuples(value: Any) -> Any:
+    return (
+        tuple(_as_tuples(v) for v in value)
+        if isinstance(value, (list, tuple)) and not hasattr(value, "_fields")
+        else value
+    )
 
 
 def _resolve_pretrained(pretrained: Any) -> str | os.PathLike[str] | None:
@@ -176,7 +201,7 @@ def create_model(
         grad_checkpointing: recompute each stage in the backward pass (``set_grad_checkpointing``).
         **overrides: fields of the family's config, e.g. ``width_multiplier=0.5``.
     """
-    from vision_backbones.weights import load_pretrained, read_checkpoint
+    from vision_backbones.weights import load_pretrained, read_checkpoint, upgrade_stored_overrides
 
     entry = get_entry(name)
     if "in_chans" in overrides:  # timm's spelling
@@ -190,12 +215,15 @@ def create_model(
         raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}; use features_only=True for no head")
     pretrained = _resolve_pretrained(pretrained)
     state_dict, stored = ({}, {}) if pretrained is None else read_checkpoint(pretrained)
-    conflicts = {k: (v, overrides[k]) for k, v in stored.items() if k in overrides and overrides[k] != v}
+    if stored:  # checkpoints written before a field was renamed
+        stored = upgrade_stored_overrides(entry.family, stored, source=os.fspath(pretrained))  # type: ignore[arg-type]
+    conflicts = {k: (v, overrides[k]) for k, v in stored.items() if k in overrides and _as_tuples(overrides[k]) != v}
     if conflicts:
         raise ValueError(f"overrides {conflicts} conflict with the architecture stored in {os.fspath(pretrained)!r}")  # type: ignore[arg-type]
     config = apply_overrides(name, entry.config, {**stored, **overrides})
     head_classes = None if features_only else num_classes
     model = entry.build(config, in_channels=in_channels, num_classes=head_classes)
+    model.preprocessing = entry.preprocessing_for(config)  # what eval_transform builds
     model.configure(
         features_only=features_only,
         out_indices=out_indices,
@@ -211,13 +239,26 @@ def create_model(
         try:
             load_pretrained(model, state_dict, source=os.fspath(pretrained))
         except ValueError as error:
-            from vision_backbones.convert import layout_hint
-
-            hint = None if stored else layout_hint(name, state_dict)
+            hint = None if stored else _load_error_hint(name, state_dict)
             if hint is None:
                 raise
             raise ValueError(f"{error}; {hint}") from None
     return model
+
+
+# Functions that explain a failed weight load (``vision_backbones.convert`` adds the reference
+# layout the weights fit). They are handed in, so the registry never imports the converters.
+_LOAD_ERROR_HINTS: list[Callable[[str, Mapping[str, Any]], str | None]] = []
+
+
+def add_load_error_hint(hint: Callable[[str, Mapping[str, Any]], str | None]) -> None:
+    """Have ``create_model`` append ``hint(model_name, state_dict)`` (when not ``None``) to a load error."""
+    if hint not in _LOAD_ERROR_HINTS:
+        _LOAD_ERROR_HINTS.append(hint)
+
+
+def _load_error_hint(name: str, state_dict: Mapping[str, Any]) -> str | None:
+    return next((text for hint in _LOAD_ERROR_HINTS if (text := hint(name, state_dict)) is not None), None)
 
 
 def build_on_meta(name: str, **kwargs: Any) -> Backbone:
@@ -248,6 +289,3 @@ def model_info(name: str, *, image_size: int = 224, **overrides: Any) -> dict[st
         "strides": model.strides,
         "image_size": image_size,
     }
-
-
-ModelFactory = Callable[..., Backbone]

@@ -17,22 +17,26 @@ Three strategies choose the depth, width and resolution multipliers ``(d, w, r)`
 * ``explicit``: the multipliers given, or an image size (the official EfficientNet B1-B7 table,
   MobileNet v1's alpha and rho).
 
-Channels are rounded with the shared ``make_divisible`` (divisor 8), block counts with ``ceil``,
-as torchvision and timm do; a family with a ``width_multiplier`` / ``depth_multiplier`` field gets
-those multiplied, so its own rounding applies (which is how B1-B7 come out exactly).
+What may change is what each family declares in its own file (``register_family(..., design=
+DesignFields(...))``): a family with a width / depth multiplier field gets that multiplied, so its own
+rounding applies (which is how B1-B7 come out exactly); otherwise every declared channel entry is
+rounded with the shared ``make_divisible`` (to the family's divisor: 8, or what its grouped convs
+need) and every declared block count rounded up, as torchvision and timm do. A family that declares
+neither says why, and that sentence is the error a user sees.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vision_backbones.config_paths import overrides_between, read_path, with_path
+from vision_backbones.io import jsonable
 from vision_backbones.layers import make_divisible
-from vision_backbones.registry import build_on_meta, create_model, get_entry, model_info
-from vision_backbones.validate import check_choice, check_float
+from vision_backbones.registry import ModelEntry, build_on_meta, create_model, get_entry, list_models, model_info
+from vision_backbones.validate import check_choice, check_float, check_int
 
 STRATEGIES = ("efficientnet", "dWr", "explicit")
 
@@ -52,21 +56,30 @@ EFFICIENTNET_TABLE: dict[str, tuple[float, float, int]] = {
     "efficientnet_b7": (2.0, 3.1, 600),
 }
 
-# Which config fields carry channels (rounded with make_divisible) and block counts (ceil), per
-# family without width_multiplier / depth_multiplier fields. Data, so a family opts in by one line.
-CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
-    "resnet": ("stem_channels", "widths"),
-    "preact_resnet": ("stem_channels", "widths"),
-    "senet": ("stem_channels", "widths"),
-    "darknet": ("stem_channels", "widths"),
-    "vovnet": ("stem_channels", "mid_channels", "out_channels"),
-    "vgg": ("widths",),
-    "convnext": ("widths",),
-    "densenet": ("stem_channels", "growth_rate"),
-    "shufflenet_v2": ("stem_channels", "stage_channels", "head_channels"),
-}
-BLOCK_COUNT_FIELDS = ("depths",)
 RESOLUTION_DIVISOR = 8  # input sizes stay multiples of 8, fine enough for dWr's small r = s ** 0.05
+
+# Bounds checked before anything is built or searched (a scaled network is built on meta tensors to
+# count its FLOPs: a depth of x1000 takes minutes, so it is refused in one line instead).
+MAX_FLOPS_FACTOR = 1024.0  # nominal FLOPs growth d * w**2 * r**2 (EfficientNet B7 is ~100 x B0)
+MAX_MULTIPLIER = 32.0  # any one of depth, width, resolution
+
+
+def check_multipliers(depth: float, width: float, resolution: float, *, what: str = "") -> None:
+    """Each multiplier a finite number > 0 and <= ``MAX_MULTIPLIER``, the nominal FLOPs growth
+    ``d * w**2 * r**2`` <= ``MAX_FLOPS_FACTOR``; otherwise one ``ValueError`` naming the limit."""
+    for label, value in (("depth", depth), ("width", width), ("resolution", resolution)):
+        check_float(f"{label} multiplier", value, min=0.0, min_open=True)
+        if value > MAX_MULTIPLIER:
+            raise ValueError(
+                f"{label} multiplier {value:.4g}{what} is above the limit {MAX_MULTIPLIER:g} (scaling.MAX_MULTIPLIER); "
+                "expected a smaller phi, target or multiplier"
+            )
+    factor = depth * width**2 * resolution**2
+    if factor > MAX_FLOPS_FACTOR:
+        raise ValueError(
+            f"depth {depth:.4g} x width {width:.4g}**2 x resolution {resolution:.4g}**2{what} grows FLOPs {factor:.3g} x, "
+            f"above the limit {MAX_FLOPS_FACTOR:g} x (scaling.MAX_FLOPS_FACTOR); expected a smaller phi, target or multiplier"
+        )
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,10 @@ class Multipliers:
     depth: float = 1.0
     width: float = 1.0
     resolution: float = 1.0
+
+    def __post_init__(self) -> None:
+        for label in ("depth", "width", "resolution"):  # a negative width once gave widths of 8
+            check_float(f"Multipliers.{label}", getattr(self, label), min=0.0, min_open=True)
 
 
 @dataclass(frozen=True)
@@ -101,7 +118,7 @@ class ScaledModel:
         return {
             "base": self.base,
             "strategy": self.strategy,
-            "overrides": _jsonable(self.overrides),
+            "overrides": jsonable(self.overrides),
             "image_size": self.image_size,
             "phi": self.phi,
             "multipliers": dataclasses.asdict(self.multipliers),
@@ -112,21 +129,13 @@ class ScaledModel:
         """The ``model`` and ``data`` keys of a ``backbones train`` config for this model (crop
         ratio 0.875 for the validation resize, as in the ImageNet recipes)."""
         return {
-            "model": {"model": self.base, "model_overrides": _jsonable(self.overrides)},
+            "model": {"model": self.base, "model_overrides": jsonable(self.overrides)},
             "data": {
                 "train_crop_size": self.image_size,
                 "val_crop_size": self.image_size,
                 "val_resize_size": round(self.image_size / 0.875),
             },
         }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(item) for item in value]
-    return value
 
 
 def strategy_multipliers(
@@ -148,11 +157,31 @@ def strategy_multipliers(
     for label, value in zip(("depth exponent", "width exponent", "resolution exponent"), exponents):
         check_float(label, value, min=0.0, max=1.0)
     if not math.isclose(sum(exponents), 1.0, abs_tol=1e-6):
-        raise ValueError(f"dWr exponents (depth, width, resolution) must sum to 1, got {exponents} (sum {sum(exponents):.4g})")
+        raise ValueError(
+            f"dWr exponents (depth, width, resolution) must sum to 1, got {exponents} (sum {sum(exponents):.4g})"
+        )
     flops_factor = 2.0**phi
     return Multipliers(
-        depth=flops_factor**depth_share, width=flops_factor ** (width_share / 2), resolution=flops_factor ** (resolution_share / 2)
+        depth=flops_factor**depth_share,
+        width=flops_factor ** (width_share / 2),
+        resolution=flops_factor ** (resolution_share / 2),
     )
+
+
+def max_phi(
+    strategy: str,
+    *,
+    coefficients: tuple[float, float, float] = EFFICIENTNET_COEFFICIENTS,
+    exponents: tuple[float, float, float] = FAST_SCALING_EXPONENTS,
+) -> float:
+    """The largest ``phi`` whose multipliers stay within ``MAX_FLOPS_FACTOR`` and ``MAX_MULTIPLIER``
+    (``inf`` when the coefficients do not grow anything)."""
+    one = strategy_multipliers(strategy, 1.0, coefficients=coefficients, exponents=exponents)
+    limits = [
+        math.log(MAX_FLOPS_FACTOR) / math.log(g) for g in (one.depth * one.width**2 * one.resolution**2,) if g > 1
+    ]
+    limits += [math.log(MAX_MULTIPLIER) / math.log(m) for m in (one.depth, one.width, one.resolution) if m > 1]
+    return min(limits, default=math.inf)
 
 
 def activation_exponent(strategy: str, **kwargs: Any) -> float:
@@ -162,53 +191,80 @@ def activation_exponent(strategy: str, **kwargs: Any) -> float:
     return math.log(one.depth * one.width * one.resolution**2) / flops
 
 
-def scalable_fields(name: str) -> tuple[list[str], list[str]]:
-    """``(channel fields, depth fields)`` of ``name``'s config that scaling touches."""
-    entry = get_entry(name)
-    fields = {f.name for f in dataclasses.fields(entry.config)}
-    width = ["width_multiplier"] if "width_multiplier" in fields else [f for f in CHANNEL_FIELDS.get(entry.family, ()) if f in fields]
-    depth = ["depth_multiplier"] if "depth_multiplier" in fields else [f for f in BLOCK_COUNT_FIELDS if f in fields]
-    return width, depth
+def scalable_families(*, width: bool = True) -> list[str]:
+    """The registered families that declare channel fields or a width multiplier (``width``), or
+    block-count fields or a depth multiplier (``width=False``)."""
+    designs = {get_entry(name).family: get_entry(name).design for name in list_models()}
+    return sorted(
+        family for family, design in designs.items() if (design.scalable_width if width else design.scalable_depth)
+    )
 
 
-def _scale_channels(value: Any, width: float) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return make_divisible(value * width)
+def _cannot(entry: ModelEntry, what: str) -> str:
+    """``model 'x' (family 'y') declares no channel fields: <the family's reason>``."""
+    reason = entry.design.fixed_because or "its register_family call declares none (design=DesignFields(...))"
+    return f"model {entry.name!r} (family {entry.family!r}) declares no {what} fields: {reason}"
+
+
+def _scale_channels(value: Any, width: float, divisor: int) -> Any:
     if isinstance(value, (tuple, list)):
-        return tuple(_scale_channels(item, width) for item in value)
-    return value
+        return tuple(_scale_channels(item, width, divisor) for item in value)
+    return make_divisible(value * width, divisor)
+
+
+def _scale_depths(value: Any, depth: float) -> Any:
+    if isinstance(value, (tuple, list)):
+        return tuple(_scale_depths(item, depth) for item in value)
+    return max(1, math.ceil(round(value * depth, 10))) if value else 0  # a stage with no blocks stays empty
 
 
 def scaled_overrides(name: str, multipliers: Multipliers) -> dict[str, Any]:
-    """The ``create_model`` overrides that scale ``name``'s width and depth by ``multipliers``."""
+    """The ``create_model`` overrides that scale ``name``'s width and depth by ``multipliers``, through
+    the fields its family declares (``get_entry(name).design``)."""
     entry = get_entry(name)
-    width_fields, depth_fields = scalable_fields(name)
-    scalable = ", ".join(sorted({*CHANNEL_FIELDS, "efficientnet", "mnasnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "shufflenet_v1"}))
-    if not width_fields and not depth_fields:
-        raise ValueError(f"model {name!r} (family {entry.family!r}) has no width or depth fields to scale; scalable families: {scalable}")
-    if multipliers.width != 1.0 and not width_fields:
-        raise ValueError(f"model {name!r} (family {entry.family!r}) has no width field, so width {multipliers.width:.4g} cannot apply; scalable families: {scalable}")
-    if multipliers.depth != 1.0 and not depth_fields:
-        raise ValueError(f"model {name!r} (family {entry.family!r}) has no depth field, so depth {multipliers.depth:.4g} cannot apply; use a width-only scaling")
-    overrides: dict[str, Any] = {}
+    if not isinstance(multipliers, Multipliers):
+        raise ValueError(f"multipliers must be a scaling.Multipliers, got {multipliers!r}")
+    design = entry.design
+    if not design.scalable_width and not design.scalable_depth:
+        raise ValueError(f"{_cannot(entry, 'channel or depth')}; scalable families: {', '.join(scalable_families())}")
+    if multipliers.width != 1.0 and not design.scalable_width:
+        raise ValueError(
+            f"{_cannot(entry, 'channel')}, so width {multipliers.width:.4g} cannot apply; scalable families: {', '.join(scalable_families())}"
+        )
+    if multipliers.depth != 1.0 and not design.scalable_depth:
+        raise ValueError(
+            f"{_cannot(entry, 'depth')}, so depth {multipliers.depth:.4g} cannot apply; use a width-only scaling"
+        )
+    config = entry.config
     if multipliers.width != 1.0:
-        for field in width_fields:
-            current = getattr(entry.config, field)
-            overrides[field] = round(current * multipliers.width, 10) if field == "width_multiplier" else _scale_channels(current, multipliers.width)
+        if design.width_multiplier is not None:
+            config = with_path(
+                config,
+                design.width_multiplier,
+                round(read_path(config, design.width_multiplier) * multipliers.width, 10),
+            )
+        else:
+            divisor = design.divisor(entry.config)
+            for path in design.channels:
+                config = with_path(config, path, _scale_channels(read_path(config, path), multipliers.width, divisor))
     if multipliers.depth != 1.0:
-        for field in depth_fields:
-            current = getattr(entry.config, field)
-            if field == "depth_multiplier":
-                overrides[field] = round(current * multipliers.depth, 10)
-            else:  # 0 stays 0 (a stage with no blocks, e.g. the CSP Darknet stem stage)
-                overrides[field] = tuple(max(1, math.ceil(round(d * multipliers.depth, 10))) if d else 0 for d in current)
-    return overrides
+        if design.depth_multiplier is not None:
+            config = with_path(
+                config,
+                design.depth_multiplier,
+                round(read_path(config, design.depth_multiplier) * multipliers.depth, 10),
+            )
+        else:
+            for path in design.depths:
+                config = with_path(config, path, _scale_depths(read_path(config, path), multipliers.depth))
+    return overrides_between(entry.config, config)
 
 
 def scaled_image_size(base_image_size: int, resolution: float, *, min_size: int = 32) -> int:
     """``base * r`` rounded to a multiple of ``RESOLUTION_DIVISOR``, never below ``min_size``."""
+    check_int("base_image_size", base_image_size, min=1)
+    check_float("resolution", resolution, min=0.0, min_open=True)  # -1 once came back as 32
+    check_int("min_size", min_size, min=1)
     size = round(base_image_size * resolution / RESOLUTION_DIVISOR) * RESOLUTION_DIVISOR
     return max(min_size, size)
 
@@ -240,33 +296,53 @@ def scale_model(
         raise ValueError(f"base_image_size must be a positive int, got {base_image_size!r}")
     if strategy == "explicit":
         if phi is not None or target_gflops is not None:
-            raise ValueError("strategy 'explicit' takes --depth/--width/--resolution/--image-size, not phi or a GFLOPs target; use efficientnet or dWr")
+            raise ValueError(
+                "strategy 'explicit' takes --depth/--width/--resolution/--image-size, not phi or a GFLOPs target; use efficientnet or dWr"
+            )
         for label, value in (("depth", depth), ("width", width), ("resolution", resolution)):
             if value is not None:
                 check_float(label, value, min=0.0, min_open=True)
         if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
             raise ValueError(f"image_size must be a positive int, got {image_size!r}")
-        multipliers = Multipliers(depth or 1.0, width or 1.0, resolution or (image_size / base_image_size if image_size else 1.0))
+        multipliers = Multipliers(
+            depth or 1.0, width or 1.0, resolution or (image_size / base_image_size if image_size else 1.0)
+        )
+        check_multipliers(multipliers.depth, multipliers.width, multipliers.resolution)
         size = image_size if image_size is not None else scaled_image_size(base_image_size, multipliers.resolution)
         return ScaledModel(name, scaled_overrides(name, multipliers), size, multipliers, strategy)
     if any(value is not None for value in (depth, width, resolution, image_size)):
         raise ValueError(f"depth/width/resolution/image_size are for strategy 'explicit', not {strategy!r}")
     if (phi is None) == (target_gflops is None):
         raise ValueError("give exactly one of phi and target_gflops")
-    options = {"coefficients": coefficients, "exponents": exponents, "min_size": max(32, build_on_meta(name, features_only=True).min_input_size)}
+    strategy_multipliers(strategy, 1.0, coefficients=coefficients, exponents=exponents)  # bad coefficients: one line
     if phi is not None:
         if not isinstance(phi, (int, float)) or isinstance(phi, bool) or not phi >= 0 or not math.isfinite(phi):
             raise ValueError(
                 f"phi must be a finite number >= 0 (compound scaling grows the base), got {phi!r}; to shrink, "
                 "give a GFLOPs target below the base's or explicit multipliers < 1"
             )
+        limit = max_phi(strategy, coefficients=coefficients, exponents=exponents)
+        if phi > limit:
+            raise ValueError(
+                f"phi {phi:g} is above the limit {limit:.3g} for {strategy} (FLOPs growth <= {MAX_FLOPS_FACTOR:g} x, "
+                f"each multiplier <= {MAX_MULTIPLIER:g}: scaling.MAX_FLOPS_FACTOR / MAX_MULTIPLIER); expected phi <= {limit:.3g}"
+            )
+    else:
+        check_float("target_gflops", target_gflops, min=0.0, min_open=True)
+    options = {
+        "coefficients": coefficients,
+        "exponents": exponents,
+        "min_size": max(32, build_on_meta(name, features_only=True).min_input_size),
+    }
+    if phi is not None:
         return _at_phi(name, strategy, phi, base_image_size, options)
-    check_float("target_gflops", target_gflops, min=0.0, min_open=True)
     return _solve_target(name, strategy, target_gflops, base_image_size, options)  # type: ignore[arg-type]
 
 
 def _at_phi(name: str, strategy: str, phi: float, base_image_size: int, options: dict[str, Any]) -> ScaledModel:
-    multipliers = strategy_multipliers(strategy, phi, coefficients=options["coefficients"], exponents=options["exponents"])
+    multipliers = strategy_multipliers(
+        strategy, phi, coefficients=options["coefficients"], exponents=options["exponents"]
+    )
     size = scaled_image_size(base_image_size, multipliers.resolution, min_size=options["min_size"])
     return ScaledModel(name, scaled_overrides(name, multipliers), size, multipliers, strategy, phi=phi)
 
@@ -275,28 +351,40 @@ def _gflops(scaled: ScaledModel) -> float:
     return scaled.info()["flops"] / 1e9
 
 
-def _solve_target(name: str, strategy: str, target: float, base_image_size: int, options: dict[str, Any]) -> ScaledModel:
+def _solve_target(
+    name: str, strategy: str, target: float, base_image_size: int, options: dict[str, Any]
+) -> ScaledModel:
     """Bisection on phi over the measured FLOPs (monotone, but a step function of the rounding),
     bracketed around the phi the strategy's nominal FLOPs growth predicts."""
     base_gflops = _gflops(_at_phi(name, strategy, 0.0, base_image_size, options))
+    limit = max_phi(strategy, coefficients=options["coefficients"], exponents=options["exponents"])
+    if target > base_gflops * MAX_FLOPS_FACTOR:  # refused before any search (1e6 GFLOPs once ran for minutes)
+        raise ValueError(
+            f"target {target:g} GFLOPs is more than {MAX_FLOPS_FACTOR:g} x the {base_gflops:.3g} GFLOPs of {name} "
+            f"(the limit, scaling.MAX_FLOPS_FACTOR); expected a target <= {base_gflops * MAX_FLOPS_FACTOR:.4g}"
+        )
     if target < base_gflops:
         lowest = -40.0  # every width at make_divisible's floor, every stage one block
         smallest = _gflops(_at_phi(name, strategy, lowest, base_image_size, options))
         if smallest > target:
             raise ValueError(
                 f"target {target:g} GFLOPs is below the {smallest:.3g} GFLOPs that {name}'s smallest width "
-                f"(8 channels a layer) reaches under {strategy}; expected a target >= {smallest:.3g}"
+                f"(every width at its family's floor) reaches under {strategy}; expected a target >= {smallest:.3g}"
             )
     one = strategy_multipliers(strategy, 1.0, coefficients=options["coefficients"], exponents=options["exponents"])
     growth = one.depth * one.width**2 * one.resolution**2  # nominal FLOPs factor per unit of phi
     guess = math.log(target / base_gflops) / math.log(growth)
-    low, high = guess - 0.5, guess + 0.5
+    high = min(guess + 0.5, limit)
+    low = min(guess - 0.5, high)
     while _gflops(_at_phi(name, strategy, low, base_image_size, options)) > target and low > -40:
         low -= 1.0
-    while _gflops(_at_phi(name, strategy, high, base_image_size, options)) < target:
-        high += 1.0
-        if high > 64:
-            raise ValueError(f"target {target:g} GFLOPs is out of reach of {name} (more than phi 64)")
+    while (reached := _gflops(_at_phi(name, strategy, high, base_image_size, options))) < target:
+        if high >= limit:
+            raise ValueError(
+                f"target {target:g} GFLOPs is out of reach of {name} under {strategy}: phi {limit:.3g} (the limit, "
+                f"scaling.MAX_FLOPS_FACTOR / MAX_MULTIPLIER) reaches {reached:.4g}; expected a target <= {reached:.4g}"
+            )
+        high = min(high + 1.0, limit)
     for _ in range(30):
         middle = (low + high) / 2
         flops = _gflops(_at_phi(name, strategy, middle, base_image_size, options))

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,14 +53,52 @@ def _check_readable(path: Path) -> None:
         raise ValueError(f"cannot read weights file {str(path)!r}: the file is empty (0 bytes)")
 
 
+# Config fields renamed to the one vocabulary (issue 15), per family: old name -> new name, or
+# (new name, conversion) where the meaning changed form. Applied only to the architecture stored in a
+# checkpoint's metadata, so files written before the rename still load; ``create_model`` itself
+# accepts only the new names.
+RENAMED_FIELDS: dict[str, dict[str, str | tuple[str, Callable[[Any], Any]]]] = {
+    "vovnet": {"out_channels": "widths", "mid_channels": "mid_widths"},
+    "shufflenet_v1": {"stage_channels": "widths"},
+    "shufflenet_v2": {"stage_channels": "widths"},
+    "nasnet": {"stem_filters": "stem_channels", "penultimate_filters": "penultimate_channels"},
+    "inception_resnet_v2": {"final_channels": "head_channels"},
+    "inception_v3": {"mid_channels": "mid_widths"},
+    "senet": {"se_reduction": ("se_ratio", lambda reduction: 1 / reduction)},
+}
+
+
+def upgrade_stored_overrides(family: str, stored: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """``stored`` with the old field names of ``family`` renamed (``out_channels`` -> ``widths`` in VoVNet)."""
+    renames = RENAMED_FIELDS.get(family, {})
+    upgraded: dict[str, Any] = {}
+    for key, value in stored.items():
+        rule = renames.get(key)
+        if rule is None:
+            upgraded[key] = value
+            continue
+        new, convert = (rule, None) if isinstance(rule, str) else rule
+        if new in stored:
+            raise ValueError(f"{source!r}: metadata stores both {key!r} and its new name {new!r}; expected one of them")
+        try:
+            upgraded[new] = convert(value) if convert else value
+        except (TypeError, ZeroDivisionError, ArithmeticError):
+            raise ValueError(f"{source!r}: stored {key}={value!r} cannot be read as {new!r}") from None
+    return upgraded
+
+
 def _stored_overrides(path: Path, metadata: Mapping[str, str]) -> dict[str, Any]:
     text = metadata.get(OVERRIDES_KEY, "{}")
     try:
         overrides = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{str(path)!r}: metadata {OVERRIDES_KEY!r} is not valid JSON ({error.msg} at char {error.pos})") from None
+        raise ValueError(
+            f"{str(path)!r}: metadata {OVERRIDES_KEY!r} is not valid JSON ({error.msg} at char {error.pos})"
+        ) from None
     if not isinstance(overrides, dict):
-        raise ValueError(f"{str(path)!r}: metadata {OVERRIDES_KEY!r} must be a JSON object, got {type(overrides).__name__}")
+        raise ValueError(
+            f"{str(path)!r}: metadata {OVERRIDES_KEY!r} must be a JSON object, got {type(overrides).__name__}"
+        )
     return {k: _untuple(v) for k, v in overrides.items()}
 
 
@@ -78,13 +116,15 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         try:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
-                state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
-        except Exception as error:  # noqa: BLE001  (SafetensorError, OSError: re-raised with the file name)
-            raise ValueError(f"cannot read {str(path)!r} as safetensors ({path.stat().st_size} bytes; truncated or not safetensors?): {_cause(error)}") from None
+                state_dict = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118  (safe_open is not a dict)
+        except Exception as error:
+            raise ValueError(
+                f"cannot read {str(path)!r} as safetensors ({path.stat().st_size} bytes; truncated or not safetensors?): {_cause(error)}"
+            ) from None
         return state_dict, _stored_overrides(path, metadata)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001  (re-raised with the file name, first line only)
+    except Exception as error:
         raise ValueError(f"cannot read {str(path)!r} as plain tensors (weights_only=True): {_cause(error)}") from None
     for wrapper in ("state_dict", "model", "model_ema"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
@@ -96,8 +136,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
 
 
 _SAFETENSORS_DTYPES = {
-    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
 }
 
 
@@ -115,7 +163,11 @@ def write_safetensors(file: IO[bytes], tensors: Mapping[str, Tensor], metadata: 
         if tensor.dtype not in _SAFETENSORS_DTYPES:
             raise ValueError(f"cannot store {key!r} of dtype {tensor.dtype} in safetensors")
         size = tensor.numel() * tensor.element_size()
-        header[key] = {"dtype": _SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        header[key] = {
+            "dtype": _SAFETENSORS_DTYPES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     encoded = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
@@ -149,10 +201,14 @@ def save_weights(
 def _check_values(key: str, value: Tensor, expected: Tensor, source: str) -> None:
     """Floating weights stay floating and finite; integer buffers (``num_batches_tracked``) stay integer."""
     if value.is_complex():
-        raise ValueError(f"checkpoint {source!r}: {key} is complex ({value.dtype}); expected real floating-point weights")
+        raise ValueError(
+            f"checkpoint {source!r}: {key} is complex ({value.dtype}); expected real floating-point weights"
+        )
     if expected.is_floating_point():
         if not value.is_floating_point():
-            raise ValueError(f"checkpoint {source!r}: {key} has dtype {value.dtype}; expected floating-point weights (model: {expected.dtype})")
+            raise ValueError(
+                f"checkpoint {source!r}: {key} has dtype {value.dtype}; expected floating-point weights (model: {expected.dtype})"
+            )
         if value.numel() and not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
             raise ValueError(f"checkpoint {source!r}: {key} has {bad} NaN/inf values; expected finite weights")
@@ -209,7 +265,9 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], *, sour
 
     model_head = {k: v for k, v in expected.items() if k.startswith(HEAD_PREFIX)}
     stored_head = {k: v for k, v in state_dict.items() if k.startswith(HEAD_PREFIX)}
-    head_fits = bool(stored_head) and all(k in model_head and v.shape == model_head[k].shape for k, v in stored_head.items())
+    head_fits = bool(stored_head) and all(
+        k in model_head and v.shape == model_head[k].shape for k, v in stored_head.items()
+    )
     if model_head and head_fits:
         for key, value in stored_head.items():
             _check_values(key, value, model_head[key], source)

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vision_backbones.io import atomic_write
+from vision_backbones.io import atomic_write, check_output_folder, read_json, write_json
 from vision_backbones.scaling import Multipliers, scaled_overrides
+from vision_backbones.validate import check_float, check_int
 
 ALPHAS = (1.0, 1.2, 1.4, 1.6, 2.0)
 BETAS = (1.0, 1.1, 1.2, 1.3, 1.4)
@@ -32,37 +32,106 @@ GAMMAS = (1.0, 1.1, 1.15, 1.2, 1.3)
 
 def candidates(tolerance: float = 0.04) -> list[tuple[float, float, float]]:
     """Every (alpha, beta, gamma) of the grid with ``|alpha beta^2 gamma^2 - 2| <= tolerance * 2``."""
-    return [(a, b, g) for a, b, g in itertools.product(ALPHAS, BETAS, GAMMAS) if abs(a * b * b * g * g - 2) <= 2 * tolerance]
+    return [
+        (a, b, g) for a, b, g in itertools.product(ALPHAS, BETAS, GAMMAS) if abs(a * b * b * g * g - 2) <= 2 * tolerance
+    ]
 
 
 def proxy_size(base_size: int, gamma: float) -> int:
     return max(32, round(base_size * gamma / 4) * 4)
 
 
-def run_grid(base: str, out: Path, *, seeds: Sequence[int] = (0,), epochs: int = 2, train_images: int | None = 2000, tolerance: float = 0.04) -> list[dict[str, Any]]:
+GRID_FIX = "delete it to evaluate every candidate again, or pass a new --out"
+_ROW_KEYS = ("alpha", "beta", "gamma", "val_acc1", "test_acc1")
+
+
+def check_grid_arguments(
+    base: str,
+    out: Path,
+    *,
+    seeds: Sequence[int] = (0,),
+    epochs: int = 2,
+    train_images: int | None = 2000,
+    tolerance: float = 0.04,
+) -> list[tuple[float, float, float]]:
+    """Every argument of :func:`run_grid` checked before anything trains; returns the grid (base first)."""
+    scaled_overrides(base, Multipliers(depth=1.2, width=1.1))  # a family that cannot scale: its one line
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
+    for seed in seeds:
+        check_int("seed", seed, min=0)
+    check_int("epochs", epochs, min=1)
+    if train_images is not None:
+        check_int("train_images", train_images, min=1)
+    check_float("tolerance", tolerance, min=0.0, min_open=True)
+    found = candidates(tolerance)
+    if not found:
+        raise ValueError(
+            f"tolerance {tolerance:g} keeps no (alpha, beta, gamma) of the grid; expected a larger tolerance (0.04)"
+        )
+    check_output_folder("--out", out)
+    return [(1.0, 1.0, 1.0), *found]
+
+
+def _read_done(path: Path) -> dict[str, Any]:
+    """The finished candidates in ``grid.json`` (a resumed grid skips them), each checked."""
+    if not path.exists():
+        return {}
+    try:
+        done = read_json(path)
+    except ValueError as error:  # not JSON: the file named, and what to do
+        raise ValueError(f"{error}; {GRID_FIX}") from None
+    if not isinstance(done, dict):
+        raise ValueError(f"{str(path)!r} holds a JSON {type(done).__name__}, not the grid's candidates; {GRID_FIX}")
+    for key, row in done.items():
+        if not isinstance(row, dict) or any(not isinstance(row.get(k), (int, float)) for k in _ROW_KEYS):
+            raise ValueError(
+                f"{str(path)!r}: candidate {key!r} is not a finished row (expected {', '.join(_ROW_KEYS)}); {GRID_FIX}"
+            )
+    return done
+
+
+def run_grid(
+    base: str,
+    out: Path,
+    *,
+    seeds: Sequence[int] = (0,),
+    epochs: int = 2,
+    train_images: int | None = 2000,
+    tolerance: float = 0.04,
+) -> list[dict[str, Any]]:
     from rich.progress import Progress
 
     from vision_backbones.search.evaluate import ProxyTask, evaluate_architecture
 
-    path = out / "grid.json"
-    done: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    grid = [(1.0, 1.0, 1.0), *candidates(tolerance)]
+    grid = check_grid_arguments(base, out, seeds=seeds, epochs=epochs, train_images=train_images, tolerance=tolerance)
+    path = Path(out) / "grid.json"
+    done = _read_done(path)
     with Progress() as progress:
         task_bar = progress.add_task(f"alpha/beta/gamma grid on {base}", total=len(grid))
         for alpha, beta, gamma in grid:
             key = f"{alpha:g}/{beta:g}/{gamma:g}"
             if key not in done:
                 arch = scaled_overrides(base, Multipliers(depth=alpha, width=beta, resolution=gamma))
-                task = ProxyTask(data="mnist", image_size=proxy_size(32, gamma), epochs=epochs, train_images=train_images)
+                task = ProxyTask(
+                    data="mnist", image_size=proxy_size(32, gamma), epochs=epochs, train_images=train_images
+                )
                 trials = [evaluate_architecture(base, arch, task, seed=seed, latency=False) for seed in seeds]
                 done[key] = {
-                    "alpha": alpha, "beta": beta, "gamma": gamma, "flops_factor": alpha * beta**2 * gamma**2, "overrides": arch,
-                    "image_size": task.image_size, "val_acc1": statistics.mean(t["val_acc1"] for t in trials),
-                    "test_acc1": statistics.mean(t["test_acc1"] for t in trials), "params": trials[0]["params"],
-                    "proxy_flops": trials[0]["flops"], "seconds": sum(t["seconds"] for t in trials), "seeds": list(seeds),
+                    "alpha": alpha,
+                    "beta": beta,
+                    "gamma": gamma,
+                    "flops_factor": alpha * beta**2 * gamma**2,
+                    "overrides": arch,
+                    "image_size": task.image_size,
+                    "val_acc1": statistics.mean(t["val_acc1"] for t in trials),
+                    "test_acc1": statistics.mean(t["test_acc1"] for t in trials),
+                    "params": trials[0]["params"],
+                    "proxy_flops": trials[0]["flops"],
+                    "seconds": sum(t["seconds"] for t in trials),
+                    "seeds": list(seeds),
                 }
-                text = json.dumps(done, indent=1) + "\n"
-                atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+                write_json(path, done, indent=1)
             progress.advance(task_bar)
     return list(done.values())
 
@@ -71,14 +140,20 @@ def markdown(base: str, rows: list[dict[str, Any]], header: str) -> str:
     reference = next(r for r in rows if (r["alpha"], r["beta"], r["gamma"]) == (1.0, 1.0, 1.0))
     scaled = sorted((r for r in rows if r is not reference), key=lambda r: -r["val_acc1"])
     best = scaled[0]
-    lines = [header, "",
-             f"Chosen: **alpha {best['alpha']:g}, beta {best['beta']:g}, gamma {best['gamma']:g}** "
-             f"(val {best['val_acc1']:.2f} %, test {best['test_acc1']:.2f} %; unscaled {base}: val {reference['val_acc1']:.2f} %).", "",
-             "| alpha (depth) | beta (width) | gamma (resolution) | a b^2 g^2 | proxy px | params | proxy MFLOPs | val top-1 % | test top-1 % | s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        f"Chosen: **alpha {best['alpha']:g}, beta {best['beta']:g}, gamma {best['gamma']:g}** "
+        f"(val {best['val_acc1']:.2f} %, test {best['test_acc1']:.2f} %; unscaled {base}: val {reference['val_acc1']:.2f} %).",
+        "",
+        "| alpha (depth) | beta (width) | gamma (resolution) | a b^2 g^2 | proxy px | params | proxy MFLOPs | val top-1 % | test top-1 % | s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in [reference, *scaled]:
-        lines.append(f"| {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g} | {r['flops_factor']:.3f} | {r['image_size']} | {r['params'] / 1e6:.2f} M | "
-                     f"{r['proxy_flops'] / 1e6:.1f} | {r['val_acc1']:.2f} | {r['test_acc1']:.2f} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g} | {r['flops_factor']:.3f} | {r['image_size']} | {r['params'] / 1e6:.2f} M | "
+            f"{r['proxy_flops'] / 1e6:.1f} | {r['val_acc1']:.2f} | {r['test_acc1']:.2f} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -91,13 +166,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-images", type=int, default=2000)
-    parser.add_argument("--tolerance", type=float, default=0.04, help="keep candidates with |a b^2 g^2 - 2| <= 2 x this")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.04, help="keep candidates with |a b^2 g^2 - 2| <= 2 x this"
+    )
     args = parser.parse_args(argv)
+    check_grid_arguments(
+        args.base,
+        args.out,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        train_images=args.train_images,
+        tolerance=args.tolerance,
+    )  # before the folder exists: a refused grid leaves nothing
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows = run_grid(args.base, args.out, seeds=args.seeds, epochs=args.epochs, train_images=args.train_images, tolerance=args.tolerance)
-    header = (f"# alpha / beta / gamma grid on {args.base} (proxy: MNIST-5k, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
-              f"{describe(machine_info())}; {time.perf_counter() - start:.0f} s this run. One seed per candidate: differences under ~1 % are noise.")
+    rows = run_grid(
+        args.base,
+        args.out,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        train_images=args.train_images,
+        tolerance=args.tolerance,
+    )
+    header = (
+        f"# alpha / beta / gamma grid on {args.base} (proxy: MNIST-5k, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
+        f"{describe(machine_info())}; {time.perf_counter() - start:.0f} s this run. One seed per candidate: differences under ~1 % are noise."
+    )
     text = markdown(args.base, rows, header)
     atomic_write(args.out / "grid.md", lambda tmp: Path(tmp).write_text(text))
     print(text)

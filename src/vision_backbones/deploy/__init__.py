@@ -1,7 +1,9 @@
-"""Inference-time tools: batch-norm folding, memory-format choice, verified export, profiling.
+"""Inference-time tools: batch-norm folding, memory-format choice, verified export.
 
-Deployment at reduced precision: :mod:`~vision_backbones.deploy.checked_export` (``export_checked``:
-build, check against eager, choose, write), :mod:`~vision_backbones.deploy.runtimes` (ONNX Runtime,
+The export formats (ONNX, ExportedProgram, TorchScript, each checked against eager PyTorch):
+:mod:`~vision_backbones.deploy.formats`. Deployment at reduced precision:
+:mod:`~vision_backbones.deploy.checked_export` (``export_checked``: build, check against eager,
+choose, write), :mod:`~vision_backbones.deploy.runtimes` (ONNX Runtime,
 OpenVINO, torch; ``load`` a written file), :mod:`~vision_backbones.deploy.precision` (the check and
 its thresholds, bf16 support), :mod:`~vision_backbones.deploy.quantize` (int8 PTQ) and
 :mod:`~vision_backbones.deploy.calibration` (calibration images through the eval transform).

@@ -73,7 +73,9 @@ def load_images(
         missing = [url for url in urls if "://" not in url and not Path(url).is_file()]
         if missing:
             raise ValueError(f"calibration shard {missing[0]!r} does not exist; expected a WebDataset .tar file")
-        dataset = ShardDataset(urls, transform, train=False, seed=0, shuffle_buffer=0, rank=0, world_size=1, num_samples=None)
+        dataset = ShardDataset(
+            urls, transform, train=False, seed=0, shuffle_buffer=0, rank=0, world_size=1, num_samples=None
+        )
         for sample in dataset:
             if sample is not None:
                 samples.append(sample)
@@ -81,7 +83,9 @@ def load_images(
                 break
     else:
         if not Path(text).is_dir():
-            raise ValueError(f"calibration data {text!r} does not exist; expected a folder of class folders or a WebDataset .tar shard")
+            raise ValueError(
+                f"calibration data {text!r} does not exist; expected a folder of class folders or a WebDataset .tar shard"
+            )
         folder = ImageFolderDataset(text, transform)
         for index in _spread_evenly(len(folder), limit):
             sample = folder[index]

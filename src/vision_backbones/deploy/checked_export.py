@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,10 @@ import torch
 from torch import Tensor, nn
 
 from vision_backbones.deploy.calibration import LabelledImages
+from vision_backbones.deploy.formats import outputs
 from vision_backbones.deploy.precision import CheckResult, compare_outputs, require_native_bf16
 from vision_backbones.deploy.runtimes import SUFFIXES, Artefact, build, check_file_for, check_pair, runtimes_for
-from vision_backbones.io import atomic_write_bytes
+from vision_backbones.io import atomic_write_bytes, write_json
 
 CHECK_BATCH = 32  # images per predictor call while checking: bounds memory, any size is correct
 RANDOM_CHECK_IMAGES = 4
@@ -50,16 +51,24 @@ def _run(predict: Any, images: Tensor) -> list[Tensor]:
 
 
 def _eager(model: nn.Module, images: Tensor) -> list[Tensor]:
-    from vision_backbones.deploy.runtimes import _outputs
-
     with torch.inference_mode():
-        return _run(lambda x: _outputs(model(x)), images)
+        return _run(lambda x: outputs(model(x)), images)
 
 
-def check_artefact(artefact: Artefact, model: nn.Module, images: Tensor, labels: Tensor | None, *, expected: list[Tensor] | None = None, other_shape: Tensor | None = None) -> CheckResult:
+def check_artefact(
+    artefact: Artefact,
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor | None,
+    *,
+    expected: list[Tensor] | None = None,
+    other_shape: Tensor | None = None,
+) -> CheckResult:
     """Compare ``artefact`` with eager ``model`` on ``images`` (and the output shapes on ``other_shape``)."""
     expected = expected if expected is not None else _eager(model, images)
-    result = compare_outputs(expected, _run(artefact.predict, images), precision=artefact.precision, runtime=artefact.runtime, labels=labels)
+    result = compare_outputs(
+        expected, _run(artefact.predict, images), precision=artefact.precision, runtime=artefact.runtime, labels=labels
+    )
     if result.passed and other_shape is not None:
         want = [tuple(t.shape) for t in _eager(model, other_shape)]
         got = [tuple(t.shape) for t in artefact.predict(other_shape)]
@@ -72,7 +81,9 @@ def time_artefacts(outcomes: Sequence[Outcome], sample: Tensor, *, rounds: int =
     """Median milliseconds per call of each built artefact on ``sample``, interleaved (set in place)."""
     from vision_backbones.measure.timing import interleaved_times
 
-    functions = {o.runtime: (lambda predict=o.artefact.predict: predict(sample)) for o in outcomes if o.artefact is not None}
+    functions: dict[str, Callable[[], object]] = {
+        o.runtime: functools.partial(o.artefact.predict, sample) for o in outcomes if o.artefact is not None
+    }
     if not functions:
         return
     times = interleaved_times(functions, rounds=rounds, warmup=2)
@@ -120,7 +131,9 @@ def export_checked(
     if precision == "bf16":
         require_native_bf16()
     if precision == "int8" and calibration is None:
-        raise ValueError("precision 'int8' needs calibration images; expected --calibration PATH (a folder of class folders or a WebDataset shard)")
+        raise ValueError(
+            "precision 'int8' needs calibration images; expected --calibration PATH (a folder of class folders or a WebDataset shard)"
+        )
     model = model.eval()
     candidates = runtimes_for(precision) if runtime == "auto" else [runtime]
     for candidate in candidates:
@@ -129,9 +142,14 @@ def export_checked(
     if checked is not None:
         images, labels = checked.images, (checked.labels if check_data is not None else None)
     else:
-        images, labels = torch.randn(RANDOM_CHECK_IMAGES, 3, image_size, image_size, generator=torch.Generator().manual_seed(0)), None
+        images, labels = (
+            torch.randn(RANDOM_CHECK_IMAGES, 3, image_size, image_size, generator=torch.Generator().manual_seed(0)),
+            None,
+        )
     if images.shape[-1] != image_size or images.shape[-2] != image_size:
-        raise ValueError(f"check images are {tuple(images.shape[-2:])}, expected {image_size}x{image_size} (--crop-size must equal --image-size)")
+        raise ValueError(
+            f"check images are {tuple(images.shape[-2:])}, expected {image_size}x{image_size} (--crop-size must equal --image-size)"
+        )
     sample = images[:1]
     other = None if static_batch is not None else torch.randn(2, 3, image_size + 32, image_size + 32)
     expected = _eager(model, images)
@@ -145,7 +163,7 @@ def export_checked(
             options["compile"] = compile
         try:
             artefact = build(model, sample, precision=precision, runtime=candidate, **options)
-        except Exception as error:  # noqa: BLE001  (auto: one runtime failing to convert leaves the others)
+        except Exception as error:  # auto: one runtime failing to convert leaves the others
             if runtime != "auto":
                 raise
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -163,7 +181,9 @@ def export_checked(
         outcomes.append(Outcome(candidate, artefact, result))
     passing = [o for o in outcomes if o.check.passed]
     if not passing:
-        raise ValueError(f"no file written: the {precision} export failed its check ({'; '.join(o.runtime + ': ' + o.check.reason for o in outcomes)})")
+        raise ValueError(
+            f"no file written: the {precision} export failed its check ({'; '.join(o.runtime + ': ' + o.check.reason for o in outcomes)})"
+        )
     if len(passing) > 1:
         batch = static_batch or AUTO_BATCH
         time_artefacts(passing, images[torch.arange(batch) % images.shape[0]])
@@ -175,14 +195,19 @@ def export_checked(
     best.check.extra = {
         "image_size": image_size,
         "static_batch": static_batch,
-        "candidates": {o.runtime: {"passed": o.check.passed, "reason": o.check.reason, "milliseconds": o.milliseconds} for o in outcomes},
+        "candidates": {
+            o.runtime: {"passed": o.check.passed, "reason": o.check.reason, "milliseconds": o.milliseconds}
+            for o in outcomes
+        },
         "settings": best.artefact.settings,
     }
     write_artefact(best.artefact, target, best.check)
     return target, best.check
 
 
-def _check_static(artefact: Artefact, images: Tensor, labels: Tensor | None, batch: int, expected: list[Tensor]) -> CheckResult:
+def _check_static(
+    artefact: Artefact, images: Tensor, labels: Tensor | None, batch: int, expected: list[Tensor]
+) -> CheckResult:
     """A static-shape artefact takes exactly ``batch`` images: the last chunk is padded by repeating images."""
     count = images.shape[0]
     padded = images[torch.arange(-(-count // batch) * batch) % count]
@@ -196,7 +221,7 @@ def write_artefact(artefact: Artefact, target: Path, check: CheckResult) -> list
     written = []
     for suffix, data in artefact.files.items():
         written.append(atomic_write_bytes(target.with_suffix(suffix), data))
-    payload = json.loads(check.to_json())
-    payload["settings"] = artefact.settings
-    written.append(atomic_write_bytes(check_file_for(target), (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()))
+    written.append(
+        write_json(check_file_for(target), {**check.as_dict(), "settings": artefact.settings}, sort_keys=True)
+    )
     return written

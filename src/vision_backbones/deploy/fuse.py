@@ -9,13 +9,16 @@ concatenation-heavy networks down.
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
 import statistics
-import time
-from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from vision_backbones.measure.timing import time_calls
 
 
 def fuse(model: nn.Module) -> nn.Module:
@@ -25,21 +28,12 @@ def fuse(model: nn.Module) -> nn.Module:
         if not isinstance(parent, nn.Sequential):  # only there does child order equal execution order
             continue
         names = list(parent._modules)
-        for first, second in zip(names, names[1:]):
+        for first, second in itertools.pairwise(names):
             conv, norm = parent._modules[first], parent._modules[second]
             if type(conv) is nn.Conv2d and type(norm) is nn.BatchNorm2d and norm.track_running_stats:
                 parent._modules[first] = fuse_conv_bn_eval(conv, norm)
                 parent._modules[second] = nn.Identity()
     return fused
-
-
-def _median_seconds(function: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def choose_memory_format(
@@ -51,14 +45,18 @@ def choose_memory_format(
     machine noise does not flip the choice between two equally fast layouts.
     """
     timings: dict[torch.memory_format, list[float]] = {torch.contiguous_format: [], torch.channels_last: []}
-    candidates = {fmt: (copy.deepcopy(model).to(memory_format=fmt), sample.contiguous(memory_format=fmt)) for fmt in timings}
+    candidates = {
+        fmt: (copy.deepcopy(model).to(memory_format=fmt), sample.contiguous(memory_format=fmt)) for fmt in timings
+    }
     with torch.inference_mode():
         for candidate, x in candidates.values():
             candidate(x)  # warm-up
         for _ in range(repeats):  # interleaved, so drifting machine load hits both alike
             for fmt, (candidate, x) in candidates.items():
-                timings[fmt].append(_median_seconds(lambda: candidate(x), 1))
-    contiguous, channels_last = (statistics.median(timings[fmt]) for fmt in (torch.contiguous_format, torch.channels_last))
+                timings[fmt] += time_calls(functools.partial(candidate, x), repeats=1, warmup=0)
+    contiguous, channels_last = (
+        statistics.median(timings[fmt]) for fmt in (torch.contiguous_format, torch.channels_last)
+    )
     return torch.channels_last if channels_last < contiguous * (1.0 - margin) else torch.contiguous_format
 
 
@@ -73,5 +71,6 @@ def optimize_for_inference(
     memory_format = choose_memory_format(fused, sample)
     fused = fused.to(memory_format=memory_format)
     if compile:
-        fused = torch.compile(fused)
+        # torch.compile of a Module returns an OptimizedModule (a Module); torch types it as a callable
+        fused = cast(nn.Module, torch.compile(fused))
     return fused, memory_format

@@ -12,12 +12,13 @@ The thresholds are named constants below, each with the reason for its value.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from vision_backbones.io import jsonable
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -65,8 +66,9 @@ class CheckResult:
     thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, as JSON holds it (the form stored in ``OUT.check.json``)."""
+        return jsonable(dataclasses.asdict(self))
 
     def summary(self) -> str:
         """One line for the terminal."""
@@ -75,7 +77,8 @@ class CheckResult:
             parts.append(f"max abs diff {self.max_abs_diff:.2e} (output scale {self.output_scale:.3g})")
         if self.min_cosine is not None:
             parts.append(f"cosine min {self.min_cosine:.5f} mean {self.mean_cosine:.5f}")
-        if self.top1_agreement is not None:
+        # the top-1 fields are set together (compare_outputs, with labels)
+        if self.top1_agreement is not None and self.top1_eager is not None and self.top1_artefact is not None:
             parts.append(
                 f"top-1 agreement {100 * self.top1_agreement:.2f} %, top-1 {100 * self.top1_eager:.2f} % -> "
                 f"{100 * self.top1_artefact:.2f} % ({self.top1_change_points:+.2f} points)"
@@ -108,16 +111,32 @@ def compare_outputs(
         allowed = FP32_TOLERANCE * max(1.0, scale)
         passed = difference <= allowed  # also False for NaN
         reason = "" if passed else f"max abs diff {difference:.2e} > {allowed:.2e}"
-        return CheckResult(precision, runtime, passed, reason, samples, max_abs_diff=difference, output_scale=scale, thresholds={"tolerance": FP32_TOLERANCE})
+        return CheckResult(
+            precision,
+            runtime,
+            passed,
+            reason,
+            samples,
+            max_abs_diff=difference,
+            output_scale=scale,
+            thresholds={"tolerance": FP32_TOLERANCE},
+        )
     cosine = torch.nn.functional.cosine_similarity(candidate.double(), reference.double(), dim=1, eps=1e-12)
     cosine = torch.nan_to_num(cosine, nan=-1.0)
+    min_cosine = float(cosine.min())
     result = CheckResult(
-        precision, runtime, True, "", samples, min_cosine=float(cosine.min()), mean_cosine=float(cosine.mean()),
+        precision,
+        runtime,
+        True,
+        "",
+        samples,
+        min_cosine=min_cosine,
+        mean_cosine=float(cosine.mean()),
         thresholds={"min_cosine": MIN_COSINE[precision]},
     )
     failures = []
-    if result.min_cosine < MIN_COSINE[precision]:
-        failures.append(f"cosine {result.min_cosine:.4f} < {MIN_COSINE[precision]}")
+    if min_cosine < MIN_COSINE[precision]:
+        failures.append(f"cosine {min_cosine:.4f} < {MIN_COSINE[precision]}")
     logits = [(a, b) for a, b in zip(expected, got) if a.dim() == 2]
     if labels is not None and len(logits) == 1:
         eager_top1, artefact_top1 = logits[0][0].argmax(1), logits[0][1].argmax(1)

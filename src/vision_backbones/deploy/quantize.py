@@ -56,8 +56,14 @@ def onnxruntime_int8(onnx_model: bytes, calibration: Sequence[Tensor], *, flags:
         source.write_bytes(onnx_model)
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=False)
         quantize_static(
-            str(prepared), str(quantized), Reader(input_name), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=_reduce_range(flags),
+            str(prepared),
+            str(quantized),
+            Reader(input_name),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            reduce_range=_reduce_range(flags),
         )
         return quantized.read_bytes()
 
@@ -70,4 +76,6 @@ def openvino_int8(model: Any, calibration: Sequence[Tensor]) -> Any:
         raise ValueError("int8 quantization needs calibration images; expected at least one batch")
     # one image per item: NNCF's subset_size counts items, and a batch dimension of 1 fits any input shape
     images = [image[None].numpy() for batch in calibration for image in batch]
-    return nncf.quantize(model, nncf.Dataset(images), subset_size=len(images), preset=nncf.QuantizationPreset.PERFORMANCE)
+    return nncf.quantize(
+        model, nncf.Dataset(images), subset_size=len(images), preset=nncf.QuantizationPreset.PERFORMANCE
+    )

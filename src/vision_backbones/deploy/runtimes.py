@@ -18,21 +18,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vision_backbones.deploy.formats import onnx_bytes, outputs
+from vision_backbones.io import read_json
+
 RUNTIMES = ("onnxruntime", "openvino", "torch")
 SUFFIXES = {"onnxruntime": ".onnx", "openvino": ".xml", "torch": ".pt2"}
 # (precision, runtime) pairs that are not offered, with the reason given to the user.
 UNSUPPORTED = {
-    ("bf16", "onnxruntime"): "ONNX Runtime's CPU provider has no bf16 convolution kernels; expected --runtime openvino or torch",
+    (
+        "bf16",
+        "onnxruntime",
+    ): "ONNX Runtime's CPU provider has no bf16 convolution kernels; expected --runtime openvino or torch",
     ("int8", "torch"): "the torch runtime has no int8 path here; expected --runtime onnxruntime or openvino",
 }
 OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -54,12 +59,6 @@ class Artefact:
 def runtimes_for(precision: str) -> list[str]:
     """The runtimes that offer ``precision``, in the order ``--runtime auto`` tries them."""
     return [runtime for runtime in RUNTIMES if (precision, runtime) not in UNSUPPORTED]
-
-
-def _outputs(result: Any) -> list[Tensor]:
-    if isinstance(result, Tensor):
-        return [result]
-    return [torch.as_tensor(r) if not isinstance(r, Tensor) else r for r in result]
 
 
 # ------------------------------------------------------------------------------------ ONNX Runtime
@@ -85,9 +84,16 @@ def onnxruntime_predictor(data: bytes, *, threads: int | None = None) -> Predict
     return predict
 
 
-def build_onnxruntime(model: nn.Module, sample: Tensor, *, precision: str, calibration: Sequence[Tensor] = (), threads: int | None = None, onnx_model: bytes | None = None) -> Artefact:
+def build_onnxruntime(
+    model: nn.Module,
+    sample: Tensor,
+    *,
+    precision: str,
+    calibration: Sequence[Tensor] = (),
+    threads: int | None = None,
+    onnx_model: bytes | None = None,
+) -> Artefact:
     """fp32: the library's ONNX export (dynamic batch and size); int8: it quantized (static QDQ)."""
-    from vision_backbones.deploy.export import onnx_bytes
     from vision_backbones.deploy.quantize import onnxruntime_int8
 
     data = onnx_model if onnx_model is not None else onnx_bytes(model, sample)
@@ -101,7 +107,11 @@ def build_onnxruntime(model: nn.Module, sample: Tensor, *, precision: str, calib
 
 def openvino_config(precision: str, threads: int | None) -> dict[str, Any]:
     """Compile options: the inference precision (int8 graphs keep their unquantized ops in fp32), latency, one stream."""
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION.get(precision, "f32"), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION.get(precision, "f32"),
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+    }
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
     return config
@@ -111,7 +121,16 @@ def openvino_predictor(xml: bytes, weights: bytes, config: dict[str, Any]) -> Pr
     import openvino
 
     core = openvino.Core()
-    compiled = core.compile_model(core.read_model(xml.decode(), openvino.Tensor(np.frombuffer(weights, dtype=np.uint8)) if weights else openvino.Tensor(np.empty(0, np.uint8))), "CPU", config)
+    compiled = core.compile_model(
+        core.read_model(
+            xml.decode(),
+            openvino.Tensor(np.frombuffer(weights, dtype=np.uint8))
+            if weights
+            else openvino.Tensor(np.empty(0, np.uint8)),
+        ),
+        "CPU",
+        config,
+    )
     request = compiled.create_infer_request()
 
     def predict(x: Tensor) -> list[Tensor]:
@@ -122,8 +141,14 @@ def openvino_predictor(xml: bytes, weights: bytes, config: dict[str, Any]) -> Pr
 
 
 def build_openvino(
-    model: nn.Module, sample: Tensor, *, precision: str, calibration: Sequence[Tensor] = (), threads: int | None = None,
-    static_shape: Sequence[int] | None = None, onnx_model: bytes | None = None,
+    model: nn.Module,
+    sample: Tensor,
+    *,
+    precision: str,
+    calibration: Sequence[Tensor] = (),
+    threads: int | None = None,
+    static_shape: Sequence[int] | None = None,
+    onnx_model: bytes | None = None,
 ) -> Artefact:
     """An OpenVINO IR (``.xml`` + ``.bin``) converted from the library's verified ONNX export.
 
@@ -133,7 +158,6 @@ def build_openvino(
     """
     import openvino
 
-    from vision_backbones.deploy.export import onnx_bytes
     from vision_backbones.deploy.quantize import openvino_int8
 
     data = onnx_model if onnx_model is not None else onnx_bytes(model, sample)
@@ -151,9 +175,14 @@ def build_openvino(
         target = Path(folder) / "model.xml"
         openvino.save_model(converted, str(target), compress_to_fp16=False)
         xml, weights = target.read_bytes(), target.with_suffix(".bin").read_bytes()
-    settings = {"openvino_config": {k: v for k, v in config.items() if k != "INFERENCE_NUM_THREADS"}, "static_shape": list(static_shape) if static_shape else None}
+    settings = {
+        "openvino_config": {k: v for k, v in config.items() if k != "INFERENCE_NUM_THREADS"},
+        "static_shape": list(static_shape) if static_shape else None,
+    }
     # .bin first, .xml last: the .xml names the model, so it appears only once its weights are complete
-    return Artefact("openvino", precision, {".bin": weights, ".xml": xml}, openvino_predictor(xml, weights, config), settings)
+    return Artefact(
+        "openvino", precision, {".bin": weights, ".xml": xml}, openvino_predictor(xml, weights, config), settings
+    )
 
 
 # ------------------------------------------------------------------------------------ PyTorch
@@ -168,17 +197,26 @@ def torch_predictor(program_bytes: bytes, *, precision: str, channels_last: bool
     if channels_last:
         module = module.to(memory_format=memory_format)
     if compile:
-        module = torch.compile(module)
+        # torch.compile of a Module returns an OptimizedModule (a Module); torch types it as a callable
+        module = cast(nn.Module, torch.compile(module))
     dtype = "bf16" if precision == "bf16" else "fp32"
 
     def predict(x: Tensor) -> list[Tensor]:
         with torch.inference_mode(), autocast(dtype):
-            return [o.float() for o in _outputs(module(x.contiguous(memory_format=memory_format)))]
+            return [o.float() for o in outputs(module(x.contiguous(memory_format=memory_format)))]
 
     return predict
 
 
-def build_torch(model: nn.Module, sample: Tensor, *, precision: str, compile: bool = True, channels_last: bool | None = None, **_: Any) -> Artefact:
+def build_torch(
+    model: nn.Module,
+    sample: Tensor,
+    *,
+    precision: str,
+    compile: bool = True,
+    channels_last: bool | None = None,
+    **_: Any,
+) -> Artefact:
     """``fuse`` (batch norm folded) -> ``torch.export`` with a dynamic batch (the image size is fixed) -> ``.pt2``.
 
     At load time the program runs in channels_last (measured on this machine unless given), under
@@ -198,7 +236,13 @@ def build_torch(model: nn.Module, sample: Tensor, *, precision: str, compile: bo
     torch.export.save(program, buffer)
     data = buffer.getvalue()
     settings = {"channels_last": channels_last, "compile": compile, "autocast": "bf16" if precision == "bf16" else None}
-    return Artefact("torch", precision, {".pt2": data}, torch_predictor(data, precision=precision, channels_last=channels_last, compile=compile), settings)
+    return Artefact(
+        "torch",
+        precision,
+        {".pt2": data},
+        torch_predictor(data, precision=precision, channels_last=channels_last, compile=compile),
+        settings,
+    )
 
 
 @contextlib.contextmanager
@@ -210,7 +254,11 @@ def warnings_ignored() -> Any:
         yield
 
 
-BUILDERS = {"onnxruntime": build_onnxruntime, "openvino": build_openvino, "torch": build_torch}
+BUILDERS: dict[str, Callable[..., Artefact]] = {
+    "onnxruntime": build_onnxruntime,
+    "openvino": build_openvino,
+    "torch": build_torch,
+}
 
 
 def check_pair(precision: str, runtime: str) -> None:
@@ -228,7 +276,9 @@ def build(model: nn.Module, sample: Tensor, *, precision: str, runtime: str, **o
     """The artefact of ``model`` for ``precision`` on ``runtime`` (``options``: the builder's keywords)."""
     check_pair(precision, runtime)
     if runtime == "auto":
-        raise ValueError("runtime 'auto' chooses among several artefacts; expected one of " + ", ".join(RUNTIMES) + " here")
+        raise ValueError(
+            "runtime 'auto' chooses among several artefacts; expected one of " + ", ".join(RUNTIMES) + " here"
+        )
     return BUILDERS[runtime](model, sample, precision=precision, **options)
 
 
@@ -237,15 +287,22 @@ def load(path: str | Path, *, threads: int | None = None) -> Predict:
     path = Path(path)
     sidecar = check_file_for(path)
     if not sidecar.is_file():
-        raise ValueError(f"{str(path)!r} has no {sidecar.name} beside it; expected a file written by `backbones export --precision`")
-    info = json.loads(sidecar.read_text())
+        raise ValueError(
+            f"{str(path)!r} has no {sidecar.name} beside it; expected a file written by `backbones export --precision`"
+        )
+    info = read_json(sidecar)
     runtime, precision, settings = info["runtime"], info["precision"], info.get("settings", {})
     if runtime == "onnxruntime":
         return onnxruntime_predictor(path.read_bytes(), threads=threads)
     if runtime == "openvino":
         config = {**settings.get("openvino_config", {}), **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
         return openvino_predictor(path.read_bytes(), path.with_suffix(".bin").read_bytes(), config)
-    return torch_predictor(path.read_bytes(), precision=precision, channels_last=settings.get("channels_last", False), compile=settings.get("compile", True))
+    return torch_predictor(
+        path.read_bytes(),
+        precision=precision,
+        channels_last=settings.get("channels_last", False),
+        compile=settings.get("compile", True),
+    )
 
 
 def check_file_for(path: str | Path) -> Path:

@@ -9,9 +9,8 @@ from vision_backbones.layers.separable import SeparableConv2d, channel_shuffle
 from vision_backbones.layers.squeeze_excite import EffectiveSqueezeExcite, SqueezeExcite
 
 __all__ = [
-    "ConvNormAct", "conv_pool_stem",
+    "ConvNormAct",
     "DropPath",
-    "drop_path_rates",
     "EffectiveSqueezeExcite",
     "InvertedResidual",
     "LayerNorm2d",
@@ -19,6 +18,8 @@ __all__ = [
     "SeparableConv2d",
     "SqueezeExcite",
     "channel_shuffle",
+    "conv_pool_stem",
+    "drop_path_rates",
     "init_weights",
     "make_divisible",
 ]

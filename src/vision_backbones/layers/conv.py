@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-
 from collections.abc import Callable
 
 from torch import nn
@@ -44,17 +43,20 @@ class ConvNormAct(nn.Sequential):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int = 3,
+        kernel_size: int | tuple[int, int] = 3,
         *,
         stride: int = 1,
         groups: int = 1,
         dilation: int = 1,
-        padding: int | None = None,
+        padding: int | tuple[int, int] | None = None,
         norm_layer: LayerFactory | None = nn.BatchNorm2d,
         act_layer: LayerFactory | None = nn.ReLU,
     ) -> None:
         if padding is None:
-            padding = (kernel_size - 1) // 2 * dilation
+            if isinstance(kernel_size, int):
+                padding = (kernel_size - 1) // 2 * dilation
+            else:  # an asymmetric kernel, (kh, kw): "same" padding per dimension
+                padding = ((kernel_size[0] - 1) // 2 * dilation, (kernel_size[1] - 1) // 2 * dilation)
         layers: dict[str, nn.Module] = {
             "conv": nn.Conv2d(
                 in_channels,

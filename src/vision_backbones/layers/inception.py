@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -40,9 +40,9 @@ class BasicConv(ConvNormAct):
         super().__init__(
             in_channels,
             out_channels,
-            kernel_size,  # type: ignore[arg-type]  (nn.Conv2d takes a pair)
+            kernel_size,
             stride=stride,
-            padding=(kh // 2, kw // 2) if padding is None else padding,  # type: ignore[arg-type]
+            padding=(kh // 2, kw // 2) if padding is None else padding,
             norm_layer=partial(nn.BatchNorm2d, eps=1e-3),
         )
 
@@ -71,7 +71,7 @@ class Branches(nn.Module):
 
 def _out_channels(branch: nn.Module, in_channels: int) -> int:
     if hasattr(branch, "out_channels"):  # a conv (ConvNormAct is itself a Sequential) or nested Branches
-        return branch.out_channels
+        return cast(int, branch.out_channels)
     if isinstance(branch, nn.Sequential):
         return _out_channels(branch[-1], in_channels)
     return in_channels  # a pool passes the input channels through
@@ -90,9 +90,7 @@ def split_1x3_3x1(in_channels: int, out_channels: int) -> Branches:
     )
 
 
-def inception_stage(
-    downsample: nn.Module, blocks: Sequence[nn.Module], conv: nn.Module | None = None
-) -> nn.Sequential:
+def inception_stage(downsample: nn.Module, blocks: Sequence[nn.Module], conv: nn.Module | None = None) -> nn.Sequential:
     """One feature level: halve the resolution (pool or reduction block), blocks, optional final conv."""
     parts: dict[str, nn.Module] = {"downsample": downsample, "blocks": nn.Sequential(*blocks)}
     if conv is not None:
@@ -105,7 +103,7 @@ def chain(in_channels: int, blocks: Iterable[Callable[[int], nn.Module]]) -> tup
     modules: list[nn.Module] = []
     for block in blocks:
         modules.append(block(in_channels))
-        in_channels = modules[-1].out_channels
+        in_channels = cast(int, modules[-1].out_channels)  # every Inception block sets out_channels
     return modules, in_channels
 
 
@@ -135,6 +133,10 @@ def stem_stride4(in_channels: int) -> nn.Sequential:
 class TransformInput(nn.Module):
     """ImageNet mean/std-normalised input -> the [-1, 1] scaling Google's checkpoints were trained on."""
 
+    if TYPE_CHECKING:  # the buffers registered in __init__; a runtime annotation would be a string TorchScript rejects
+        scale: Tensor
+        shift: Tensor
+
     def __init__(self) -> None:
         super().__init__()
         mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
@@ -160,4 +162,6 @@ def input_transform(transform_input: bool, in_channels: int) -> nn.Module:
 # What a classifier with auxiliary heads returns in training mode (eval mode gives plain logits):
 # ``logits`` and ``aux_logits``, shallowest head first. Functional form so that TorchScript sees real
 # types (``from __future__ import annotations`` would leave strings in a class body).
-InceptionOutputs = NamedTuple("InceptionOutputs", [("logits", Tensor), ("aux_logits", list[Tensor])])
+class InceptionOutputs(NamedTuple):
+    logits: Tensor
+    aux_logits: list[Tensor]

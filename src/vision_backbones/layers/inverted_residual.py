@@ -28,7 +28,12 @@ from vision_backbones.layers.squeeze_excite import SqueezeExcite
 from vision_backbones.validate import check_choice, check_float, check_int
 
 # Row activations by name, so that rows stay plain JSON data.
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hard_swish": nn.Hardswish, "silu": nn.SiLU}
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hard_swish": nn.Hardswish,
+    "silu": nn.SiLU,
+}
 
 
 class MBConvRow(NamedTuple):
@@ -70,8 +75,14 @@ def _row(index: int, value: Any) -> MBConvRow:
         try:
             row = MBConvRow(**value)
         except TypeError:
-            raise ValueError(f"{name} {dict(value)!r} lacks a field; expected at least expand_ratio, kernel_size, stride, out_channels") from None
-    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and 4 <= len(value) <= len(MBConvRow._fields):
+            raise ValueError(
+                f"{name} {dict(value)!r} lacks a field; expected at least expand_ratio, kernel_size, stride, out_channels"
+            ) from None
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes))
+        and 4 <= len(value) <= len(MBConvRow._fields)
+    ):
         row = MBConvRow(*value)
     else:
         raise ValueError(f"{name} must be an MBConvRow, a mapping or a sequence of 4-8 fields, got {value!r}")
@@ -166,6 +177,7 @@ def expand_rows(
     ``se_ratio`` of the expanded channels rounded to 8 (MobileNetV3), or with ``se_of_input`` of the
     block's input channels, floored (EfficientNet's TensorFlow rule).
     """
+
     def scale(channels: float) -> int:
         return make_divisible(channels * width_multiplier)
 
@@ -182,7 +194,9 @@ def expand_rows(
                 expanded = make_divisible(in_channels * row.expand_ratio)  # type: ignore[operator]
             squeeze = 0
             if row.se_ratio > 0:
-                squeeze = max(1, int(in_channels * row.se_ratio)) if se_of_input else make_divisible(expanded * row.se_ratio)
+                squeeze = (
+                    max(1, int(in_channels * row.se_ratio)) if se_of_input else make_divisible(expanded * row.se_ratio)
+                )
             specs.append(
                 InvertedResidualSpec(
                     in_channels,
@@ -239,7 +253,9 @@ class InvertedResidual(nn.Module):
         )
         self.se: nn.Module = nn.Identity()
         if squeeze_channels > 0:
-            self.se = SqueezeExcite(expanded_channels, squeeze_channels, act_layer=se_act_layer, gate_layer=se_gate_layer)
+            self.se = SqueezeExcite(
+                expanded_channels, squeeze_channels, act_layer=se_act_layer, gate_layer=se_gate_layer
+            )
         # No activation after the projection: the "linear bottleneck" keeps the narrow tensor's information.
         self.project = ConvNormAct(expanded_channels, out_channels, 1, norm_layer=norm_layer, act_layer=None)
         # Stochastic depth only makes sense on a residual branch (torchvision and timm agree).

@@ -28,13 +28,21 @@ class SeparableConv2d(nn.Sequential):
         if padding is None:
             padding = (kernel_size - 1) // 2 * dilation
         super().__init__(
-            OrderedDict({
-                "depthwise": nn.Conv2d(
-                    in_channels, in_channels, kernel_size, stride=stride, padding=padding,
-                    dilation=dilation, groups=in_channels, bias=bias,
-                ),
-                "pointwise": nn.Conv2d(in_channels, out_channels, 1, bias=bias),
-            })
+            OrderedDict(
+                {
+                    "depthwise": nn.Conv2d(
+                        in_channels,
+                        in_channels,
+                        kernel_size,
+                        stride=stride,
+                        padding=padding,
+                        dilation=dilation,
+                        groups=in_channels,
+                        bias=bias,
+                    ),
+                    "pointwise": nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+                }
+            )
         )
 
 

@@ -1,20 +1,29 @@
 """Measuring models: timing, memory, the machine, and reference models to compare against.
 
-Shared by ``backbones profile`` (:mod:`vision_backbones.deploy.profile`), ``benchmarks/compare.py``
+Shared by ``backbones profile`` (:mod:`~vision_backbones.measure.profile`), ``benchmarks/compare.py``
 and the tests. Imports torch only; torchvision/timm are imported when a reference is built.
 
 - :mod:`~vision_backbones.measure.timing`: warm-up + repeats, interleaved A/B rounds, medians and spreads;
 - :mod:`~vision_backbones.measure.steps`: the dtype context and the training step being timed;
 - :mod:`~vision_backbones.measure.memory`: peak activation bytes, bytes saved for backward;
 - :mod:`~vision_backbones.measure.machine`: CPU model, ISA flags, cores and versions, recorded with every result;
-- :mod:`~vision_backbones.measure.references`: torchvision/timm references with our weights, ``randomize_norm_stats``.
+- :mod:`~vision_backbones.measure.references`: torchvision/timm references with our weights, ``randomize_norm_stats``;
+- :mod:`~vision_backbones.measure.profile`: parameters, FLOPs per level, memory and speed of a model (``backbones profile``),
+  drawn by :mod:`~vision_backbones.measure.profile_plot`.
 """
 
 from vision_backbones.measure.machine import cpu_model, isa_flags, machine_info
 from vision_backbones.measure.memory import LiveActivationMemory, SavedForBackward
 from vision_backbones.measure.references import build_pair, build_reference, randomize_norm_stats
 from vision_backbones.measure.steps import DTYPES, autocast, classification_loss, training_step
-from vision_backbones.measure.timing import call_seconds, interleaved_times, num_threads, ratio_summary, summarize, time_calls
+from vision_backbones.measure.timing import (
+    call_seconds,
+    interleaved_times,
+    num_threads,
+    ratio_summary,
+    summarize,
+    time_calls,
+)
 
 __all__ = [
     "DTYPES",

@@ -20,9 +20,29 @@ import torch
 
 # x86 (``flags``) then Arm (``Features``): the ones that change which conv/matmul kernels run.
 ISA_FLAGS = (
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-    "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16",
-    "asimd", "asimdhp", "asimddp", "sve", "sve2", "bf16", "i8mm",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx_vnni",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "amx_fp16",
+    "asimd",
+    "asimdhp",
+    "asimddp",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
 )
 PACKAGES = ("torchvision", "timm", "onnxruntime", "onnx")
 
@@ -47,7 +67,9 @@ def _cpu_fields() -> dict[str, str]:
         found = {}
     if "model" not in found or "flags" not in found:
         try:
-            lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"}, check=False)
+            lscpu = subprocess.run(
+                ["lscpu"], capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"}, check=False
+            )
             found = {**_parse(lscpu.stdout.splitlines(), keys), **found}
         except (OSError, subprocess.SubprocessError):
             pass

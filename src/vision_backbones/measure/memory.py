@@ -55,7 +55,7 @@ class LiveActivationMemory(TorchDispatchMode):
         self.live += nbytes
         self.peak = max(self.peak, self.live)
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for leaf in tree_leaves(out):
             if isinstance(leaf, Tensor):

@@ -24,7 +24,11 @@ def randomize_norm_stats(model: nn.Module, seed: int = 1) -> nn.Module:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+            if (
+                isinstance(module, nn.modules.batchnorm._BatchNorm)
+                and module.running_mean is not None
+                and module.running_var is not None
+            ):
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
                 if module.affine:
@@ -54,7 +58,9 @@ def build_reference(library: str, name: str, *, seed: int = 0, **kwargs: Any) ->
     return randomize_norm_stats(model).eval()
 
 
-def build_pair(library: str, name: str, *, seed: int = 0, reference_kwargs: Mapping[str, Any] | None = None) -> tuple[nn.Module, nn.Module]:
+def build_pair(
+    library: str, name: str, *, seed: int = 0, reference_kwargs: Mapping[str, Any] | None = None
+) -> tuple[nn.Module, nn.Module]:
     """``(ours, theirs)`` in eval mode: the reference from :func:`build_reference`, ours converted from its state dict."""
     from vision_backbones.convert import from_timm, from_torchvision
 

@@ -28,7 +28,9 @@ def classification_loss(output: Any, target: Tensor) -> Tensor:
     return sum(nn.functional.cross_entropy(t.float(), target) for t in logits)  # type: ignore[return-value]
 
 
-def training_step(model: nn.Module, x: Tensor, target: Tensor, *, dtype: str = "fp32", lr: float = 1e-4) -> Callable[[], None]:
+def training_step(
+    model: nn.Module, x: Tensor, target: Tensor, *, dtype: str = "fp32", lr: float = 1e-4
+) -> Callable[[], None]:
     """A closure running one forward + backward + SGD step of ``model`` (which must be in train mode)."""
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
 

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
 from vision_backbones.layers import ConvNormAct
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int, check_ints, check_rate
 
 
 def _conv_relu(
@@ -77,12 +79,9 @@ class AlexNetConfig:
     drop_rate: float = 0.5
 
     def __post_init__(self) -> None:
-        if len(self.widths) != 5 or not all(isinstance(w, int) and w > 0 for w in self.widths):
-            raise ValueError(f"widths must be 5 positive ints (one per conv), got {self.widths!r}")
-        if self.hidden_channels < 1:
-            raise ValueError(f"hidden_channels must be >= 1, got {self.hidden_channels}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        check_ints("widths", self.widths, min=1, length=5)
+        check_int("hidden_channels", self.hidden_channels, min=1)
+        check_rate("drop_rate", self.drop_rate)
 
 
 def _min_input_size() -> int:
@@ -113,4 +112,10 @@ class AlexNet(Backbone):
 
 VARIANTS: dict[str, AlexNetConfig] = {"alexnet": AlexNetConfig()}
 
-register_family("alexnet", VARIANTS, AlexNet)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(channels=("widths",), fixed_because="it has one conv per level, no repeated blocks to count")
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): resize 256, center crop 224, bilinear.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=224 / 256, interpolation="bilinear")
+
+register_family("alexnet", VARIANTS, AlexNet, design=DESIGN, preprocessing=PREPROCESSING)

@@ -26,9 +26,12 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers.inception import BasicConv, Branches, googlenet_stem, inception_stage
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_ints, check_rate
 
 # One table row: (stride, #1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, pool proj).
 # Stride-2 rows have #1x1 = 0 and pool proj = 0: a max pool passes its input through.
@@ -77,8 +80,7 @@ class BNInceptionConfig:
     drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if len(self.stem_channels) != 3 or not all(isinstance(c, int) and c > 0 for c in self.stem_channels):
-            raise ValueError(f"stem_channels must be 3 positive ints, got {self.stem_channels!r}")
+        check_ints("stem_channels", self.stem_channels, min=1, length=3)
         if not self.inception_widths or self.inception_widths[0][0] != 1:
             raise ValueError("inception_widths must be non-empty and start with a stride-1 row (it follows a max pool)")
         for row in self.inception_widths:
@@ -88,8 +90,7 @@ class BNInceptionConfig:
                 raise ValueError(f"bad widths in inception_widths row {row!r}; expected ints >= 0, 3x3 branches > 0")
             if row[0] == 2 and (row[1] or row[7]):
                 raise ValueError(f"stride-2 row {row!r} must have #1x1 = 0 and pool proj = 0 (pool passes through)")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
+        check_rate("drop_rate", self.drop_rate)
 
 
 class BNInception(Backbone):
@@ -116,4 +117,13 @@ class BNInception(Backbone):
 
 VARIANTS: dict[str, BNInceptionConfig] = {"bninception": BNInceptionConfig()}
 
-register_family("bninception", VARIANTS, BNInception)
+# Nothing for scaling or NetAdapt (``family.DesignFields``), and why.
+DESIGN = DesignFields(
+    fixed_because="its branch widths and pool types are a hand-written table, one row per Inception block"
+)
+
+# No released weights convert to this family (Cadene's port expects BGR in [0, 255]): ImageNet statistics
+# at 224 px (crop 0.875, bilinear).
+PREPROCESSING = Preprocessing()
+
+register_family("bninception", VARIANTS, BNInception, design=DESIGN, preprocessing=PREPROCESSING)

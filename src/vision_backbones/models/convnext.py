@@ -39,8 +39,11 @@ import torch
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
 from vision_backbones.layers import DropPath, LayerNorm2d, drop_path_rates
+from vision_backbones.published import TORCHVISION_V1, Published
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_ints, check_rate
 
 _EPS = 1e-6  # every layer norm in ConvNeXt
 
@@ -128,14 +131,10 @@ class ConvNeXtConfig:
     drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if len(self.depths) == 0 or len(self.depths) != len(self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must be non-empty and of equal length")
-        if any(d < 1 for d in self.depths) or any(w < 1 for w in self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must all be >= 1")
-        if not 0.0 <= self.drop_path_rate < 1.0 or not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(
-                f"drop_path_rate and drop_rate must be in [0, 1), got {self.drop_path_rate} and {self.drop_rate}"
-            )
+        check_ints("depths", self.depths, min=1)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_rate("drop_path_rate", self.drop_path_rate)
+        check_rate("drop_rate", self.drop_rate)
         if self.layer_scale_init is not None and self.layer_scale_init <= 0.0:
             raise ValueError(f"layer_scale_init must be > 0 or None (no layer scale), got {self.layer_scale_init}")
 
@@ -185,4 +184,32 @@ VARIANTS: dict[str, ConvNeXtConfig] = {
     "convnext_large": ConvNeXtConfig((3, 3, 27, 3), (192, 384, 768, 1536), drop_path_rate=0.5),
 }
 
-register_family("convnext", VARIANTS, ConvNeXt)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(channels=("widths",), depths=("depths",))
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): resize 236, center crop 224, bilinear.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=224 / 236, interpolation="bilinear")
+
+# torchvision's IMAGENET1K_V1 weight metadata (``ConvNeXt_Tiny_Weights.IMAGENET1K_V1.meta``). Its
+# ``num_params`` includes the head (layer norm 2C + fc 1000C + 1000) and its ``_ops`` GFLOPS count
+# multiply-adds (ResNet-50: 4.089), so the backbone's figures are ``num_params - head`` and ``2 x _ops``
+# (no batch norm or pooling in the backbone, so the seed's convention is exactly 2 x MACs).
+_TORCHVISION_METADATA = {  # name: (num_params, _ops, acc@1)
+    "convnext_tiny": (28_589_128, 4.456, 82.520),
+    "convnext_small": (50_223_688, 8.684, 83.616),
+    "convnext_base": (88_591_464, 15.355, 84.062),
+    "convnext_large": (197_767_336, 34.361, 84.414),
+}
+PUBLISHED = {
+    name: Published(
+        round((params - (1002 * VARIANTS[name].widths[-1] + 1000)) / 1e6, 2),
+        round(2 * ops, 3),
+        top1=top1,
+        source="torchvision weight metadata",
+        gflops_decimals=3,
+        top1_source=TORCHVISION_V1,
+    )
+    for name, (params, ops, top1) in _TORCHVISION_METADATA.items()
+}
+
+register_family("convnext", VARIANTS, ConvNeXt, design=DESIGN, preprocessing=PREPROCESSING, published=PUBLISHED)

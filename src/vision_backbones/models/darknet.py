@@ -28,16 +28,20 @@ after them are dilated.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
+from vision_backbones.layers import ConvNormAct, DropPath, drop_path_rates
+from vision_backbones.published import Published
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_float, check_int, check_ints, check_rate
 
 ConvFactory = Callable[..., ConvNormAct]
 
@@ -45,23 +49,32 @@ ConvFactory = Callable[..., ConvNormAct]
 class DarknetBlock(nn.Module):
     """YOLOv3 residual block: 1x1 conv to ``expansion * channels``, 3x3 conv back, add the input."""
 
-    def __init__(self, channels: int, *, expansion: float, conv: ConvFactory) -> None:
+    def __init__(self, channels: int, *, expansion: float, conv: ConvFactory, drop_path: float = 0.0) -> None:
         super().__init__()
         mid_channels = int(channels * expansion)
         self.conv1 = conv(channels, mid_channels, 1)
         self.conv2 = conv(mid_channels, channels, 3)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(self.conv1(x))  # (B, C, H, W)
+        out = self.conv2(self.conv1(x))  # (B, C, H, W)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return x + out
 
 
 class DarknetStage(nn.Sequential):
     """Stride-2 3x3 conv, then ``depth`` ``DarknetBlock``s (none for Darknet-19's first stage)."""
 
-    def __init__(self, in_channels: int, out_channels: int, depth: int, *, conv: ConvFactory) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, depth: int, *, conv: ConvFactory, drop_paths: Sequence[float] = ()
+    ) -> None:
         super().__init__()
+        rates = list(drop_paths) or [0.0] * depth
         self.down = conv(in_channels, out_channels, 3, stride=2)
-        self.blocks = nn.Sequential(*[DarknetBlock(out_channels, expansion=0.5, conv=conv) for _ in range(depth)])
+        self.blocks = nn.Sequential(
+            *[DarknetBlock(out_channels, expansion=0.5, conv=conv, drop_path=rates[i]) for i in range(depth)]
+        )
         self.out_channels = out_channels
 
 
@@ -82,15 +95,17 @@ class CSPStage(nn.Module):
         conv: ConvFactory,
         wide_split: bool,
         block_transition: bool,
+        drop_paths: Sequence[float] = (),
     ) -> None:
         super().__init__()
+        rates = list(drop_paths) or [0.0] * depth
         split_channels = out_channels if wide_split else out_channels // 2
         self.down = conv(in_channels, out_channels, 3, stride=2)
         self.cross_conv = conv(out_channels, split_channels, 1)
         self.block_conv = conv(out_channels, split_channels, 1)
         expansion = 0.5 if wide_split else 1.0
         self.blocks = nn.Sequential(
-            *[DarknetBlock(split_channels, expansion=expansion, conv=conv) for _ in range(depth)]
+            *[DarknetBlock(split_channels, expansion=expansion, conv=conv, drop_path=rates[i]) for i in range(depth)]
         )
         self.block_transition: nn.Module = nn.Identity()
         if block_transition:
@@ -119,6 +134,7 @@ class DarknetConfig:
             (YOLOv4's original layout, timm).
         csp_block_transition: a 1x1 conv after the blocks on each CSP block path (YOLOv4, timm).
         drop_rate: dropout before the classifier.
+        drop_path_rate: stochastic depth of the last ``DarknetBlock``'s residual branch, growing linearly from 0.
     """
 
     depths: tuple[int, ...] = (1, 2, 8, 8, 4)
@@ -129,19 +145,13 @@ class DarknetConfig:
     csp_wide_first_stage: bool = False
     csp_block_transition: bool = False
     drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        depths_ok = isinstance(self.depths, tuple) and all(isinstance(d, int) and d >= 0 for d in self.depths)
-        if not self.depths or not depths_ok:
-            raise ValueError(f"depths must be a non-empty tuple of ints >= 0, got {self.depths!r}")
-        if not isinstance(self.widths, tuple) or not all(isinstance(w, int) and w > 0 for w in self.widths):
-            raise ValueError(f"widths must be a tuple of positive ints, got {self.widths!r}")
-        if len(self.depths) != len(self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must have equal length (one per stage)")
-        if not isinstance(self.stem_channels, int) or self.stem_channels < 1:
-            raise ValueError(f"stem_channels must be a positive int, got {self.stem_channels!r}")
-        if not isinstance(self.negative_slope, (int, float)) or self.negative_slope < 0:
-            raise ValueError(f"negative_slope must be a float >= 0 (0.0 for ReLU), got {self.negative_slope!r}")
+        check_ints("depths", self.depths, min=0)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_float("negative_slope", self.negative_slope, min=0)
         if (self.csp_wide_first_stage or self.csp_block_transition) and not self.csp:
             raise ValueError(
                 "csp_wide_first_stage / csp_block_transition need csp=True; expected both False for plain Darknet"
@@ -149,8 +159,8 @@ class DarknetConfig:
         odd = [w for w in self.widths if w % 2]
         if self.csp and odd:
             raise ValueError(f"CSP stages split channels in two; expected even widths, got {odd} in {self.widths}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        check_rate("drop_rate", self.drop_rate)
+        check_rate("drop_path_rate", self.drop_path_rate)
 
 
 class Darknet(Backbone):
@@ -164,14 +174,23 @@ class Darknet(Backbone):
         stem = conv(in_channels, config.stem_channels, 3)
         stages: list[DarknetStage | CSPStage] = []
         channels = config.stem_channels
+        rates = iter(drop_path_rates(config.drop_path_rate, sum(config.depths)))
         for index, (depth, width) in enumerate(zip(config.depths, config.widths)):
+            drop_paths = [next(rates) for _ in range(depth)]
+            stage: DarknetStage | CSPStage
             if config.csp and depth > 0:
                 wide = config.csp_wide_first_stage and index == 0
                 stage = CSPStage(
-                    channels, width, depth, conv=conv, wide_split=wide, block_transition=config.csp_block_transition
+                    channels,
+                    width,
+                    depth,
+                    conv=conv,
+                    wide_split=wide,
+                    block_transition=config.csp_block_transition,
+                    drop_paths=drop_paths,
                 )
             else:
-                stage = DarknetStage(channels, width, depth, conv=conv)
+                stage = DarknetStage(channels, width, depth, conv=conv, drop_paths=drop_paths)
             stages.append(stage)
             channels = stage.out_channels
         head = ClassifierHead(channels, num_classes, dropout=config.drop_rate) if num_classes is not None else None
@@ -185,4 +204,23 @@ VARIANTS: dict[str, DarknetConfig] = {
     "cspdarknet53": DarknetConfig(depths=(1, 2, 8, 8, 4), csp=True, negative_slope=0.0),
 }
 
-register_family("darknet", VARIANTS, Darknet)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``); multiples of 8
+# keep every CSP split even.
+DESIGN = DesignFields(channels=("stem_channels", "widths"), depths=("depths",))
+
+# timm's pretrained_cfg: 256 px, crop 0.887; ``darknet53`` bicubic, ``cspdarknet53`` bilinear (the 19-layer
+# variants have no released weights and take their 53-layer sibling's).
+PREPROCESSING = {
+    name: Preprocessing(input_size=256, crop_pct=0.887, interpolation="bilinear" if config.csp else "bicubic")
+    for name, config in VARIANTS.items()
+}
+
+# Seed README figures (its Darknet rows carried a channel typo, 258 for 256, that its authors later fixed;
+# these are the fixed figures); Darknet-53's top-1 is the seed's own ImageNet training.
+PUBLISHED = {
+    "darknet19": Published(19.82, 5.53),
+    "darknet53": Published(40.58, 14.31, top1=77.3, top1_source="seed README, its own ImageNet training"),
+    "cspdarknet53": Published(26.24, 9.44),
+}
+
+register_family("darknet", VARIANTS, Darknet, design=DESIGN, preprocessing=PREPROCESSING, published=PUBLISHED)

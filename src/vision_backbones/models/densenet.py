@@ -33,13 +33,16 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import ConvNormAct, init_weights
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int, check_ints, check_rate
 
 
 def _any_requires_grad(tensors: list[Tensor]) -> bool:
-    for tensor in tensors:  # a loop, not any(...): TorchScript has no generator expressions
+    for tensor in tensors:  # noqa: SIM110  (a loop, not any(...): TorchScript has no generator expressions)
         if tensor.requires_grad:
             return True
     return False
@@ -82,7 +85,7 @@ class DenseLayer(nn.Module):
     def checkpointed_bottleneck(self, inputs: list[Tensor]) -> Tensor:
         # The backward pass re-runs norm1 in training mode; unlike torchvision's, ours does not update its
         # running statistics twice.
-        contexts = lambda: (nullcontext(), _keep_running_stats(self.norm1))  # noqa: E731  (forward, recompute)
+        contexts = lambda: (nullcontext(), _keep_running_stats(self.norm1))
         return checkpoint(lambda *xs: self.bottleneck(list(xs)), *inputs, use_reentrant=False, context_fn=contexts)
 
     def forward(self, inputs: list[Tensor]) -> Tensor:
@@ -169,18 +172,14 @@ class DenseNetConfig:
     memory_efficient: bool = False
 
     def __post_init__(self) -> None:
-        if not self.depths or any(d < 1 for d in self.depths):
-            raise ValueError(f"depths must be a non-empty tuple of ints >= 1, got {self.depths!r}")
-        if min(self.growth_rate, self.stem_channels, self.bn_size) < 1:
-            raise ValueError(
-                "growth_rate, stem_channels and bn_size must be >= 1, "
-                f"got {self.growth_rate}, {self.stem_channels}, {self.bn_size}"
-            )
+        check_ints("depths", self.depths, min=1)
+        check_int("growth_rate", self.growth_rate, min=1)
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_int("bn_size", self.bn_size, min=1)
         if not 0.0 < self.compression <= 1.0:
             raise ValueError(f"compression must be in (0, 1], got {self.compression}")
-        for name in ("layer_drop_rate", "drop_rate"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        check_rate("layer_drop_rate", self.layer_drop_rate)
+        check_rate("drop_rate", self.drop_rate)
 
 
 class DenseNet(Backbone):
@@ -228,4 +227,11 @@ VARIANTS: dict[str, DenseNetConfig] = {
     "densenet201": DenseNetConfig((6, 12, 48, 32)),
 }
 
-register_family("densenet", VARIANTS, DenseNet)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``): a DenseNet's widths
+# follow from its stem and growth rate.
+DESIGN = DesignFields(channels=("stem_channels", "growth_rate"), depths=("depths",))
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): resize 256, center crop 224, bilinear.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=224 / 256, interpolation="bilinear")
+
+register_family("densenet", VARIANTS, DenseNet, design=DESIGN, preprocessing=PREPROCESSING)

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import TypedDict
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import init_weights, make_divisible
 from vision_backbones.layers.inverted_residual import (
     InvertedResidualSpec,
@@ -30,6 +33,7 @@ from vision_backbones.layers.inverted_residual import (
     check_mbconv_config,
     config_specs,
 )
+from vision_backbones.published import TORCHVISION_V1, Published, with_top1
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_float, check_int
 
@@ -99,14 +103,21 @@ class EfficientNet(Backbone):
     def __init__(self, config: EfficientNetConfig, *, in_channels: int, num_classes: int | None) -> None:
         head_channels = make_divisible(config.head_channels * config.width_multiplier)
         norm = partial(nn.BatchNorm2d, eps=config.bn_eps, momentum=config.bn_momentum)
-        stages, head_conv = build_mbconv(in_channels, block_specs(config), head_channels, act_layer=nn.SiLU, norm_layer=norm)
+        stages, head_conv = build_mbconv(
+            in_channels, block_specs(config), head_channels, act_layer=nn.SiLU, norm_layer=norm
+        )
         head = ClassifierHead(head_channels, num_classes, dropout=config.drop_rate) if num_classes is not None else None
         super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, head_conv=head_conv)
         init_weights(self, linear="uniform")
 
 
+class _BatchNormSettings(TypedDict):
+    bn_eps: float
+    bn_momentum: float
+
+
 # TensorFlow's batch norm settings, kept by torchvision's B5-B7 weights.
-_TF_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}
+_TF_BN: _BatchNormSettings = {"bn_eps": 1e-3, "bn_momentum": 0.01}
 
 VARIANTS: dict[str, EfficientNetConfig] = {
     # name: width, depth, dropout  (training resolution)
@@ -120,4 +131,54 @@ VARIANTS: dict[str, EfficientNetConfig] = {
     "efficientnet_b7": EfficientNetConfig(2.0, 3.1, drop_rate=0.5, **_TF_BN),  # 600
 }
 
-register_family("efficientnet", VARIANTS, EfficientNet)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(
+    channels=("stem_channels", "rows.out_channels", "head_channels"),
+    depths=("rows.repeats",),
+    kernels=("rows.kernel_size",),
+    width_multiplier="width_multiplier",
+    depth_multiplier="depth_multiplier",
+)
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): per variant (center crop, resize), bicubic.
+_EVAL_SIZES = {
+    "b0": (224, 256),
+    "b1": (240, 256),
+    "b2": (288, 288),
+    "b3": (300, 320),
+    "b4": (380, 384),
+    "b5": (456, 456),
+    "b6": (528, 528),
+    "b7": (600, 600),
+}
+PREPROCESSING = {
+    f"efficientnet_{key}": Preprocessing(input_size=crop, crop_pct=crop / resize, interpolation="bicubic")
+    for key, (crop, resize) in _EVAL_SIZES.items()
+}
+
+# Seed README figures; top-1 of torchvision's IMAGENET1K_V1 weights.
+PUBLISHED = with_top1(
+    {
+        "efficientnet_b0": Published(4.01, 0.80),
+        "efficientnet_b1": Published(6.51, 1.18),
+        "efficientnet_b2": Published(7.70, 1.36),
+        "efficientnet_b3": Published(10.70, 1.98),
+        "efficientnet_b4": Published(17.55, 3.09),
+        "efficientnet_b5": Published(28.34, 4.82),
+        "efficientnet_b6": Published(40.74, 6.86),
+        "efficientnet_b7": Published(63.79, 10.53),
+    },
+    {
+        "efficientnet_b0": 77.692,
+        "efficientnet_b1": 78.642,
+        "efficientnet_b2": 80.608,
+        "efficientnet_b3": 82.008,
+        "efficientnet_b4": 83.384,
+        "efficientnet_b5": 83.444,
+        "efficientnet_b6": 84.008,
+        "efficientnet_b7": 84.122,
+    },
+    source=TORCHVISION_V1,
+)
+
+register_family("efficientnet", VARIANTS, EfficientNet, design=DESIGN, preprocessing=PREPROCESSING, published=PUBLISHED)

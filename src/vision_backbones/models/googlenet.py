@@ -29,12 +29,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Union
+from typing import Union, cast
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import INCEPTION_MEAN, INCEPTION_STD, DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers.inception import (
     BasicConv,
     Branches,
@@ -46,13 +49,12 @@ from vision_backbones.layers.inception import (
     input_transform,
 )
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_choice, check_ints, check_rate
 
 # ---------------------------------------------------------------- GoogLeNet blocks
 
 
-def inception_v1_block(
-    in_channels: int, widths: Sequence[int], *, branch5x5_kernel_size: int
-) -> Branches:
+def inception_v1_block(in_channels: int, widths: Sequence[int], *, branch5x5_kernel_size: int) -> Branches:
     """One row of the paper's Table 1: ``(#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)``."""
     c1, c3_reduce, c3, c5_reduce, c5, pool_proj = widths
     return Branches(
@@ -144,28 +146,22 @@ class GoogLeNetConfig:
     aux_drop_rate: float = 0.7
 
     def __post_init__(self) -> None:
-        if len(self.stem_channels) != 3 or not all(isinstance(c, int) and c > 0 for c in self.stem_channels):
-            raise ValueError(f"stem_channels must be 3 positive ints, got {self.stem_channels!r}")
-        positive = all(isinstance(n, int) and n > 0 for n in self.depths)
-        if len(self.depths) != 3 or not positive or self.depths[1] < 4:
+        check_ints("stem_channels", self.stem_channels, min=1, length=3)
+        check_ints("depths", self.depths, min=1, length=3)
+        if self.depths[1] < 4:
             raise ValueError(
-                f"depths must be 3 positive ints with >= 4 at stride 16 (the aux heads read blocks 4a and 4d), "
-                f"got {self.depths!r}"
+                f"depths must have >= 4 blocks at stride 16 (the aux heads read blocks 4a and 4d), got {self.depths!r}"
             )
         if len(self.inception_widths) != sum(self.depths):
             raise ValueError(
                 f"inception_widths has {len(self.inception_widths)} rows; expected sum(depths) = {sum(self.depths)}"
             )
-        for row in self.inception_widths:
-            if len(row) != 6 or not all(isinstance(c, int) and c > 0 for c in row):
-                raise ValueError(f"each inception_widths row must be 6 positive ints, got {row!r}")
-        if self.branch5x5_kernel_size not in (3, 5):
-            raise ValueError(f"branch5x5_kernel_size must be 5 or 3 (torchvision), got {self.branch5x5_kernel_size!r}")
-        if self.last_pool_kernel_size not in (2, 3):
-            raise ValueError(f"last_pool_kernel_size must be 3 or 2 (torchvision), got {self.last_pool_kernel_size!r}")
-        for name in ("drop_rate", "aux_drop_rate"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        for index, row in enumerate(self.inception_widths):
+            check_ints(f"inception_widths[{index}]", row, min=1, length=6)
+        check_choice("branch5x5_kernel_size", self.branch5x5_kernel_size, (5, 3))  # 3: torchvision's weights
+        check_choice("last_pool_kernel_size", self.last_pool_kernel_size, (3, 2))  # 2: torchvision's weights
+        check_rate("drop_rate", self.drop_rate)
+        check_rate("aux_drop_rate", self.aux_drop_rate)
 
 
 class GoogLeNet(Backbone):
@@ -181,7 +177,7 @@ class GoogLeNet(Backbone):
         for index, (depth, pool_kernel) in enumerate(zip(config.depths, (3, 3, config.last_pool_kernel_size))):
             blocks, channels = chain(channels, [partial(block, widths=next(widths)) for _ in range(depth)])
             if index == 1:
-                aux_channels = (blocks[0].out_channels, blocks[3].out_channels)
+                aux_channels = (cast(int, blocks[0].out_channels), cast(int, blocks[3].out_channels))
             stages.append(inception_stage(nn.MaxPool2d(pool_kernel, stride=2, ceil_mode=True), blocks))
 
         head = None
@@ -195,31 +191,45 @@ class GoogLeNet(Backbone):
             )
         super().__init__(stem, stages, in_channels=in_channels, head=head)
 
-    def forward(self, x: Tensor) -> Union[Tensor, list[Tensor], InceptionOutputs]:  # noqa: UP007  (TorchScript)
+    # The override widens ``Backbone.forward``'s return on purpose: training mode with aux heads returns
+    # ``InceptionOutputs``, as torchvision's GoogLeNet does. ``type: ignore`` must end its line (TorchScript).
+    def forward(  # type: ignore[override]
+        self, x: Tensor
+    ) -> Union[Tensor, list[Tensor], InceptionOutputs]:  # noqa: UP007  (TorchScript)
         """The selected maps (features only), logits (eval, or no aux heads), or ``InceptionOutputs``
         (training with aux heads)."""
         self._validate(x)
         head = self.head
         if head is None:  # features only: the selected levels, as every backbone
-            return self._run_levels(x, True)
+            return self._run_levels(x, self._out_indices, self._out_indices[-1])[1]
         # Nested ifs, not one ``and`` chain: TorchScript then skips the code a None aux head can't run.
-        if head.aux1 is not None and head.aux2 is not None:
+        if head.aux1 is not None and head.aux2 is not None:  # noqa: SIM102
             if self.training:
-                x = self.stem(x)
-                x = self.stages[2](self.stages[1](self.stages[0](x)))
-                stage = self.stages[3]  # stride 16: max pool, then 4a..4e
-                x = stage.downsample(x)
-                aux: list[Tensor] = []
-                for index, block in enumerate(stage.blocks):
-                    x = block(x)  # (B, 512 or 528, H/16, W/16) at the taps
-                    if index == 0:
-                        aux.append(head.aux1(x))
-                    elif index == 3:
-                        aux.append(head.aux2(x))
-                return InceptionOutputs(head(self.stages[4](x)), aux)
-        return head(self._run_levels(x, False)[-1])
+                return self._forward_with_aux(x)
+        return head(self._run_levels(x, [], len(self.stages) - 1)[0])
+
+    @torch.jit.unused
+    def _forward_with_aux(self, x: Tensor) -> InceptionOutputs:
+        """Training with aux heads: they read the outputs of 4a and 4d, inside the stride-16 stage."""
+        head = cast(GoogLeNetHead, self.head)  # forward calls this only with both aux heads built
+        aux1, aux2 = cast(GoogLeNetAux, head.aux1), cast(GoogLeNetAux, head.aux2)
+        blocks = cast(nn.Sequential, self.stages[3].blocks)  # (B, 512 or 528, H/16, W/16) at the taps
+        final, (after_4a, after_4d) = self._run_levels_tapped(x, [blocks[0], blocks[3]], len(self.stages) - 1)
+        return InceptionOutputs(head(final), [aux1(after_4a), aux2(after_4d)])
 
 
 VARIANTS: dict[str, GoogLeNetConfig] = {"googlenet": GoogLeNetConfig()}
 
-register_family("googlenet", VARIANTS, GoogLeNet)
+# Nothing for scaling or NetAdapt (``family.DesignFields``), and why.
+DESIGN = DesignFields(
+    fixed_because="its branch widths are a hand-written table of six per Inception block, and its depths must match that table's rows"
+)
+
+# torchvision's weights: resize 256, center crop 224, bilinear. They expect input in [-1, 1]
+# (mean = std = 0.5); ``transform_input=True`` takes ImageNet-normalised input instead, as torchvision
+# does (``create_model`` then reports ImageNet's mean and std).
+PREPROCESSING = Preprocessing(
+    INCEPTION_MEAN, INCEPTION_STD, input_size=224, crop_pct=224 / 256, interpolation="bilinear"
+)
+
+register_family("googlenet", VARIANTS, GoogLeNet, design=DESIGN, preprocessing=PREPROCESSING)

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Union
+from typing import TYPE_CHECKING, Union, cast
 
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import INCEPTION_MEAN, INCEPTION_STD, DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers.inception import (
     BasicConv,
     Branches,
@@ -46,6 +48,7 @@ from vision_backbones.layers.inception import (
     stem_stride4,
 )
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int, check_ints, check_rate
 
 
 def _pool_proj(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -146,7 +149,7 @@ class InceptionV3Config:
 
     Attributes:
         pool_channels: pool-projection width of each 35x35 block (its length: number of A blocks).
-        mid_channels: width of the 1x7 / 7x1 convs of each 17x17 block (number of B blocks).
+        mid_widths: width of the 1x7 / 7x1 convs of each 17x17 block (number of B blocks).
         num_c_blocks: 8x8 blocks.
         aux_logits: build the auxiliary classifier (classifier models only).
         transform_input: re-normalise ImageNet-normalised input to [-1, 1] first (torchvision).
@@ -154,36 +157,35 @@ class InceptionV3Config:
     """
 
     pool_channels: tuple[int, ...] = (32, 64, 64)
-    mid_channels: tuple[int, ...] = (128, 160, 160, 192)
+    mid_widths: tuple[int, ...] = (128, 160, 160, 192)
     num_c_blocks: int = 2
     aux_logits: bool = True
     transform_input: bool = False
     drop_rate: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("pool_channels", "mid_channels"):
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
-        if not isinstance(self.num_c_blocks, int) or self.num_c_blocks < 1:
-            raise ValueError(f"num_c_blocks must be a positive int, got {self.num_c_blocks!r}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
+        check_ints("pool_channels", self.pool_channels, min=1)
+        check_ints("mid_widths", self.mid_widths, min=1)
+        check_int("num_c_blocks", self.num_c_blocks, min=1)
+        check_rate("drop_rate", self.drop_rate)
 
 
 class InceptionV3(Backbone):
     """Stem (strides 2, 4), then A blocks (8), B blocks (16), C blocks (32); aux head in training."""
 
+    if TYPE_CHECKING:  # for mypy only: a class-level annotation would change what TorchScript infers
+        head: InceptionV3Head | None
+
     def __init__(self, config: InceptionV3Config, *, in_channels: int, num_classes: int | None) -> None:
         stem = input_transform(config.transform_input, in_channels)
         convs = stem_convs(in_channels)
-        stride4 = stem_stride4(convs[-1].out_channels)
-        channels = stride4.blocks[-1].out_channels
+        stride4 = stem_stride4(cast(int, convs[-1].out_channels))
+        channels = cast(int, cast(nn.Sequential, stride4.blocks)[-1].out_channels)
         blocks_a, channels = chain(channels, [partial(inception_a, pool_channels=p) for p in config.pool_channels])
         stages: list[nn.Module] = [convs, stride4, inception_stage(nn.MaxPool2d(3, stride=2), blocks_a)]  # 35x35
 
         downsample = reduction_a(channels)
-        blocks_b, channels = chain(downsample.out_channels, [partial(inception_b, mid=m) for m in config.mid_channels])
+        blocks_b, channels = chain(downsample.out_channels, [partial(inception_b, mid=m) for m in config.mid_widths])
         stages.append(inception_stage(downsample, blocks_b))  # 17x17
         aux_channels = channels
 
@@ -197,26 +199,44 @@ class InceptionV3(Backbone):
             head = InceptionV3Head(channels, num_classes, drop_rate=config.drop_rate, aux_channels=aux)
         super().__init__(stem, stages, in_channels=in_channels, head=head, min_input_size=75)
 
-    def forward(self, x: Tensor) -> Union[Tensor, list[Tensor], InceptionOutputs]:  # noqa: UP007  (TorchScript)
+    # The override widens ``Backbone.forward``'s return on purpose: training mode with the aux head returns
+    # ``InceptionOutputs``, as torchvision's Inception v3 does. ``type: ignore`` must end its line (TorchScript).
+    def forward(  # type: ignore[override]
+        self, x: Tensor
+    ) -> Union[Tensor, list[Tensor], InceptionOutputs]:  # noqa: UP007  (TorchScript)
         """The selected maps (features only), logits (eval, or no aux head), or ``InceptionOutputs``
         (training with the aux head)."""
         self._validate(x)
         head = self.head
         if head is None:  # features only: the selected levels, as every backbone
-            return self._run_levels(x, True)
+            return self._run_levels(x, self._out_indices, self._out_indices[-1])[1]
+        last = len(self.stages) - 1
         # Nested ifs, not one ``and`` chain: TorchScript then skips the code a None aux head can't run.
-        if head.aux is not None:
+        if head.aux is not None:  # noqa: SIM102
             if self.training:
                 if min(x.shape[-2:]) < head.aux.min_input_size:
                     raise ValueError(
                         f"the auxiliary classifier needs input >= {head.aux.min_input_size} in training mode, "
                         f"got {x.shape[-2]}x{x.shape[-1]}; use aux_logits=False for smaller inputs"
                     )
-                levels = self._run_levels(x, False)  # the aux head reads the 17x17 level (stride 16)
-                return InceptionOutputs(head(levels[-1]), [head.aux(levels[3])])
-        return head(self._run_levels(x, False)[-1])
+                final, taps = self._run_levels(x, [3], last)  # the aux head reads the 17x17 level (stride 16)
+                return InceptionOutputs(head(final), [head.aux(taps[0])])
+        return head(self._run_levels(x, [], last)[0])
 
 
 VARIANTS: dict[str, InceptionV3Config] = {"inception_v3": InceptionV3Config()}
 
-register_family("inception_v3", VARIANTS, InceptionV3)
+# Nothing for scaling or NetAdapt (``family.DesignFields``), and why.
+DESIGN = DesignFields(
+    fixed_because="its branch widths are hand-written per block in the network (only the pool and 7x7 widths are "
+    "config fields), and its block counts are the lengths of those tuples"
+)
+
+# torchvision's weights: resize 342, center crop 299, bilinear. They expect input in [-1, 1]
+# (mean = std = 0.5, as timm's ``inception_v3.tv_in1k``); ``transform_input=True`` takes ImageNet-normalised
+# input instead, as torchvision does (``create_model`` then reports ImageNet's mean and std).
+PREPROCESSING = Preprocessing(
+    INCEPTION_MEAN, INCEPTION_STD, input_size=299, crop_pct=299 / 342, interpolation="bilinear"
+)
+
+register_family("inception_v3", VARIANTS, InceptionV3, design=DESIGN, preprocessing=PREPROCESSING)

@@ -21,10 +21,13 @@ earlier (160 channels).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import INCEPTION_MEAN, INCEPTION_STD, DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers.inception import (
     BasicConv,
     Branches,
@@ -35,6 +38,7 @@ from vision_backbones.layers.inception import (
     stem_convs,
 )
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_ints, check_rate
 
 
 def _pool_proj(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -147,10 +151,8 @@ class InceptionV4Config:
     drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if len(self.depths) != 3 or not all(isinstance(n, int) and n >= 0 for n in self.depths):
-            raise ValueError(f"depths must be 3 non-negative ints (A, B, C blocks), got {self.depths!r}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
+        check_ints("depths", self.depths, min=0, length=3)  # A, B, C blocks
+        check_rate("drop_rate", self.drop_rate)
 
 
 class InceptionV4(Backbone):
@@ -158,12 +160,12 @@ class InceptionV4(Backbone):
 
     def __init__(self, config: InceptionV4Config, *, in_channels: int, num_classes: int | None) -> None:
         stem = stem_convs(in_channels)  # 299 -> 147
-        split_pool = stem_split_pool(stem[-1].out_channels)
+        split_pool = stem_split_pool(cast(int, stem[-1].out_channels))
         split_convs = stem_split_convs(split_pool.out_channels)
         stages: list[nn.Module] = [stem, inception_stage(split_pool, [split_convs])]
 
         downsample: nn.Module = stem_split_reduce(split_convs.out_channels)
-        channels = downsample.out_channels
+        channels = cast(int, downsample.out_channels)  # every Inception block sets out_channels
         reductions = (None, reduction_a, reduction_b)  # what opens the A, B and C levels after the stem split
         for reduce, block, depth in zip(reductions, (inception_a, inception_b, inception_c), config.depths):
             if reduce is not None:
@@ -178,4 +180,13 @@ class InceptionV4(Backbone):
 
 VARIANTS: dict[str, InceptionV4Config] = {"inception_v4": InceptionV4Config()}
 
-register_family("inception_v4", VARIANTS, InceptionV4)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``), and why not more.
+DESIGN = DesignFields(
+    depths=("depths",),
+    fixed_because="its branch widths are hand-written per block type in the network (the paper's figures)",
+)
+
+# timm's ``inception_v4`` pretrained_cfg: 299 px, crop 0.875, bicubic, mean = std = 0.5.
+PREPROCESSING = Preprocessing(INCEPTION_MEAN, INCEPTION_STD, input_size=299, crop_pct=0.875, interpolation="bicubic")
+
+register_family("inception_v4", VARIANTS, InceptionV4, design=DESIGN, preprocessing=PREPROCESSING)

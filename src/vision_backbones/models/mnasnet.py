@@ -26,8 +26,10 @@ from functools import partial
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import init_weights, make_divisible
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
+from vision_backbones.layers import init_weights
 from vision_backbones.layers.inverted_residual import (
     InvertedResidualSpec,
     MBConvRow,
@@ -96,7 +98,11 @@ class MnasNet(Backbone):
         stages, head_conv = build_mbconv(
             in_channels, block_specs(config), config.head_channels, act_layer=nn.ReLU, norm_layer=norm
         )
-        head = ClassifierHead(config.head_channels, num_classes, dropout=config.drop_rate) if num_classes is not None else None
+        head = (
+            ClassifierHead(config.head_channels, num_classes, dropout=config.drop_rate)
+            if num_classes is not None
+            else None
+        )
         super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, head_conv=head_conv)
         init_weights(self)
 
@@ -108,4 +114,19 @@ VARIANTS: dict[str, MnasNetConfig] = {
     "mnasnet1_3": MnasNetConfig(width_multiplier=1.3),
 }
 
-register_family("mnasnet", VARIANTS, MnasNet)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(
+    channels=("stem_channels", "rows.out_channels", "head_channels"),
+    depths=("rows.repeats",),
+    kernels=("rows.kernel_size",),
+    width_multiplier="width_multiplier",
+    depth_multiplier="depth_multiplier",
+)
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): center crop 224 after resizing to 256 (0.5x, 1.0x) or 232 (0.75x, 1.3x, trained later), bilinear.
+PREPROCESSING = {
+    name: Preprocessing(input_size=224, crop_pct=224 / (232 if name in ("mnasnet0_75", "mnasnet1_3") else 256))
+    for name in VARIANTS
+}
+
+register_family("mnasnet", VARIANTS, MnasNet, design=DESIGN, preprocessing=PREPROCESSING)

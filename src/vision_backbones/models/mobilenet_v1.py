@@ -29,10 +29,13 @@ from functools import partial
 
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import INCEPTION_MEAN, INCEPTION_STD, DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import ConvNormAct, init_weights, make_divisible
 from vision_backbones.layers.conv import LayerFactory
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_float, check_int, check_ints, check_rate
 
 
 class DepthwiseSeparable(nn.Module):
@@ -70,16 +73,11 @@ class MobileNetV1Config:
     drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.width_multiplier > 0.0:
-            raise ValueError(f"width_multiplier must be > 0 (e.g. 0.25, 0.5, 0.75, 1.0), got {self.width_multiplier}")
-        if not self.depths or len(self.depths) != len(self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must be non-empty and of equal length")
-        if any(d < 1 for d in self.depths) or any(w < 1 for w in self.widths) or self.stem_channels < 1:
-            raise ValueError(
-                f"depths {self.depths}, widths {self.widths} and stem_channels {self.stem_channels} must be >= 1"
-            )
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        check_float("width_multiplier", self.width_multiplier, min=0, min_open=True)
+        check_ints("depths", self.depths, min=1)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_rate("drop_rate", self.drop_rate)
 
 
 class MobileNetV1(Backbone):
@@ -113,4 +111,10 @@ VARIANTS: dict[str, MobileNetV1Config] = {
     "mobilenet_v1_0_25": MobileNetV1Config(width_multiplier=0.25),
 }
 
-register_family("mobilenet_v1", VARIANTS, MobileNetV1)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(channels=("stem_channels", "widths"), depths=("depths",), width_multiplier="width_multiplier")
+
+# timm's ``mobilenetv1_100`` pretrained_cfg: 224 px, crop 0.875, bicubic, mean = std = 0.5.
+PREPROCESSING = Preprocessing(INCEPTION_MEAN, INCEPTION_STD, input_size=224, crop_pct=0.875, interpolation="bicubic")
+
+register_family("mobilenet_v1", VARIANTS, MobileNetV1, design=DESIGN, preprocessing=PREPROCESSING)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import init_weights, make_divisible
 from vision_backbones.layers.inverted_residual import (
     InvertedResidualSpec,
@@ -26,6 +28,7 @@ from vision_backbones.layers.inverted_residual import (
     check_mbconv_config,
     config_specs,
 )
+from vision_backbones.published import TORCHVISION_V1, Published
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_int
 
@@ -92,4 +95,19 @@ VARIANTS: dict[str, MobileNetV2Config] = {
     "mobilenet_v2": MobileNetV2Config(),
 }
 
-register_family("mobilenet_v2", VARIANTS, MobileNetV2)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(
+    channels=("stem_channels", "rows.out_channels", "head_channels"),
+    depths=("rows.repeats",),
+    kernels=("rows.kernel_size",),
+    width_multiplier="width_multiplier",
+    depth_multiplier="depth_multiplier",
+)
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): resize 256, center crop 224, bilinear.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=224 / 256, interpolation="bilinear")
+
+# Seed README figures (GFLOPs printed with one decimal); top-1 of torchvision's IMAGENET1K_V1 weights.
+PUBLISHED = {"mobilenet_v2": Published(2.22, 0.6, gflops_decimals=1, top1=71.878, top1_source=TORCHVISION_V1)}
+
+register_family("mobilenet_v2", VARIANTS, MobileNetV2, design=DESIGN, preprocessing=PREPROCESSING, published=PUBLISHED)

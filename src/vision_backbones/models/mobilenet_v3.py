@@ -25,7 +25,9 @@ from functools import partial
 
 from torch import nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import init_weights, make_divisible
 from vision_backbones.layers.inverted_residual import (
     InvertedResidualSpec,
@@ -34,6 +36,7 @@ from vision_backbones.layers.inverted_residual import (
     check_mbconv_config,
     config_specs,
 )
+from vision_backbones.published import TORCHVISION_V1, Published, with_top1
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_float, check_int
 
@@ -41,7 +44,13 @@ from vision_backbones.validate import check_float, check_int
 def _row(kernel_size: int, expanded: int, out_channels: int, se: bool, activation: str, stride: int) -> MBConvRow:
     """One block in the paper's column order: kernel, exp size, #out, SE, NL, s."""
     return MBConvRow(
-        None, kernel_size, stride, out_channels, se_ratio=0.25 if se else 0.0, activation=activation, expanded_channels=expanded
+        None,
+        kernel_size,
+        stride,
+        out_channels,
+        se_ratio=0.25 if se else 0.0,
+        activation=activation,
+        expanded_channels=expanded,
     )
 
 
@@ -150,4 +159,25 @@ VARIANTS: dict[str, MobileNetV3Config] = {
     "mobilenet_v3_small": MobileNetV3Config(SMALL_ROWS, hidden_channels=1024),
 }
 
-register_family("mobilenet_v3", VARIANTS, MobileNetV3)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``); a row's explicit
+# expanded width shrinks with its output width.
+DESIGN = DesignFields(
+    channels=("stem_channels", "rows.out_channels"),
+    depths=("rows.repeats",),
+    kernels=("rows.kernel_size",),
+    width_multiplier="width_multiplier",
+    depth_multiplier="depth_multiplier",
+    follows=(("rows.expanded_channels", "rows.out_channels"),),
+)
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): resize 256, center crop 224, bilinear.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=224 / 256, interpolation="bilinear")
+
+# Seed README figures; top-1 of torchvision's IMAGENET1K_V1 weights.
+PUBLISHED = with_top1(
+    {"mobilenet_v3_large": Published(2.97, 0.45), "mobilenet_v3_small": Published(0.93, 0.12)},
+    {"mobilenet_v3_large": 74.042, "mobilenet_v3_small": 67.668},
+    source=TORCHVISION_V1,
+)
+
+register_family("mobilenet_v3", VARIANTS, MobileNetV3, design=DESIGN, preprocessing=PREPROCESSING, published=PUBLISHED)

@@ -40,28 +40,30 @@ reduction cell (stride 4), ``stages[2]`` the second stem reduction cell and N no
 8), ``stages[3]`` and ``stages[4]`` a reduction cell and N normal cells each (strides 16, 32). A
 level is its last cell's output (before the ReLU the next cell starts with); the last stage ends with
 the network's final ReLU. Because cells read two inputs, each stage takes and returns the pair
-``(output, previous output)``; ``NASNet`` overrides ``_run_levels`` (the loop behind every forward) to
-carry it. There is no ``output_stride``: the stem conv is unpadded and cells downsample in parallel
-branches.
+``(output, previous output)``; ``NASNet`` overrides the base loop's ``_begin`` / ``_level`` hooks so
+that loop (checkpointing included) carries the pair. There is no ``output_stride``: the stem conv is
+unpadded and cells downsample in parallel branches.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from vision_backbones.backbone import Backbone, ClassifierHead, _running_stats_restored
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import INCEPTION_MEAN, INCEPTION_STD, DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import ConvNormAct, DropPath, SeparableConv2d, drop_path_rates
 from vision_backbones.layers.conv import LayerFactory
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int, check_ints, check_rate
 
 # ---------------------------------------------------------------------------------------------
 # The searched cells, as data.
@@ -361,8 +363,8 @@ class StemConv(nn.Module):
             in_channels, out_channels, 3, stride=2, padding=0, norm_layer=norm_layer, act_layer=None
         )
 
-    def forward(self, x: Tensor, previous: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.conv(x)  # (B, C, (H - 1) // 2, (W - 1) // 2)
+    def forward(self, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        x = self.conv(state[0])  # (B, C, (H - 1) // 2, (W - 1) // 2)
         return x, x  # the first cell has no earlier input: it takes this map as both
 
 
@@ -383,7 +385,8 @@ class CellStage(nn.Module):
         self.passes_previous = list(passes_previous)
         self.act: nn.Module = nn.ReLU() if final_act else nn.Identity()
 
-    def forward(self, x: Tensor, previous: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        x, previous = state
         for index, cell in enumerate(self.cells):
             out = cell(x, previous)
             if not self.passes_previous[index]:
@@ -401,8 +404,8 @@ class NASNetConfig:
     """Architecture of one NASNet variant ("N @ P").
 
     Attributes:
-        stem_filters: output channels of the 3x3/2 stem conv (TF: 32 x ``stem_multiplier``).
-        penultimate_filters: P, the width of the last cells; the cell width at stride 8 is
+        stem_channels: output channels of the 3x3/2 stem conv (TF: 32 x ``stem_multiplier``).
+        penultimate_channels: P, the width of the last cells; the cell width at stride 8 is
             P / (4 x the normal cell's concatenated states), halved and quartered in the stem cells.
         depths: normal cells after the stem cells and after each of the two reduction cells (N each
             in the paper).
@@ -418,8 +421,8 @@ class NASNetConfig:
         bn_eps, bn_momentum: batch norm settings (TF-slim and timm: 1e-3; timm momentum 0.1).
     """
 
-    stem_filters: int = 32
-    penultimate_filters: int = 1056
+    stem_channels: int = 32
+    penultimate_channels: int = 1056
     depths: tuple[int, int, int] = (4, 4, 4)
     image_size: int = 224
     normal_cell: CellSpec = NASNET_A_NORMAL
@@ -432,33 +435,34 @@ class NASNetConfig:
     bn_momentum: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("stem_filters", "penultimate_filters", "image_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.depths, tuple) or len(self.depths) != 3 or not all(
-            isinstance(d, int) and d >= 1 for d in self.depths
-        ):
-            raise ValueError(f"depths must be 3 positive ints (normal cells per width), got {self.depths!r}")
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_int("penultimate_channels", self.penultimate_channels, min=1)
+        check_int("image_size", self.image_size, min=1)
+        check_ints("depths", self.depths, min=1, length=3)  # normal cells per width
         _check_cell("normal_cell", self.normal_cell, reduction=False)
         _check_cell("reduction_cell", self.reduction_cell, reduction=True)
         widening = 4 * len(self.normal_cell.concat)
-        if self.penultimate_filters % widening:
+        if self.penultimate_channels % widening:
             raise ValueError(
-                f"penultimate_filters must be a multiple of {widening} (4 x {len(self.normal_cell.concat)} "
-                f"concatenated states), got {self.penultimate_filters}"
+                f"penultimate_channels must be a multiple of {widening} (4 x {len(self.normal_cell.concat)} "
+                f"concatenated states), got {self.penultimate_channels}"
             )
-        if not 0.0 <= self.drop_path_rate < 1.0 or not 0.0 <= self.drop_rate < 1.0:
+        # the stem cells run at 1/4 and 1/2 of the cell width, and a factorized reduction halves that again
+        if self.penultimate_channels % (4 * widening):
             raise ValueError(
-                f"drop_path_rate and drop_rate must be in [0, 1), got {self.drop_path_rate} and {self.drop_rate}"
+                f"penultimate_channels must be a multiple of {4 * widening} (a cell width divisible by 4: the stem "
+                f"cells run at a quarter and a half of it, and a factorized reduction splits its output in two), "
+                f"got {self.penultimate_channels}"
             )
+        check_rate("drop_path_rate", self.drop_path_rate)
+        check_rate("drop_rate", self.drop_rate)
         if self.bn_eps <= 0 or not 0.0 <= self.bn_momentum <= 1.0:
             raise ValueError(f"bn_eps must be > 0 and bn_momentum in [0, 1], got {self.bn_eps} and {self.bn_momentum}")
 
     @property
-    def cell_filters(self) -> int:
+    def cell_channels(self) -> int:
         """Width of the normal cells at stride 8 (168 Large, 44 Mobile)."""
-        return self.penultimate_filters // (4 * len(self.normal_cell.concat))
+        return self.penultimate_channels // (4 * len(self.normal_cell.concat))
 
 
 class CellPlan(NamedTuple):
@@ -472,7 +476,7 @@ class CellPlan(NamedTuple):
 def cell_plan(config: NASNetConfig) -> list[list[CellPlan]]:
     """The cells of stages 1..4: two stem reduction cells, then ``depths[i]`` normal cells per width,
     with a reduction cell before each doubling."""
-    f, (n8, n16, n32) = config.cell_filters, config.depths
+    f, (n8, n16, n32) = config.cell_channels, config.depths
     normal, reduction, skip = config.normal_cell, config.reduction_cell, config.skip_reduction_input
     return [
         [CellPlan(reduction, f // 4, False)],
@@ -491,7 +495,7 @@ def _init_weights(model: nn.Module) -> None:
     linear: list[nn.Module] = []
     for module in model.modules():
         if isinstance(module, SeparableConv2d):
-            linear.append(module.pointwise)
+            linear.append(cast(nn.Conv2d, module.pointwise))
         elif isinstance(module, StemConv):
             linear.append(module.conv)
         elif isinstance(module, Cell):
@@ -499,7 +503,7 @@ def _init_weights(model: nn.Module) -> None:
     linear_convs = {id(conv) for part in linear for conv in part.modules() if isinstance(conv, nn.Conv2d)}
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
-            gain = "linear" if id(module) in linear_convs else "relu"
+            gain: Literal["linear", "relu"] = "linear" if id(module) in linear_convs else "relu"
             nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity=gain)
 
 
@@ -511,9 +515,9 @@ class NASNet(Backbone):
         plan = cell_plan(config)
         rates = iter(drop_path_rates(config.drop_path_rate, sum(len(stage) for stage in plan)))
 
-        stages: list[nn.Module] = [StemConv(in_channels, config.stem_filters, norm_layer=norm_layer)]
+        stages: list[nn.Module] = [StemConv(in_channels, config.stem_channels, norm_layer=norm_layer)]
         # (channels, reduced so far) of the last cell's output and of the one before; None before the first cell.
-        current: tuple[int, int] = (config.stem_filters, 0)
+        current: tuple[int, int] = (config.stem_channels, 0)
         previous: tuple[int, int] | None = None
         for stage_index, stage_plan in enumerate(plan):
             cells = []
@@ -543,41 +547,46 @@ class NASNet(Backbone):
         self.image_size = config.image_size
         _init_weights(self)
 
-    @torch.jit.unused
-    def _checkpointed_cells(self, index: int, x: Tensor, previous: Tensor) -> tuple[Tensor, Tensor]:
-        stage = self.stages[index]
+    # Cells read the two previous outputs, so the base loop carries the pair ``(output, previous output)``.
+    def _begin(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        return x, x
 
-        def contexts() -> tuple[contextlib.AbstractContextManager[None], contextlib.AbstractContextManager[None]]:
-            return contextlib.nullcontext(), _running_stats_restored(stage)  # statistics updated once
-
-        return torch.utils.checkpoint.checkpoint(stage, x, previous, use_reentrant=False, context_fn=contexts)
-
-    def _run_levels(self, x: Tensor, selected: bool) -> list[Tensor]:
-        # Cells read the two previous states, so the loop carries ``previous`` between stages.
-        outputs: list[Tensor] = []
-        deepest = self._out_indices[-1] if selected else len(self.stages) - 1
-        x = self.stem(x)
-        previous = x
-        for index, stage in enumerate(self.stages):
-            if index <= deepest:  # stages past the deepest requested level are not run
-                if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
-                    x, previous = self._checkpointed_cells(index, x, previous)
-                else:
-                    x, previous = stage(x, previous)
-                if not selected or index in self._out_indices:
-                    outputs.append(x)
-        return outputs
+    def _level(self, state: tuple[Tensor, Tensor]) -> Tensor:  # type: ignore[override]
+        return state[0]
 
 
 VARIANTS: dict[str, NASNetConfig] = {
     # NASNet-A (6 @ 4032), 331 x 331: stem 3 x 32 filters, cell width 168.
     "nasnet_a_large": NASNetConfig(
-        stem_filters=96, penultimate_filters=4032, depths=(6, 6, 6), image_size=331, skip_reduction_input=True
+        stem_channels=96, penultimate_channels=4032, depths=(6, 6, 6), image_size=331, skip_reduction_input=True
     ),
     # NASNet-A (4 @ 1056), 224 x 224: stem 32 filters, cell width 44.
     "nasnet_a_mobile": NASNetConfig(
-        stem_filters=32, penultimate_filters=1056, depths=(4, 4, 4), image_size=224, skip_reduction_input=False
+        stem_channels=32, penultimate_channels=1056, depths=(4, 4, 4), image_size=224, skip_reduction_input=False
     ),
 }
 
-register_family("nasnet", VARIANTS, NASNet)
+
+def _channel_divisor(config: NASNetConfig) -> int:
+    """Multiples of ``4 x 4 x`` the normal cell's concatenated states (NASNet-A: 96), so the cell width
+    ``penultimate_channels / 24`` stays divisible by 4 (see ``NASNetConfig``)."""
+    return 16 * len(config.normal_cell.concat)
+
+
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``): "N @ P", the normal
+# cells per width and the penultimate width, from which every cell's width follows. The stem is the
+# paper's fixed 32 x stem multiplier.
+DESIGN = DesignFields(channels=("penultimate_channels",), depths=("depths",), channel_divisor=_channel_divisor)
+
+# timm's ``nasnetalarge`` pretrained_cfg: 331 px, crop 0.911, bicubic, mean = std = 0.5; Mobile: TF-slim's
+# inception preprocessing at its 224 px (crop 0.875).
+PREPROCESSING = {
+    "nasnet_a_large": Preprocessing(
+        INCEPTION_MEAN, INCEPTION_STD, input_size=331, crop_pct=0.911, interpolation="bicubic"
+    ),
+    "nasnet_a_mobile": Preprocessing(
+        INCEPTION_MEAN, INCEPTION_STD, input_size=224, crop_pct=0.875, interpolation="bicubic"
+    ),
+}
+
+register_family("nasnet", VARIANTS, NASNet, design=DESIGN, preprocessing=PREPROCESSING)

@@ -27,9 +27,12 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import INCEPTION_MEAN, INCEPTION_STD, DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import DropPath, drop_path_rates, init_weights
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_choice, check_int, check_ints, check_rate
 
 
 def _norm_act(channels: int) -> nn.Sequential:
@@ -113,18 +116,12 @@ class PreActResNetConfig:
     drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.block not in ("basic", "bottleneck"):
-            raise ValueError(f"block must be 'basic' or 'bottleneck', got {self.block!r}")
-        if not self.depths or len(self.depths) != len(self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must be non-empty and of equal length")
-        if any(d < 1 for d in self.depths) or any(w < 1 for w in self.widths) or self.stem_channels < 1:
-            raise ValueError(
-                f"depths {self.depths}, widths {self.widths} and stem_channels {self.stem_channels} must be >= 1"
-            )
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        check_choice("block", self.block, ("basic", "bottleneck"))
+        check_ints("depths", self.depths, min=1)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_rate("drop_path_rate", self.drop_path_rate)
+        check_rate("drop_rate", self.drop_rate)
 
 
 class PreActResNet(Backbone):
@@ -178,4 +175,10 @@ VARIANTS: dict[str, PreActResNetConfig] = {
     "preact_resnet152": PreActResNetConfig("bottleneck", (3, 8, 36, 3)),
 }
 
-register_family("preact_resnet", VARIANTS, PreActResNet)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(channels=("stem_channels", "widths"), depths=("depths",))
+
+# timm's ``resnetv2_*`` pretrained_cfg: 224 px, crop 0.95, bicubic, mean = std = 0.5.
+PREPROCESSING = Preprocessing(INCEPTION_MEAN, INCEPTION_STD, input_size=224, crop_pct=0.95, interpolation="bicubic")
+
+register_family("preact_resnet", VARIANTS, PreActResNet, design=DESIGN, preprocessing=PREPROCESSING)

@@ -20,15 +20,20 @@ first residual stage (stride 4), ``stages[2..]`` the other residual stages (stri
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import ConvNormAct, DropPath, drop_path_rates, init_weights
+from vision_backbones.published import TORCHVISION_V1, Published, with_top1
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_choice, check_int, check_ints, check_rate
 
 
 def _drop_path(rate: float) -> nn.Module:
@@ -56,11 +61,13 @@ class BasicBlock(nn.Module):
         self.act = nn.ReLU(inplace=True)  # in place is safe: the sum is the branch's fresh tensor
 
     def zero_init_last(self) -> None:
-        nn.init.zeros_(self.conv2.norm.weight)
+        nn.init.zeros_(cast(nn.BatchNorm2d, self.conv2.norm).weight)  # ConvNormAct's default norm
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.drop_path(self.conv2(self.conv1(x)))
-        out += self.shortcut(x)  # in place, as torchvision: a fresh sum costs page faults (channels_last eval was 1.04x)
+        out += self.shortcut(
+            x
+        )  # in place, as torchvision: a fresh sum costs page faults (channels_last eval was 1.04x)
         return self.act(out)
 
 
@@ -88,7 +95,7 @@ class Bottleneck(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def zero_init_last(self) -> None:
-        nn.init.zeros_(self.conv3.norm.weight)
+        nn.init.zeros_(cast(nn.BatchNorm2d, self.conv3.norm).weight)  # ConvNormAct's default norm
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.drop_path(self.conv3(self.conv2(self.conv1(x))))
@@ -122,6 +129,7 @@ class ResNetConfig:
             inner width is ``int(width * width_per_group / 64) * groups`` (128 gives Wide ResNet).
         zero_init_residual: start the last norm of each residual branch at zero.
         drop_path_rate: stochastic depth rate of the last block.
+        drop_rate: dropout before the classifier (0 in torchvision's recipe).
     """
 
     block: Literal["basic", "bottleneck"]
@@ -132,25 +140,22 @@ class ResNetConfig:
     width_per_group: int = 64
     zero_init_residual: bool = False
     drop_path_rate: float = 0.0
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.block not in ("basic", "bottleneck"):
-            raise ValueError(f"block must be 'basic' or 'bottleneck', got {self.block!r}")
-        if len(self.depths) == 0 or len(self.depths) != len(self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must be non-empty and of equal length")
-        if any(d < 1 for d in self.depths) or any(w < 1 for w in self.widths) or self.stem_channels < 1:
-            raise ValueError(
-                f"depths {self.depths}, widths {self.widths} and stem_channels {self.stem_channels} must be >= 1"
-            )
-        if self.groups < 1 or self.width_per_group < 1:
-            raise ValueError(f"groups and width_per_group must be >= 1, got {self.groups} and {self.width_per_group}")
+        check_choice("block", self.block, ("basic", "bottleneck"))
+        check_ints("depths", self.depths, min=1)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_int("groups", self.groups, min=1)
+        check_int("width_per_group", self.width_per_group, min=1)
         if self.block == "basic" and (self.groups, self.width_per_group) != (1, 64):
             raise ValueError(
                 f"block='basic' takes groups=1 and width_per_group=64, got {self.groups} and {self.width_per_group}; "
                 "use block='bottleneck' for ResNeXt or Wide ResNet"
             )
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        check_rate("drop_path_rate", self.drop_path_rate)
+        check_rate("drop_rate", self.drop_rate)
 
 
 class ResNet(Backbone):
@@ -185,7 +190,7 @@ class ResNet(Backbone):
                 in_ch = out_ch
             stages.append(ResNetStage(pool, blocks))
 
-        head = ClassifierHead(in_ch, num_classes) if num_classes is not None else None
+        head = ClassifierHead(in_ch, num_classes, dropout=config.drop_rate) if num_classes is not None else None
         super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
         init_weights(self, linear="default")  # torchvision's scheme: Linear left at default
         if config.zero_init_residual:
@@ -206,4 +211,46 @@ VARIANTS: dict[str, ResNetConfig] = {
     "wide_resnet101_2": ResNetConfig("bottleneck", (3, 4, 23, 3), width_per_group=128),
 }
 
-register_family("resnet", VARIANTS, ResNet)
+
+def _channel_divisor(config: ResNetConfig) -> int:
+    """Widths stay multiples of 8 and of ``64 / gcd(64, width_per_group)``, so a bottleneck's grouped 3x3 conv
+    (``width * width_per_group / 64 * groups`` channels) keeps a whole number of channels per group
+    (ResNeXt 32x4d: multiples of 16)."""
+    return math.lcm(8, 64 // math.gcd(64, config.width_per_group))
+
+
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(channels=("stem_channels", "widths"), depths=("depths",), channel_divisor=_channel_divisor)
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): resize 256, center crop 224, bilinear.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=224 / 256, interpolation="bilinear")
+
+# Seed README figures; top-1 of torchvision's IMAGENET1K_V1 weights (its model docs), which convert to these
+# models with identical logits.
+PUBLISHED = with_top1(
+    {
+        "resnet18": Published(11.18, 3.64),
+        "resnet34": Published(21.28, 7.34),
+        "resnet50": Published(23.51, 8.22),
+        "resnet101": Published(42.50, 15.66),
+        "resnet152": Published(58.14, 23.11),
+        "resnext50_32x4d": Published(22.98, 8.51),
+        "resnext101_32x8d": Published(86.74, 32.95),
+        "wide_resnet50_2": Published(66.83),
+        "wide_resnet101_2": Published(124.84),
+    },
+    {
+        "resnet18": 69.758,
+        "resnet34": 73.314,
+        "resnet50": 76.130,
+        "resnet101": 77.374,
+        "resnet152": 78.312,
+        "resnext50_32x4d": 77.618,
+        "resnext101_32x8d": 79.312,
+        "wide_resnet50_2": 78.468,
+        "wide_resnet101_2": 78.848,
+    },
+    source=TORCHVISION_V1,
+)
+
+register_family("resnet", VARIANTS, ResNet, design=DESIGN, preprocessing=PREPROCESSING, published=PUBLISHED)

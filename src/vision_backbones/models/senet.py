@@ -5,7 +5,7 @@ https://arxiv.org/abs/1709.01507
 
 The idea is the SE block (``layers.SqueezeExcite``): *squeeze* each channel of a feature map to one
 number by global average pooling, *excite* with a bottleneck of two fully connected layers
-(``C -> C/r`` with ReLU, ``C/r -> C`` with a sigmoid; here 1x1 convs, ``r = 16``) and rescale every
+(``C -> C/r`` with ReLU, ``C/r -> C`` with a sigmoid; here 1x1 convs, ``se_ratio = 1/r = 1/16``) and rescale every
 channel by its gate. In SE-ResNet/ResNeXt the block recalibrates the residual branch, *before* it is
 added to the shortcut (``SEBottleneck``: ``relu(se(branch(x)) + shortcut(x))``).
 
@@ -26,14 +26,20 @@ dilates the last one / two SE stages, as for ResNet.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import TypedDict
 
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, SqueezeExcite, init_weights
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
+from vision_backbones.layers import ConvNormAct, DropPath, SqueezeExcite, drop_path_rates, init_weights
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_choice, check_float, check_int, check_ints, check_rate
 
 
 class SEBottleneck(nn.Module):
@@ -53,15 +59,18 @@ class SEBottleneck(nn.Module):
         *,
         stride: int,
         groups: int,
-        se_reduction: int,
+        se_ratio: float,
         stride_in_1x1: bool,
         downsample_kernel_size: int,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.conv1 = ConvNormAct(in_channels, reduce_channels, 1, stride=stride if stride_in_1x1 else 1)
         self.conv2 = ConvNormAct(reduce_channels, mid_channels, 3, stride=1 if stride_in_1x1 else stride, groups=groups)
         self.conv3 = ConvNormAct(mid_channels, out_channels, 1, act_layer=None)  # activation after the sum
-        self.se = SqueezeExcite(out_channels, out_channels // se_reduction)
+        # floor(C * ratio), guarded against float error (C / 16 for the paper's r = 16), at least 1
+        self.se = SqueezeExcite(out_channels, max(1, math.floor(out_channels * se_ratio + 1e-9)))
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else None
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             kernel = downsample_kernel_size if stride != 1 else 1  # only strided projections widen (SENet-154)
@@ -70,6 +79,8 @@ class SEBottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         branch = self.se(self.conv3(self.conv2(self.conv1(x))))  # (B, C_out, H / stride, W / stride)
+        if self.drop_path is not None:
+            branch = self.drop_path(branch)
         return self.act(branch + self.shortcut(x))
 
 
@@ -83,13 +94,14 @@ class SENetConfig:
         groups: cardinality of the 3x3 conv (1: SE-ResNet, 32: SE-ResNeXt, 64: SENet-154).
         width_per_group: the 3x3 conv has ``int(width * width_per_group / 64) * groups`` channels.
         reduce_ratio: the first 1x1 conv has ``reduce_ratio`` x the 3x3 conv's channels (SENet-154: 0.5).
-        se_reduction: SE bottleneck ratio ``r`` (squeeze to ``C // r`` channels).
+        se_ratio: SE width as a fraction of the block's output channels (the paper's ``1 / r``, r = 16).
         stem_channels: output channels of the stem.
         deep_stem: three 3x3 convs (64, 64, ``stem_channels``) instead of one 7x7 conv (SENet-154).
         stride_in_1x1: downsampling blocks stride in the first 1x1 conv, not the 3x3 (original ResNet).
         downsample_kernel_size: kernel of the strided projection shortcuts (SENet-154: 3).
         pool_ceil_mode: the stem max pool has no padding and rounds up (the Caffe models).
         drop_rate: dropout before the classifier (SENet-154: 0.2).
+        drop_path_rate: stochastic depth of the last block's residual branch, growing linearly from 0.
     """
 
     depths: tuple[int, ...]
@@ -97,30 +109,27 @@ class SENetConfig:
     groups: int = 1
     width_per_group: int = 64
     reduce_ratio: float = 1.0
-    se_reduction: int = 16
+    se_ratio: float = 1 / 16
     stem_channels: int = 64
     deep_stem: bool = False
     stride_in_1x1: bool = False
     downsample_kernel_size: int = 1
     pool_ceil_mode: bool = True
     drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("depths", "widths"):
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
-        if len(self.depths) != len(self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must have one entry per stage")
-        for name in ("groups", "width_per_group", "se_reduction", "stem_channels"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        check_ints("depths", self.depths, min=1)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_int("groups", self.groups, min=1)
+        check_int("width_per_group", self.width_per_group, min=1)
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_float("se_ratio", self.se_ratio, min=0, max=1, min_open=True)
         if not 0.0 < self.reduce_ratio <= 1.0:
             raise ValueError(f"reduce_ratio must be in (0, 1], got {self.reduce_ratio}")
-        if self.downsample_kernel_size not in (1, 3):
-            raise ValueError(f"downsample_kernel_size must be 1 or 3, got {self.downsample_kernel_size}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        check_choice("downsample_kernel_size", self.downsample_kernel_size, (1, 3))
+        check_rate("drop_rate", self.drop_rate)
+        check_rate("drop_path_rate", self.drop_path_rate)
 
 
 def _stem(in_channels: int, config: SENetConfig) -> nn.Sequential:
@@ -142,6 +151,7 @@ class SENet(Backbone):
     def __init__(self, config: SENetConfig, *, in_channels: int, num_classes: int | None) -> None:
         stages: list[nn.Module] = [_stem(in_channels, config)]
         channels = config.stem_channels
+        rates = drop_path_rates(config.drop_path_rate, sum(config.depths))
         for index, (depth, width) in enumerate(zip(config.depths, config.widths)):
             mid = int(width * config.width_per_group / 64) * config.groups
             reduce = int(mid * config.reduce_ratio)
@@ -154,9 +164,10 @@ class SENet(Backbone):
                     out,
                     stride=2 if i == 0 and index > 0 else 1,
                     groups=config.groups,
-                    se_reduction=config.se_reduction,
+                    se_ratio=config.se_ratio,
                     stride_in_1x1=config.stride_in_1x1,
                     downsample_kernel_size=config.downsample_kernel_size,
+                    drop_path=rates[sum(config.depths[:index]) + i],
                 )
                 for i in range(depth)
             ]
@@ -173,8 +184,14 @@ class SENet(Backbone):
         init_weights(self, zero_conv_bias=False, linear="default")  # the SE convs keep their default bias
 
 
-_SE_RESNET = {"stride_in_1x1": True}
-_SE_RESNEXT = {"groups": 32, "width_per_group": 4}
+class _VariantFields(TypedDict, total=False):
+    stride_in_1x1: bool
+    groups: int
+    width_per_group: int
+
+
+_SE_RESNET: _VariantFields = {"stride_in_1x1": True}
+_SE_RESNEXT: _VariantFields = {"groups": 32, "width_per_group": 4}
 VARIANTS: dict[str, SENetConfig] = {
     "seresnet50": SENetConfig((3, 4, 6, 3), **_SE_RESNET),
     "seresnet101": SENetConfig((3, 4, 23, 3), **_SE_RESNET),
@@ -193,4 +210,19 @@ VARIANTS: dict[str, SENetConfig] = {
     ),
 }
 
-register_family("senet", VARIANTS, SENet)
+
+def _channel_divisor(config: SENetConfig) -> int:
+    """Widths stay multiples of 8 and of what keeps whole channels per group in the grouped 3x3 conv and
+    in the ``reduce_ratio`` 1x1 conv before it: ``width * width_per_group / 64`` must be a multiple of
+    ``reduce_ratio``'s denominator (SE-ResNeXt 32x4d: 16; SENet-154, ratio 1/2: 32)."""
+    denominator = Fraction(config.reduce_ratio).limit_denominator(64).denominator
+    return math.lcm(8, 64 * denominator // math.gcd(64 * denominator, config.width_per_group))
+
+
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(channels=("stem_channels", "widths"), depths=("depths",), channel_divisor=_channel_divisor)
+
+# timm's ``legacy_se*`` pretrained_cfg (the Caffe models): 224 px, crop 0.875, bilinear.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=0.875, interpolation="bilinear")
+
+register_family("senet", VARIANTS, SENet, design=DESIGN, preprocessing=PREPROCESSING)

@@ -27,6 +27,7 @@ strided depthwise convs and shortcut pools at stride 1 and dilates the depthwise
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -34,9 +35,19 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, channel_shuffle, conv_pool_stem, make_divisible
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
+from vision_backbones.layers import (
+    ConvNormAct,
+    DropPath,
+    channel_shuffle,
+    conv_pool_stem,
+    drop_path_rates,
+    make_divisible,
+)
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_float, check_int, check_ints, check_rate
 
 
 class ShuffleV1Block(nn.Module):
@@ -48,7 +59,15 @@ class ShuffleV1Block(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, mid_channels: int, *, stride: int, groups: int, first_groups: int
+        self,
+        in_channels: int,
+        out_channels: int,
+        mid_channels: int,
+        *,
+        stride: int,
+        groups: int,
+        first_groups: int,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         if stride not in (1, 2):
@@ -60,6 +79,8 @@ class ShuffleV1Block(nn.Module):
         self.depthwise = ConvNormAct(mid_channels, mid_channels, 3, stride=stride, groups=mid_channels, act_layer=None)
         self.conv2 = ConvNormAct(mid_channels, branch_channels, 1, groups=groups, act_layer=None)
         self.shortcut: nn.Module = nn.AvgPool2d(3, stride=2, padding=1) if stride == 2 else nn.Identity()
+        # Stochastic depth only where the unit is residual (stride 1); a strided unit concatenates.
+        self.drop_path = DropPath(drop_path) if stride == 1 and drop_path > 0.0 else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv1(x)  # (B, M, H, W)
@@ -68,6 +89,8 @@ class ShuffleV1Block(nn.Module):
         out = self.conv2(self.depthwise(out))  # (B, C_out [- C_in], H / stride, W / stride)
         if self.stride == 2:
             return F.relu(torch.cat((self.shortcut(x), out), dim=1))
+        if self.drop_path is not None:
+            out = self.drop_path(out)
         return F.relu(x + out)
 
 
@@ -85,7 +108,7 @@ class UnitSpec(NamedTuple):
 def unit_specs(config: ShuffleNetV1Config) -> list[UnitSpec]:
     """Every unit of the network, in order; the first of each stage has stride 2."""
     units, channels = [], config.stem_channels
-    for index, (width, depth) in enumerate(zip(config.stage_channels, config.depths)):
+    for index, (width, depth) in enumerate(zip(config.widths, config.depths)):
         out = make_divisible(width * config.width_multiplier, config.groups)
         mid = make_divisible(out * config.bottleneck_ratio, config.groups)  # the shuffle needs equal groups
         for i in range(depth):
@@ -102,37 +125,38 @@ class ShuffleNetV1Config:
 
     Attributes:
         groups: groups of the 1x1 convs (and of the channel shuffle).
-        stage_channels: output channels of the three shuffle stages at 1x (Table 1).
-        width_multiplier: "ShuffleNet s x": scales ``stage_channels`` (rounded to a multiple of ``groups``).
+        widths: output channels of the three shuffle stages at 1x (Table 1).
+        width_multiplier: "ShuffleNet s x": scales ``widths`` (rounded to a multiple of ``groups``).
         depths: units per stage; the first of each has stride 2.
         stem_channels: the 3x3/2 stem conv (not scaled by ``width_multiplier``).
         bottleneck_ratio: bottleneck width as a fraction of the unit's output channels (paper: 1/4),
             rounded to a multiple of ``groups``.
         group_first_conv: group stage 2's first 1x1 conv too (the paper does not).
+        drop_rate: dropout before the classifier.
+        drop_path_rate: stochastic depth on the residual (stride-1) units, growing linearly from 0 at the
+            first unit to this rate at the last.
     """
 
     groups: int
-    stage_channels: tuple[int, ...]
+    widths: tuple[int, ...]
     width_multiplier: float = 1.0
     depths: tuple[int, ...] = (4, 8, 4)
     stem_channels: int = 24
     bottleneck_ratio: float = 0.25
     group_first_conv: bool = False
+    drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("stage_channels", "depths"):
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
-        if len(self.stage_channels) != len(self.depths):
-            raise ValueError(f"stage_channels {self.stage_channels} and depths {self.depths} must have equal lengths")
-        for name in ("groups", "stem_channels"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if not self.width_multiplier > 0:
-            raise ValueError(f"width_multiplier must be > 0, got {self.width_multiplier!r}")
+        check_ints("depths", self.depths, min=1)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_int("groups", self.groups, min=1)
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_float("width_multiplier", self.width_multiplier, min=0, min_open=True)
         if not 0.0 < self.bottleneck_ratio <= 1.0:
             raise ValueError(f"bottleneck_ratio must be in (0, 1], got {self.bottleneck_ratio}")
+        check_rate("drop_rate", self.drop_rate)
+        check_rate("drop_path_rate", self.drop_path_rate)
         for unit in unit_specs(self):
             branch = unit.out_channels - unit.in_channels if unit.stride == 2 else unit.out_channels
             sizes = {"branch output": branch}
@@ -142,7 +166,7 @@ class ShuffleNetV1Config:
             if bad:
                 raise ValueError(
                     f"groups={self.groups} must divide every grouped conv's channels; got {bad} for a unit "
-                    f"{unit.in_channels} -> {unit.out_channels} (stage_channels {self.stage_channels}, "
+                    f"{unit.in_channels} -> {unit.out_channels} (widths {self.widths}, "
                     f"width_multiplier {self.width_multiplier}, stem_channels {self.stem_channels})"
                 )
 
@@ -158,9 +182,15 @@ class ShuffleNetV1(Backbone):
         specs = unit_specs(config)
         units = iter(specs)
         stages: list[nn.Module] = [stem]
+        rates = iter(drop_path_rates(config.drop_path_rate, len(specs)))
         for depth in config.depths:
-            stages.append(nn.Sequential(*(ShuffleV1Block(**next(units)._asdict()) for _ in range(depth))))
-        head = None if num_classes is None else ClassifierHead(specs[-1].out_channels, num_classes)
+            blocks = (ShuffleV1Block(**next(units)._asdict(), drop_path=next(rates)) for _ in range(depth))
+            stages.append(nn.Sequential(*blocks))
+        head = (
+            None
+            if num_classes is None
+            else ClassifierHead(specs[-1].out_channels, num_classes, dropout=config.drop_rate)
+        )
         super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head)
 
 
@@ -172,7 +202,7 @@ STEM_CHANNELS: dict[float, int] = {0.5: 12, 1.0: 24, 1.5: 24, 2.0: 48}
 
 
 def scaled_config(groups: int, width_multiplier: float) -> ShuffleNetV1Config:
-    """"ShuffleNet ``width_multiplier`` x" with ``groups`` groups: Table 1's widths, scaled.
+    """ "ShuffleNet ``width_multiplier`` x" with ``groups`` groups: Table 1's widths, scaled.
 
     Every scaled width already splits into ``groups``; the stem is rounded up to a multiple of
     ``groups`` so the first unit's branch does too (8 groups at 0.5x: 16, as the authors' code).
@@ -188,4 +218,21 @@ VARIANTS: dict[str, ShuffleNetV1Config] = {
     for width in STEM_CHANNELS
 }
 
-register_family("shufflenet_v1", VARIANTS, ShuffleNetV1)
+
+def _channel_divisor(config: ShuffleNetV1Config) -> int:
+    """Multiples of 8 and of ``groups``: every grouped 1x1 conv and its branch split into whole groups."""
+    return math.lcm(8, config.groups)
+
+
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(
+    channels=("stem_channels", "widths"),
+    depths=("depths",),
+    width_multiplier="width_multiplier",
+    channel_divisor=_channel_divisor,
+)
+
+# No released weights convert to this family: ImageNet statistics at 224 px (crop 0.875, bilinear).
+PREPROCESSING = Preprocessing()
+
+register_family("shufflenet_v1", VARIANTS, ShuffleNetV1, design=DESIGN, preprocessing=PREPROCESSING)

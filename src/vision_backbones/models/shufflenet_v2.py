@@ -32,9 +32,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import ConvNormAct, channel_shuffle, conv_pool_stem
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int, check_ints, check_rate
 
 
 class ShuffleV2Block(nn.Module):
@@ -82,30 +85,29 @@ class ShuffleNetV2Config:
     """Architecture of one ShuffleNet V2 width (paper Table 5).
 
     Attributes:
-        stage_channels: output channels of the three shuffle stages (even).
+        widths: output channels of the three shuffle stages (even).
         depths: units per stage; the first of each has stride 2.
         stem_channels: the 3x3/2 stem conv.
         head_channels: the 1x1 conv5 (``head_conv``) before pooling.
+        drop_rate: dropout before the classifier. (No ``drop_path_rate``: a unit concatenates its branch
+            with the untouched half instead of adding it, so there is no residual branch to drop.)
     """
 
-    stage_channels: tuple[int, ...]
+    widths: tuple[int, ...]
     depths: tuple[int, ...] = (4, 8, 4)
     stem_channels: int = 24
     head_channels: int = 1024
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("stage_channels", "depths"):
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
-        if len(self.stage_channels) != len(self.depths):
-            raise ValueError(f"stage_channels {self.stage_channels} and depths {self.depths} must have equal lengths")
-        odd = [c for c in self.stage_channels if c % 2]
+        check_ints("depths", self.depths, min=1)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        odd = [c for c in self.widths if c % 2]
         if odd:
-            raise ValueError(f"expected even stage_channels, got {odd} in {self.stage_channels}")
-        for name in ("stem_channels", "head_channels"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+            raise ValueError(f"expected even widths (each unit splits its channels in two), got {odd} in {self.widths}")
+        check_int("stem_channels", self.stem_channels, min=1)
+        check_int("head_channels", self.head_channels, min=1)
+        check_rate("drop_rate", self.drop_rate)
 
 
 class ShuffleNetV2(Backbone):
@@ -118,12 +120,14 @@ class ShuffleNetV2(Backbone):
         stem = conv_pool_stem(in_channels, config.stem_channels)
         stages: list[nn.Module] = [stem]
         channels = config.stem_channels
-        for out, depth in zip(config.stage_channels, config.depths):
+        for out, depth in zip(config.widths, config.depths):
             blocks = [ShuffleV2Block(channels if i == 0 else out, out, stride=2 if i == 0 else 1) for i in range(depth)]
             stages.append(nn.Sequential(OrderedDict(blocks=nn.Sequential(*blocks))))
             channels = out
         head_conv = ConvNormAct(channels, config.head_channels, 1)  # conv5: (B, 1024, H/32, W/32)
-        head = None if num_classes is None else ClassifierHead(config.head_channels, num_classes)
+        head = (
+            None if num_classes is None else ClassifierHead(config.head_channels, num_classes, dropout=config.drop_rate)
+        )
         super().__init__(nn.Identity(), stages, in_channels=in_channels, head=head, head_conv=head_conv)
 
 
@@ -140,4 +144,16 @@ VARIANTS: dict[str, ShuffleNetV2Config] = {
     for width, (channels, head) in WIDTHS.items()
 }
 
-register_family("shufflenet_v2", VARIANTS, ShuffleNetV2)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``); multiples of 8 keep
+# the split into two branches even.
+DESIGN = DesignFields(channels=("stem_channels", "widths", "head_channels"), depths=("depths",))
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): center crop 224 after resizing to 256 (0.5x, 1.0x) or 232 (1.5x, 2.0x, trained later), bilinear.
+PREPROCESSING = {
+    name: Preprocessing(
+        input_size=224, crop_pct=224 / (232 if name in ("shufflenet_v2_x1_5", "shufflenet_v2_x2_0") else 256)
+    )
+    for name in VARIANTS
+}
+
+register_family("shufflenet_v2", VARIANTS, ShuffleNetV2, design=DESIGN, preprocessing=PREPROCESSING)

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
 from vision_backbones.layers import ConvNormAct, init_weights
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int, check_ints, check_rate
 
 
 def _vgg_block(in_channels: int, out_channels: int, depth: int, *, batch_norm: bool) -> nn.Sequential:
@@ -82,16 +84,10 @@ class VGGConfig:
     drop_rate: float = 0.5
 
     def __post_init__(self) -> None:
-        if not self.depths or len(self.depths) != len(self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must be non-empty and of equal length")
-        if any(d < 1 for d in self.depths) or any(w < 1 for w in self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} must all be >= 1")
-        if not isinstance(self.batch_norm, bool):
-            raise ValueError(f"batch_norm must be True or False, got {self.batch_norm!r}")
-        if self.hidden_channels < 1:
-            raise ValueError(f"hidden_channels must be >= 1, got {self.hidden_channels}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        check_ints("depths", self.depths, min=1)
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_int("hidden_channels", self.hidden_channels, min=1)
+        check_rate("drop_rate", self.drop_rate)
 
 
 class VGG(Backbone):
@@ -126,4 +122,10 @@ VARIANTS: dict[str, VGGConfig] = {
     **{f"{name}_bn": VGGConfig(depths, batch_norm=True) for name, depths in _DEPTHS.items()},
 }
 
-register_family("vgg", VARIANTS, VGG)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``).
+DESIGN = DesignFields(channels=("widths",), depths=("depths",))
+
+# torchvision's IMAGENET1K_V1 weights (``weights.transforms()``): resize 256, center crop 224, bilinear.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=224 / 256, interpolation="bilinear")
+
+register_family("vgg", VARIANTS, VGG, design=DESIGN, preprocessing=PREPROCESSING)

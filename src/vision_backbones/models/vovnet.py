@@ -30,9 +30,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, EffectiveSqueezeExcite
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
+from vision_backbones.layers import ConvNormAct, DropPath, EffectiveSqueezeExcite, drop_path_rates
+from vision_backbones.published import Published
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int, check_ints, check_rate
 
 
 class OSABlock(nn.Module):
@@ -47,6 +51,7 @@ class OSABlock(nn.Module):
         num_layers: int,
         residual: bool,
         ese: bool,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
@@ -56,6 +61,7 @@ class OSABlock(nn.Module):
         self.ese: nn.Module = EffectiveSqueezeExcite(out_channels) if ese else nn.Identity()
         # The identity shortcut needs matching shapes: in practice every block but a stage's first.
         self.residual = residual and in_channels == out_channels
+        self.drop_path = DropPath(drop_path) if self.residual and drop_path > 0.0 else None
 
     def forward(self, x: Tensor) -> Tensor:
         features = [x]  # (B, C_in, H, W), then num_layers x (B, C_mid, H, W)
@@ -64,6 +70,8 @@ class OSABlock(nn.Module):
             out = conv(out)
             features.append(out)
         out = self.ese(self.aggregate(torch.cat(features, dim=1)))  # (B, C_out, H, W)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
         return out + x if self.residual else out
 
 
@@ -86,8 +94,8 @@ class VoVNetConfig:
 
     Attributes:
         stem_channels: output channels of the stem's 3x3 convs (the first has stride 2).
-        mid_channels: width of the 3x3 convs inside the OSA blocks, per stage.
-        out_channels: output channels of the OSA blocks (after the 1x1 aggregation), per stage.
+        mid_widths: width of the 3x3 convs inside the OSA blocks, per stage.
+        widths: output channels of the OSA blocks (after the 1x1 aggregation), per stage.
         depths: OSA blocks per stage.
         num_layers: 3x3 convs per OSA block.
         residual: identity shortcut in each OSA block whose input and output shapes match (V2).
@@ -97,11 +105,13 @@ class VoVNetConfig:
             (original code, timm); that conv then opens stage 1.
         pool_ceil_mode: max pools without padding and ``ceil_mode=True`` (original code, timm).
         drop_rate: dropout before the classifier.
+        drop_path_rate: stochastic depth on the residual OSA blocks (timm), growing linearly from 0 at
+            the first block to this rate at the last.
     """
 
     stem_channels: tuple[int, ...] = (64, 64, 128)
-    mid_channels: tuple[int, ...] = (128, 160, 192, 224)
-    out_channels: tuple[int, ...] = (256, 512, 768, 1024)
+    mid_widths: tuple[int, ...] = (128, 160, 192, 224)
+    widths: tuple[int, ...] = (256, 512, 768, 1024)
     depths: tuple[int, ...] = (1, 1, 2, 2)
     num_layers: int = 5
     residual: bool = True
@@ -110,19 +120,14 @@ class VoVNetConfig:
     fold_pool_into_stem: bool = False
     pool_ceil_mode: bool = False
     drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("stem_channels", "mid_channels", "out_channels", "depths"):
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
-        if not len(self.mid_channels) == len(self.out_channels) == len(self.depths):
-            raise ValueError(
-                f"mid_channels {self.mid_channels}, out_channels {self.out_channels} and depths "
-                f"{self.depths} must have one entry per stage (equal lengths)"
-            )
-        if not isinstance(self.num_layers, int) or self.num_layers < 1:
-            raise ValueError(f"num_layers must be a positive int, got {self.num_layers!r}")
+        check_ints("stem_channels", self.stem_channels, min=1)
+        check_ints("depths", self.depths, min=1)
+        check_ints("mid_widths", self.mid_widths, min=1, length=len(self.depths), per="stage")
+        check_ints("widths", self.widths, min=1, length=len(self.depths), per="stage")
+        check_int("num_layers", self.num_layers, min=1)
         if self.fold_pool_into_stem and len(self.stem_channels) < 2:
             raise ValueError(
                 f"fold_pool_into_stem=True needs at least 2 stem convs, got stem_channels {self.stem_channels}"
@@ -131,8 +136,8 @@ class VoVNetConfig:
             raise ValueError(
                 "ese_last_block_only=True needs ese=True; expected ese_last_block_only=False for a model without eSE"
             )
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        check_rate("drop_rate", self.drop_rate)
+        check_rate("drop_path_rate", self.drop_path_rate)
 
 
 class VoVNet(Backbone):
@@ -153,12 +158,21 @@ class VoVNet(Backbone):
         stages: list[nn.Module] = [nn.Sequential(*stem)]
 
         channels = config.stem_channels[-1]
-        for index, (mid, out, depth) in enumerate(zip(config.mid_channels, config.out_channels, config.depths)):
+        rates = iter(drop_path_rates(config.drop_path_rate, sum(config.depths)))
+        for index, (mid, out, depth) in enumerate(zip(config.mid_widths, config.widths, config.depths)):
             blocks: list[OSABlock] = []
             for i in range(depth):
                 with_ese = config.ese and (i == depth - 1 or not config.ese_last_block_only)
                 blocks.append(
-                    OSABlock(channels, mid, out, num_layers=config.num_layers, residual=config.residual, ese=with_ese)
+                    OSABlock(
+                        channels,
+                        mid,
+                        out,
+                        num_layers=config.num_layers,
+                        residual=config.residual,
+                        ese=with_ese,
+                        drop_path=next(rates),
+                    )
                 )
                 channels = out
             downsample = first_downsample if index == 0 else _max_pool(config.pool_ceil_mode)
@@ -170,11 +184,22 @@ class VoVNet(Backbone):
 
 VARIANTS: dict[str, VoVNetConfig] = {
     "vovnet19_slim": VoVNetConfig(
-        mid_channels=(64, 80, 96, 112), out_channels=(112, 256, 384, 512), depths=(1, 1, 1, 1), num_layers=3
+        mid_widths=(64, 80, 96, 112), widths=(112, 256, 384, 512), depths=(1, 1, 1, 1), num_layers=3
     ),
     "vovnet39": VoVNetConfig(),
     "vovnet57": VoVNetConfig(depths=(1, 1, 4, 3)),
     "vovnet99": VoVNetConfig(depths=(1, 3, 9, 3)),
 }
 
-register_family("vovnet", VARIANTS, VoVNet)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``). Any widths fit: an
+# OSA block concatenates whatever its convs give, and its identity shortcut applies only where the
+# block's input and output widths already match.
+DESIGN = DesignFields(channels=("stem_channels", "mid_widths", "widths"), depths=("depths",))
+
+# timm's ``ese_vovnet*b`` / ``vovnet*a`` pretrained_cfg: 224 px, crop 0.875, bicubic.
+PREPROCESSING = Preprocessing(input_size=224, crop_pct=0.875, interpolation="bicubic")
+
+# Seed README figures.
+PUBLISHED = {"vovnet39": Published(25.18, 15.62), "vovnet57": Published(41.45, 19.35), "vovnet99": Published(69.52)}
+
+register_family("vovnet", VARIANTS, VoVNet, design=DESIGN, preprocessing=PREPROCESSING, published=PUBLISHED)

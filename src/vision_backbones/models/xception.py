@@ -34,9 +34,12 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead
-from vision_backbones.layers import ConvNormAct, SeparableConv2d, init_weights
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import INCEPTION_MEAN, INCEPTION_STD, DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
+from vision_backbones.layers import ConvNormAct, DropPath, SeparableConv2d, drop_path_rates, init_weights
 from vision_backbones.registry import register_family
+from vision_backbones.validate import check_int, check_ints, check_rate
 
 
 def separable_unit(
@@ -61,7 +64,9 @@ class XceptionBlock(nn.Module):
     a strided 1x1 conv + BN when the shape changes.
     """
 
-    def __init__(self, channels: Sequence[int], *, stride: int, start_with_relu: bool = True) -> None:
+    def __init__(
+        self, channels: Sequence[int], *, stride: int, start_with_relu: bool = True, drop_path: float = 0.0
+    ) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
@@ -76,9 +81,13 @@ class XceptionBlock(nn.Module):
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = ConvNormAct(in_channels, out_channels, 1, stride=stride, act_layer=None)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(self.units(x)) + self.shortcut(x)  # (B, C_out, H / stride, W / stride)
+        out = self.pool(self.units(x))  # (B, C_out, H / stride, W / stride)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return out + self.shortcut(x)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,8 @@ class XceptionConfig:
         exit_channels: the two separable convs of the exit flow's downsampling block.
         head_channels: the exit flow's last separable convs (each followed by BN and ReLU).
         drop_rate: dropout before the classifier (paper: 0.5 on ImageNet).
+        drop_path_rate: stochastic depth of the blocks' residual branches (not in the paper), growing
+            linearly from 0 at the first block to this rate at the last.
     """
 
     stem_channels: tuple[int, int] = (32, 64)
@@ -100,22 +111,16 @@ class XceptionConfig:
     exit_channels: tuple[int, int] = (728, 1024)
     head_channels: tuple[int, ...] = (1536, 2048)
     drop_rate: float = 0.5
+    drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("stem_channels", "entry_channels", "exit_channels", "head_channels"):
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
-        if len(self.stem_channels) != 2 or len(self.exit_channels) != 2:
-            raise ValueError(
-                f"stem_channels {self.stem_channels} and exit_channels {self.exit_channels} must have 2 entries each"
-            )
-        if len(self.entry_channels) != 3:
-            raise ValueError(f"entry_channels must have 3 entries (strides 4, 8, 16), got {self.entry_channels}")
-        if not isinstance(self.middle_blocks, int) or self.middle_blocks < 0:
-            raise ValueError(f"middle_blocks must be an int >= 0, got {self.middle_blocks!r}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        check_ints("stem_channels", self.stem_channels, min=1, length=2)
+        check_ints("entry_channels", self.entry_channels, min=1, length=3)  # strides 4, 8, 16
+        check_int("middle_blocks", self.middle_blocks, min=0)
+        check_ints("exit_channels", self.exit_channels, min=1, length=2)
+        check_ints("head_channels", self.head_channels, min=1)
+        check_rate("drop_rate", self.drop_rate)
+        check_rate("drop_path_rate", self.drop_path_rate)
 
 
 class Xception(Backbone):
@@ -132,12 +137,13 @@ class Xception(Backbone):
         )
         # The entry flow's first block follows the stem's ReLU, so it does not start with one.
         channels = c2
+        rates = iter(drop_path_rates(config.drop_path_rate, len(config.entry_channels) + config.middle_blocks + 1))
         entry = []
         for i, out in enumerate(config.entry_channels):
-            entry.append(XceptionBlock((channels, out, out), stride=2, start_with_relu=i > 0))
+            entry.append(XceptionBlock((channels, out, out), stride=2, start_with_relu=i > 0, drop_path=next(rates)))
             channels = out
-        middle = [XceptionBlock((channels,) * 4, stride=1) for _ in range(config.middle_blocks)]
-        exit_block = XceptionBlock((channels, *config.exit_channels), stride=2)
+        middle = [XceptionBlock((channels,) * 4, stride=1, drop_path=next(rates)) for _ in range(config.middle_blocks)]
+        exit_block = XceptionBlock((channels, *config.exit_channels), stride=2, drop_path=next(rates))
         channels = config.exit_channels[-1]
         head_units = []
         for out in config.head_channels:
@@ -158,4 +164,13 @@ class Xception(Backbone):
 
 VARIANTS: dict[str, XceptionConfig] = {"xception": XceptionConfig()}
 
-register_family("xception", VARIANTS, Xception)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``): a block whose
+# width changes gets a 1x1 shortcut, so every entry may change on its own.
+DESIGN = DesignFields(
+    channels=("stem_channels", "entry_channels", "exit_channels", "head_channels"), depths=("middle_blocks",)
+)
+
+# timm's ``legacy_xception`` pretrained_cfg: 299 px, crop 0.8975, bicubic, mean = std = 0.5.
+PREPROCESSING = Preprocessing(INCEPTION_MEAN, INCEPTION_STD, input_size=299, crop_pct=0.8975, interpolation="bicubic")
+
+register_family("xception", VARIANTS, Xception, design=DESIGN, preprocessing=PREPROCESSING)

@@ -26,14 +26,13 @@ How each idea shows in the code:
 
 Levels: a new stage opens at every stride-2 layer; the layers before the first one form ``stages[0]``
 (at stride 1 when the first layer has stride 1). Since skip connections cross stages, each stage takes
-and returns the list of all outputs so far and ``ZophLe`` overrides ``_run_levels``; a level is its
-stage's last layer. ``frozen_stages=k`` freezes ``stages[:k]`` (there is no stem). No
+and returns the list of all outputs so far (``ZophLe`` overrides the base loop's ``_begin`` / ``_level``
+hooks to carry it); a level is its stage's last layer. ``frozen_stages=k`` freezes ``stages[:k]`` (there is no stem). No
 ``output_stride``: skip pooling factors are fixed by the strides the architecture chose.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -41,7 +40,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from vision_backbones.backbone import Backbone, ClassifierHead, _running_stats_restored
+from vision_backbones.backbone import Backbone
+from vision_backbones.family import DesignFields, Preprocessing
+from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import ConvNormAct, init_weights
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_choice, check_float, check_int
@@ -77,7 +78,11 @@ def _layer(index: int, value: Any) -> ZophLeLayer:
         if "filters" not in value:
             raise ValueError(f"{name} {dict(value)!r} lacks 'filters'")
         layer = ZophLeLayer(**value)
-    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and 1 <= len(value) <= len(ZophLeLayer._fields):
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes))
+        and 1 <= len(value) <= len(ZophLeLayer._fields)
+    ):
         layer = ZophLeLayer(*value)
     else:
         raise ValueError(f"{name} must be a ZophLeLayer, a mapping or a sequence of 1-5 fields, got {value!r}")
@@ -119,7 +124,7 @@ class SkipConcatConv(nn.Module):
         )
         kernel = (layer.kernel_height, layer.kernel_width)
         self.conv = ConvNormAct(
-            in_channels, layer.filters, kernel, stride=layer.stride, padding=(kernel[0] // 2, kernel[1] // 2)  # type: ignore[arg-type]
+            in_channels, layer.filters, kernel, stride=layer.stride, padding=(kernel[0] // 2, kernel[1] // 2)
         )
         self.out_channels = layer.filters
 
@@ -197,29 +202,12 @@ class ZophLe(Backbone):
         if not any(p.is_meta for p in self.parameters()):
             init_weights(self)
 
-    @torch.jit.unused
-    def _checkpointed_stage(self, index: int, history: list[Tensor]) -> list[Tensor]:
-        stage = self.stages[index]
+    # Skip inputs cross stages, so the base loop carries every output so far (history[0]: the input).
+    def _begin(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
+        return [x]
 
-        def contexts() -> tuple[contextlib.AbstractContextManager[None], contextlib.AbstractContextManager[None]]:
-            return contextlib.nullcontext(), _running_stats_restored(stage)  # statistics updated once
-
-        return torch.utils.checkpoint.checkpoint(stage, history, use_reentrant=False, context_fn=contexts)
-
-    def _run_levels(self, x: Tensor, selected: bool) -> list[Tensor]:
-        # Skip inputs cross stages, so the loop carries every output so far (history[0]: the input).
-        outputs: list[Tensor] = []
-        deepest = self._out_indices[-1] if selected else len(self.stages) - 1
-        history = [self.stem(x)]
-        for index, stage in enumerate(self.stages):
-            if index <= deepest:  # stages past the deepest requested level are not run
-                if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
-                    history = self._checkpointed_stage(index, history)
-                else:
-                    history = stage(history)
-                if not selected or index in self._out_indices:
-                    outputs.append(history[-1])
-        return outputs
+    def _level(self, state: list[Tensor]) -> Tensor:  # type: ignore[override]
+        return state[-1]
 
 
 def _reference_layers() -> tuple[ZophLeLayer, ...]:
@@ -241,4 +229,15 @@ VARIANTS: dict[str, ZophLeConfig] = {
     "zoph_le_plain8": ZophLeConfig(layers=_reference_layers()),
 }
 
-register_family("zoph_le", VARIANTS, ZophLe)
+# What scaling, NetAdapt and the search spaces may change (``family.DesignFields``): every layer's width
+# (its inputs are concatenations, so any widths fit) and kernel.
+DESIGN = DesignFields(
+    channels=("layers.filters",),
+    kernels=("layers.kernel_height", "layers.kernel_width"),
+    fixed_because="its layers are searched one by one, each with its own skip inputs: there are no repeated blocks to count",
+)
+
+# A search space, not a released model: ImageNet statistics at 224 px (crop 0.875, bilinear).
+PREPROCESSING = Preprocessing()
+
+register_family("zoph_le", VARIANTS, ZophLe, design=DESIGN, preprocessing=PREPROCESSING)

@@ -105,7 +105,11 @@ class RecurrentController(nn.Module):
         return logits
 
     def run(
-        self, decisions: Sequence[Decision], *, choices: Sequence[int] | None = None, generator: torch.Generator | None = None
+        self,
+        decisions: Sequence[Decision],
+        *,
+        choices: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[tuple[int, ...], Tensor, Tensor]:
         """Sample (``choices=None``) or score the given ``choices``: ``(choices, log p, entropy)``."""
         x, state = self.start, self._initial_state()
@@ -140,7 +144,7 @@ class ReinforceSearch:
         num_layers: int | None = None,
         lr: float | None = None,
         temperature: float = 1.0,
-        tanh_constant: float | None | str = "preset",
+        tanh_constant: float | str | None = "preset",
         entropy_weight: float = 1e-4,
         baseline_decay: float = 0.99,
         grow_every: int | None = None,
@@ -166,7 +170,9 @@ class ReinforceSearch:
             check_int("grow_every", grow_every, min=1)
             check_int("grow_by", grow_by, min=1)
             if not hasattr(space, "with_depth"):
-                raise ValueError(f"grow_every: space {space.name!r} has a fixed depth; expected a space with with_depth (zoph_le)")
+                raise ValueError(
+                    f"grow_every: space {space.name!r} has a fixed depth; expected a space with with_depth (zoph_le)"
+                )
         self.space = space
         self.grow_every, self.grow_by = grow_every, grow_by
         self.start_depth = start_depth if start_depth is not None else getattr(space, "depth", None)
@@ -179,15 +185,19 @@ class ReinforceSearch:
         vocabularies = {d.vocabulary: len(d.choices) for d in deepest.decisions}
         self.generator = torch.Generator().manual_seed(seed)
         self.controller = RecurrentController(
-            vocabularies, cell=settings["cell"], hidden_size=settings["hidden_size"], num_layers=settings["num_layers"],
-            temperature=temperature, tanh_constant=settings["tanh_constant"],
+            vocabularies,
+            cell=settings["cell"],
+            hidden_size=settings["hidden_size"],
+            num_layers=settings["num_layers"],
+            temperature=temperature,
+            tanh_constant=settings["tanh_constant"],
         )
         self.controller.reset_parameters(self.generator)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=settings["lr"])
 
     def current_space(self) -> SearchSpace:
         """The space at the depth of the next sample (Zoph & Le's growing depth), else the space."""
-        if self.grow_every is None:
+        if self.grow_every is None or self.start_depth is None:
             return self.space
         depth = self.start_depth + self.grow_by * (self.samples // self.grow_every)
         return self.space.with_depth(depth)  # type: ignore[attr-defined]

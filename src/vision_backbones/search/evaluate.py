@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from vision_backbones.batch_norm import recompute_batch_norm_statistics
 from vision_backbones.flops import count_flops
@@ -73,8 +73,18 @@ class ProxyTask:
 
     def __post_init__(self) -> None:
         check_choice("data", self.data, DATASETS)
-        for name in ("image_size", "epochs", "batch_size", "eval_batch_size", "threads", "latency_image_size",
-                     "latency_in_channels", "latency_num_classes", "latency_repeats", "latency_threads"):
+        for name in (
+            "image_size",
+            "epochs",
+            "batch_size",
+            "eval_batch_size",
+            "threads",
+            "latency_image_size",
+            "latency_in_channels",
+            "latency_num_classes",
+            "latency_repeats",
+            "latency_threads",
+        ):
             check_int(name, getattr(self, name), min=1)
         check_int("bn_batches", self.bn_batches, min=0)
         check_int("data_seed", self.data_seed, min=0)
@@ -159,7 +169,11 @@ def warmup_cosine(step: int, total: int) -> float:
 
 
 def train_model(
-    model: nn.Module, splits: ProxySplits, task: ProxyTask, *, seed: int = 0,
+    model: nn.Module,
+    splits: ProxySplits,
+    task: ProxyTask,
+    *,
+    seed: int = 0,
     step: Any = None,
 ) -> list[float]:
     """Train ``model`` in place on ``splits.train`` (``warmup_cosine`` schedule); returns the mean loss per epoch.
@@ -181,7 +195,9 @@ def train_model(
                 step(model)
             loss = F.cross_entropy(model(images), labels, label_smoothing=task.label_smoothing)
             if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"training loss became {float(loss)}; expected a finite loss (lower lr={task.lr:g}?)")
+                raise FloatingPointError(
+                    f"training loss became {float(loss)}; expected a finite loss (lower lr={task.lr:g}?)"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -228,7 +244,12 @@ def evaluate_model(
 
 
 def evaluate_architecture(
-    base: str, arch: Mapping[str, Any], task: ProxyTask | None = None, *, seed: int = 0, latency: bool = True,
+    base: str,
+    arch: Mapping[str, Any],
+    task: ProxyTask | None = None,
+    *,
+    seed: int = 0,
+    latency: bool = True,
     latency_table: Any = None,
 ) -> dict[str, Any]:
     """Train ``create_model(base, num_classes=10, in_channels=1, **arch)`` on the proxy task and score it.
@@ -252,7 +273,9 @@ def evaluate_architecture(
     deployed_meta = build_on_meta(base, **deploy_kwargs)
     size = task.latency_image_size
     result["deploy_params"] = sum(p.numel() for p in deployed_meta.parameters())
-    result["deploy_flops"] = count_flops(deployed_meta, torch.empty(1, task.latency_in_channels, size, size, device="meta")).total
+    result["deploy_flops"] = count_flops(
+        deployed_meta, torch.empty(1, task.latency_in_channels, size, size, device="meta")
+    ).total
     result["latency_ms"] = None
     if latency:
         torch.manual_seed(seed)

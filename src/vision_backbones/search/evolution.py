@@ -10,6 +10,9 @@ evaluation cannot rule forever (the "regularization").
 Defaults: ``population_size=10``, ``sample_size=3``. The paper's ImageNet runs used 100 and 25 for
 20,000 models; with budgets of 25-100 queries a population of 100 would never leave the random phase,
 so the population is scaled down with the budget.
+
+Written once: the black-box search (``--strategy evolution``, every trial trained) and the one-shot
+search (``--strategy oneshot``, paths scored with a supernet's shared weights) both run this class.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from vision_backbones.search.rng import rng_state, set_rng_state
 from vision_backbones.search.spaces import SearchSpace
-from vision_backbones.search.strategies import rng_state, set_rng_state
 from vision_backbones.validate import check_int
 
 

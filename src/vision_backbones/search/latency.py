@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,26 +33,10 @@ from torch import Tensor, nn
 
 from vision_backbones.io import atomic_write_bytes
 from vision_backbones.measure.machine import cpu_model
-from vision_backbones.measure.timing import num_threads, time_calls
+from vision_backbones.measure.timing import time_calls
 from vision_backbones.validate import check_choice, check_int
 
-CLOCKS = ("wall", "cpu")
-
-
-
-def _time_calls(function: Callable[[], object], *, repeats: int, warmup: int, clock: str) -> list[float]:
-    if clock == "wall":
-        return time_calls(function, repeats=repeats, warmup=warmup)
-    # CPU time of this process: with one thread it is the work done, and other processes on a
-    # shared machine barely change it (measure.timing.interleaved_times records it for that reason).
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        function()
-        times.append(time.process_time() - start)
-    return times
+CLOCKS = ("wall", "cpu")  # ``measure.timing.time_calls``'s clocks
 
 
 @torch.no_grad()
@@ -87,11 +70,10 @@ def measure_latency_ms(
     was_training = model.training
     model.eval()
     try:
-        with num_threads(threads):
-            times = _time_calls(lambda: model(example), repeats=repeats, warmup=warmup, clock=clock)
+        times = time_calls(lambda: model(example), repeats=repeats, warmup=warmup, clock=clock, threads=threads)
     finally:
         model.train(was_training)
-    return 1000.0 * statistics.median(times)
+    return statistics.median(times)
 
 
 # ----------------------------------------------------------------- blocks of a network
@@ -152,8 +134,9 @@ def _materialize(block: nn.Module) -> nn.Module:
         copied = copied.to_empty(device="cpu")
         torch.manual_seed(0)
         for module in copied.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()  # conv / linear / batch norm defaults: no denormals, no NaN
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()  # conv / linear / batch norm defaults: no denormals, no NaN
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.reset_running_stats()
     return copied.eval()
@@ -203,7 +186,9 @@ class LatencyTable:
             try:
                 stored = json.loads(table.path.read_text())
             except json.JSONDecodeError as error:
-                raise ValueError(f"latency table {str(table.path)!r} is not valid JSON ({error}); expected a file this class wrote") from None
+                raise ValueError(
+                    f"latency table {str(table.path)!r} is not valid JSON ({error}); expected a file this class wrote"
+                ) from None
             table.entries = dict(stored.get("tables", {}).get(settings.key(), {}))
         return table
 
@@ -235,7 +220,13 @@ class LatencyTable:
         runnable = _materialize(block)
         example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
         return measure_latency_ms(
-            runnable, image_size=1, threads=s.threads, repeats=s.repeats, warmup=s.warmup, clock=s.clock, example=example
+            runnable,
+            image_size=1,
+            threads=s.threads,
+            repeats=s.repeats,
+            warmup=s.warmup,
+            clock=s.clock,
+            example=example,
         )
 
     def block_latencies(self, model: nn.Module, *, save: bool = True) -> list[tuple[str, float]]:
@@ -261,13 +252,21 @@ class LatencyTable:
         s = self.settings
         runnable = _materialize(model) if next(model.parameters()).is_meta else model
         return measure_latency_ms(
-            runnable, image_size=s.image_size, batch=s.batch, threads=s.threads, repeats=s.repeats,
-            warmup=s.warmup, in_channels=s.in_channels, clock=s.clock,
+            runnable,
+            image_size=s.image_size,
+            batch=s.batch,
+            threads=s.threads,
+            repeats=s.repeats,
+            warmup=s.warmup,
+            in_channels=s.in_channels,
+            clock=s.clock,
         )
 
 
 def within_share(predicted: Sequence[float], measured: Sequence[float], *, tolerance: float = 0.10) -> float:
     """Share of predictions within ``+-tolerance`` of the measured value (nn-Meter's accuracy figure)."""
     if len(predicted) != len(measured) or not predicted:
-        raise ValueError(f"need equal, non-empty lists, got {len(predicted)} predictions and {len(measured)} measurements")
+        raise ValueError(
+            f"need equal, non-empty lists, got {len(predicted)} predictions and {len(measured)} measurements"
+        )
     return sum(abs(p - m) <= tolerance * m for p, m in zip(predicted, measured)) / len(predicted)

@@ -29,7 +29,9 @@ HARD_EXPONENTS = (0.0, -1.0)  # MnasNet's (alpha, beta) for a hard constraint
 INFEASIBLE = -1.0
 
 
-def mnasnet_exponent(latency_ms: float, target_ms: float, *, mode: str = "soft", exponent: float = SOFT_EXPONENT) -> float:
+def mnasnet_exponent(
+    latency_ms: float, target_ms: float, *, mode: str = "soft", exponent: float = SOFT_EXPONENT
+) -> float:
     """MnasNet's ``w`` for one latency: ``exponent`` everywhere (soft), or 0 / -1 under / over ``target_ms`` (hard)."""
     check_choice("mode", mode, MODES)
     if mode == "soft":

@@ -9,12 +9,17 @@ The folder (``--out``) holds:
   batch's first trial (``torch.save``, read back with ``weights_only=True``).
 - ``trials.jsonl``: every evaluated trial (number, choice indices, architecture, result, reward),
   rewritten atomically after each trial.
+- ``supernet.pt``: only for weight-sharing strategies (``--strategy oneshot``): the shared weights,
+  optimizer, generators and epochs done (``strategy.SharedWeights.weights_state_dict``), written after
+  every training epoch; the trained supernet stays there after the search.
 
 Each batch (``workers`` trials) is: save the state, propose, evaluate the trials ``trials.jsonl`` does
 not hold yet (in parallel on Ray when ``workers > 1``), observe every reward in trial order. A resumed
 search loads the state, proposes the same batch again (the strategy is deterministic given its state;
 a proposal that disagrees with the log is an error), evaluates only what is missing and goes on, so no
-trial is lost or repeated, and with a fixed seed it ends where an uninterrupted run ends.
+trial is lost or repeated, and with a fixed seed it ends where an uninterrupted run ends. A
+weight-sharing strategy first trains its shared weights, one epoch at a time, resuming from
+``supernet.pt``; its trials are then scored with those weights (``evaluator()``) in this process.
 
 Every file goes through ``vision_backbones.io``, so a kill leaves each file old or new, never half.
 """
@@ -25,6 +30,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,15 +38,13 @@ from typing import Any
 
 import torch
 
-from vision_backbones.io import atomic_write, atomic_write_bytes
-from vision_backbones.search.benchmark import read_jsonl, write_jsonl
+from vision_backbones.io import atomic_write_bytes, jsonable, load_torch_file, read_jsonl, write_json, write_jsonl
 from vision_backbones.search.spaces import SearchSpace, get_space, to_json
-from vision_backbones.search.strategies import STRATEGIES, make_strategy
+from vision_backbones.search.strategies import STRATEGIES, WEIGHT_SHARING, make_strategy
+from vision_backbones.search.strategy import Evaluator, SharedWeights, Strategy
 from vision_backbones.validate import check_choice, check_int
 
-CONFIG_FILE, STATE_FILE, TRIALS_FILE = "search.json", "state.pt", "trials.jsonl"
-
-Evaluator = Callable[[Mapping[str, Any]], dict[str, Any]]
+CONFIG_FILE, STATE_FILE, TRIALS_FILE, WEIGHTS_FILE = "search.json", "state.pt", "trials.jsonl", "supernet.pt"
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,18 @@ class SearchConfig:
         check_int("trials", self.trials, min=1)
         check_int("seed", self.seed, min=0)
         check_int("workers", self.workers, min=1)
+        if self.strategy in WEIGHT_SHARING and self.workers > 1:
+            raise ValueError(
+                f"strategy {self.strategy!r} scores trials with one supernet in this process; expected workers=1, got {self.workers}"
+            )
 
     def identity(self) -> dict[str, Any]:
         """What must match for a folder to be resumed (the trial budget may grow)."""
         record = dataclasses.asdict(self)
         record.pop("trials")
         record["space_definition"] = get_space(self.space).describe()
-        return json.loads(json.dumps(record))  # tuples as lists, as the file holds them
+        identity: dict[str, Any] = jsonable(record)  # tuples as lists, as the file holds them
+        return identity
 
 
 class ProxyEvaluator:
@@ -82,7 +91,9 @@ class ProxyEvaluator:
         from vision_backbones.search.evaluate import ProxyTask, evaluate_architecture
         from vision_backbones.search.spaces import from_json
 
-        result = evaluate_architecture(self.base, from_json(trial["architecture"]), ProxyTask(**self.task), seed=trial["seed"])
+        result = evaluate_architecture(
+            self.base, from_json(trial["architecture"]), ProxyTask(**self.task), seed=trial["seed"]
+        )
         result.pop("train_loss", None)
         return result
 
@@ -139,7 +150,9 @@ def make_executor(workers: int, address: str | None = None) -> LocalExecutor | R
         import ray  # noqa: F401
     except ModuleNotFoundError:
         if address is not None:
-            raise ValueError(f"--address {address!r} needs Ray; install it (pip install 'vision-backbones[search]')") from None
+            raise ValueError(
+                f"--address {address!r} needs Ray; install it (pip install 'vision-backbones[search]')"
+            ) from None
         print("Ray is not installed: running the trials one at a time in this process")
         return LocalExecutor()
     return RayExecutor(workers, address)
@@ -155,29 +168,87 @@ def _check_folder(out: Path, config: SearchConfig) -> None:
         try:
             recorded = json.loads(path.read_text())
         except json.JSONDecodeError:
-            raise ValueError(f"{str(path)!r} is not JSON; expected the search.json of a search folder") from None
+            raise ValueError(
+                f"{str(path)!r} is not JSON; expected the search.json of a search folder (start over with a new --out)"
+            ) from None
+        if not isinstance(recorded, dict):
+            raise ValueError(
+                f"{str(path)!r} holds a JSON {type(recorded).__name__}, not a search's settings; start over with a new --out"
+            )
         recorded_identity = {k: v for k, v in recorded.items() if k != "trials"}
         if recorded_identity != identity:
-            differing = sorted(k for k in set(identity) | set(recorded_identity) if identity.get(k) != recorded_identity.get(k))
+            differing = sorted(
+                k for k in set(identity) | set(recorded_identity) if identity.get(k) != recorded_identity.get(k)
+            )
             raise ValueError(
                 f"--out {str(out)!r} holds a different search (differs in {', '.join(differing)}); "
                 "expected the same settings to resume, or a new folder"
             )
-    elif (out / TRIALS_FILE).exists() or (out / STATE_FILE).exists():
+    elif any((out / name).exists() for name in (TRIALS_FILE, STATE_FILE, WEIGHTS_FILE)):
         raise ValueError(f"--out {str(out)!r} holds search files but no {CONFIG_FILE}; expected an empty or new folder")
-    text = json.dumps({**identity, "trials": config.trials}, indent=2) + "\n"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    write_json(path, {**identity, "trials": config.trials})
 
 
-def _save_state(path: Path, strategy_state: dict[str, Any], next_trial: int) -> None:
+def _save(path: Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
-    torch.save({"strategy": strategy_state, "next_trial": next_trial}, buffer)
+    torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _save_state(path: Path, strategy_state: dict[str, Any], next_trial: int) -> None:
+    _save(path, {"strategy": strategy_state, "next_trial": next_trial})
+
+
+def train_shared_weights(strategy: SharedWeights, path: Path, *, progress: bool = True) -> None:
+    """Train a weight-sharing strategy's weights to the end, resuming from ``path`` and saving there after each epoch."""
+    if path.exists():
+        fix = "start over with a new --out (the trials in this folder were scored with these weights)"
+        weights = load_torch_file(path, fix=fix)
+        try:
+            strategy.load_weights_state_dict(weights)
+        except (KeyError, TypeError, RuntimeError, ValueError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+            raise ValueError(f"{str(path)!r} does not hold this search's shared weights ({reason}); {fix}") from None
+    while not strategy.training_done():
+        loss = strategy.train_epoch()
+        _save(path, strategy.weights_state_dict())
+        if progress:
+            print(f"shared weights: epoch done, loss {loss:.4f}", flush=True)
+
+
+TRIALS_FIX = "delete that line (the trial is evaluated again on resume) or start over with a new --out"
+
+
+def _read_trials(path: Path) -> list[dict[str, Any]]:
+    """The rows of ``trials.jsonl``, each checked: a corrupt line names the file, the line and the fix."""
+    rows = read_jsonl(path, fix=TRIALS_FIX)
+    for line, row in enumerate(rows, 1):
+        problem = None
+        if not isinstance(row, dict):
+            problem = f"is a JSON {type(row).__name__}, not a trial object"
+        elif not isinstance(row.get("number"), int) or isinstance(row.get("number"), bool) or row["number"] < 0:
+            problem = f"has number={row.get('number')!r}; expected an int >= 0"
+        elif not isinstance(row.get("indices"), list):
+            problem = f"has indices={row.get('indices')!r}; expected a list of choice indices"
+        elif not isinstance(row.get("result"), dict):
+            problem = f"has result={row.get('result')!r}; expected an object"
+        elif not isinstance(row.get("reward"), (int, float)) or isinstance(row.get("reward"), bool):
+            problem = f"has reward={row.get('reward')!r}; expected a number"
+        if problem is not None:  # non-empty lines are counted: the n-th trial row
+            raise ValueError(f"{str(path)!r} trial row {line} {problem}; {TRIALS_FIX}")
+    return rows
+
+
 def load_trials(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The trials of a search folder, in trial order."""
-    return sorted(read_jsonl(Path(out) / TRIALS_FILE), key=lambda row: row["number"])
+    """The trials of a search folder, in trial order; a folder without ``trials.jsonl`` is one ``ValueError``."""
+    path = Path(out) / TRIALS_FILE
+    if not Path(out).is_dir():
+        raise ValueError(f"{str(out)!r} is not a folder; expected the --out folder of a search")
+    if not path.is_file():
+        raise ValueError(
+            f"{str(path)!r} does not exist; expected the --out folder of a search that ran at least one trial"
+        )
+    return sorted(_read_trials(path), key=lambda row: row["number"])
 
 
 def _reward(objective: Any, result: Mapping[str, Any]) -> float:
@@ -201,16 +272,37 @@ def run_search(
         raise ValueError(f"--out {str(out)!r} is a file; expected a folder")
     objective = Objective(**config.objective)
     space: SearchSpace = get_space(config.space)
-    strategy = make_strategy(config.strategy, space, seed=config.seed, **config.strategy_options)
-    evaluator = evaluator or ProxyEvaluator(space.base, config.task)
+    from vision_backbones.search.evaluate import ProxyTask
+
+    strategy: Strategy = make_strategy(
+        config.strategy, space, seed=config.seed, task=ProxyTask(**config.task), **config.strategy_options
+    )
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    _check_folder(out, config)
-    trials = {row["number"]: row for row in read_jsonl(out / TRIALS_FILE)}
+    try:
+        _check_folder(out, config)
+        trials = {row["number"]: row for row in _read_trials(out / TRIALS_FILE)}
+    except BaseException:
+        if created:  # a refused search leaves no folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if isinstance(strategy, SharedWeights):
+        train_shared_weights(strategy, out / WEIGHTS_FILE, progress=progress)
+        evaluator = evaluator or strategy.evaluator()
+    evaluator = evaluator or ProxyEvaluator(space.base, config.task)
     state_path = out / STATE_FILE
     next_trial = 0
     if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        strategy.load_state_dict(state["strategy"])
+        # the strategy replays its logged trials without evaluating them again: deleting state.pt loses nothing
+        fix = "delete it and rerun (the strategy replays the trials in trials.jsonl), or start over with a new --out"
+        state = load_torch_file(state_path, fix=fix)
+        if not isinstance(state, dict) or not isinstance(state.get("next_trial"), int) or "strategy" not in state:
+            raise ValueError(f"{str(state_path)!r} is not a search state (no 'strategy' and 'next_trial'); {fix}")
+        try:
+            strategy.load_state_dict(state["strategy"])
+        except (KeyError, TypeError, RuntimeError, ValueError, IndexError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+            raise ValueError(f"{str(state_path)!r} does not hold this strategy's state ({reason}); {fix}") from None
         next_trial = int(state["next_trial"])
     executor = make_executor(config.workers, address)
     try:
@@ -226,9 +318,14 @@ def run_search(
                             "the strategy is not deterministic"
                         )
                 todo = [
-                    {"number": n, "indices": list(proposals[n]), "architecture": to_json(space.architecture(proposals[n])),
-                     "seed": config.seed}
-                    for n in numbers if n not in trials
+                    {
+                        "number": n,
+                        "indices": list(proposals[n]),
+                        "architecture": to_json(space.architecture(proposals[n])),
+                        "seed": config.seed,
+                    }
+                    for n in numbers
+                    if n not in trials
                 ]
                 by_number = {t["number"]: t for t in todo}
                 for number, result in executor.map(evaluator, todo):
@@ -254,14 +351,14 @@ class _NoProgress:
 
 class _RichProgress:
     def __init__(self, config: SearchConfig, done: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from vision_backbones.progress import progress_bar
 
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[best]}"),
-        )
+        self.progress = progress_bar("{task.fields[best]}", transient=False, remaining=True)
         self.task = self.progress.add_task(
-            f"search {config.space} / {config.strategy}", total=config.trials, completed=min(done, config.trials), best=""
+            f"search {config.space} / {config.strategy}",
+            total=config.trials,
+            completed=min(done, config.trials),
+            best="",
         )
         self.best: float | None = None
 
@@ -273,7 +370,7 @@ class _RichProgress:
         self.best = trial["reward"] if self.best is None else max(self.best, trial["reward"])
         self.progress.update(self.task, advance=1, best=f"best reward {self.best:.4f}")
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
 

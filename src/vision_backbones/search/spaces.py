@@ -11,6 +11,8 @@ The spaces:
   https://arxiv.org/abs/1807.11626, section 4.1): per row of the shared MBConv table a depthwise kernel,
   an expansion ratio, squeeze-and-excitation or not, a repeat change and a filter-size factor, so
   different stages may differ.
+- ``"mnasnet_oneshot"``: the same ``MBConvSpace`` narrowed to what a single-path supernet covers
+  (one width per row, one expansion, no SE), for ``--strategy oneshot``.
 - ``StageSpace`` (``"resnet"``, ``"nasbench_resnet"``): depths and widths per stage of a non-mobile
   family (ResNet here; VoVNet or Darknet take the same two fields).
 - ``ZophLeSpace`` (``"zoph_le"``): the whole-architecture space of Zoph & Le 2017
@@ -25,7 +27,6 @@ makes an invalid network fails at once, not hours into a search.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import random
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vision_backbones.io import atomic_write
+from vision_backbones.io import jsonable, lists_to_tuples, read_json, write_json
 from vision_backbones.layers.inverted_residual import MBConvRow
 from vision_backbones.models.mnasnet import B1_ROWS
 from vision_backbones.models.zoph_le import ZophLeLayer
@@ -98,7 +99,9 @@ class SearchSpace:
             raise ValueError(f"space {self.name!r} takes {len(decisions)} choices, got {len(indices)}")
         for index, decision in zip(indices, decisions):
             if not isinstance(index, int) or not 0 <= index < len(decision.choices):
-                raise ValueError(f"{decision.name}: choice {index!r} out of range; expected 0..{len(decision.choices) - 1}")
+                raise ValueError(
+                    f"{decision.name}: choice {index!r} out of range; expected 0..{len(decision.choices) - 1}"
+                )
         return tuple(int(i) for i in indices)
 
     def space_for(self, indices: Sequence[int]) -> SearchSpace:
@@ -125,7 +128,7 @@ class SearchSpace:
         """Every member, in a fixed order (for exhaustive tables of small spaces)."""
         members: list[tuple[int, ...]] = [()]
         for decision in self.decisions:
-            members = [m + (i,) for m in members for i in range(len(decision.choices))]
+            members = [(*m, i) for m in members for i in range(len(decision.choices))]
         return members
 
     def key(self, indices: Sequence[int]) -> str:
@@ -199,7 +202,9 @@ class MBConvSpace(SearchSpace):
         for index, row in enumerate(self.rows):
             repeats = tuple(sorted({row.repeats + d for d in self.repeat_deltas if row.repeats + d >= 1}))
             if not repeats:
-                raise ValueError(f"rows[{index}] has {row.repeats} blocks; repeat deltas {self.repeat_deltas} leave it none")
+                raise ValueError(
+                    f"rows[{index}] has {row.repeats} blocks; repeat deltas {self.repeat_deltas} leave it none"
+                )
             decisions += [
                 Decision(f"rows[{index}].kernel_size", "kernel_size", self.kernels),
                 Decision(f"rows[{index}].expand_ratio", "expand_ratio", self.expansions),
@@ -350,6 +355,20 @@ def _mnasnet() -> SearchSpace:
     return MBConvSpace("mnasnet", "mnasnet1_0", proxy={"width_multiplier": 0.5, "head_channels": 256, "drop_rate": 0.0})
 
 
+def _mnasnet_oneshot() -> SearchSpace:
+    # The one-shot search's space, which a supernet covers (``search.supernet``): one width per row,
+    # kernel 3/5/7 sharing one superkernel per layer, a single expansion and no SE (with two or more
+    # the supernet stayed at chance loss on the proxy, benchmarks/search_evaluators.md), repeats -1/0/+1.
+    return MBConvSpace(
+        "mnasnet_oneshot",
+        "mnasnet1_0",
+        proxy={"width_multiplier": 0.5, "head_channels": 256, "drop_rate": 0.0},
+        expansions=(6,),
+        se_ratios=(0.0,),
+        filter_factors=(1.0,),
+    )
+
+
 def _resnet() -> SearchSpace:
     return StageSpace("resnet", "resnet18", proxy={"stem_channels": 16})
 
@@ -371,17 +390,22 @@ def _zoph_le() -> SearchSpace:
 
 SPACES: dict[str, Callable[[], SearchSpace]] = {
     "mnasnet": _mnasnet,
+    "mnasnet_oneshot": _mnasnet_oneshot,
     "resnet": _resnet,
     "nasbench_resnet": _nasbench_resnet,
     "zoph_le": _zoph_le,
 }
 
 
-@functools.lru_cache(maxsize=None)
 def get_space(name: str) -> SearchSpace:
-    """The registered space ``name`` (validated as it is built)."""
-    if name not in SPACES:
+    """The registered space ``name`` (validated as it is built; built once per process)."""
+    if not isinstance(name, str) or name not in SPACES:  # checked before the cache: a list was "unhashable type"
         raise ValueError(f"unknown space {name!r}; expected one of {', '.join(SPACES)}")
+    return _built_space(name)
+
+
+@functools.cache
+def _built_space(name: str) -> SearchSpace:
     return SPACES[name]()
 
 
@@ -389,47 +413,31 @@ def get_space(name: str) -> SearchSpace:
 # Architectures as files
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _untuple(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_untuple(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _untuple(v) for k, v in value.items()}
-    return value
-
-
 def to_json(architecture: Mapping[str, Any]) -> dict[str, Any]:
     """The override dict with tuples as lists (what JSON holds)."""
-    return _jsonable(dict(architecture))
+    converted: dict[str, Any] = jsonable(dict(architecture))
+    return converted
 
 
 def from_json(architecture: Mapping[str, Any]) -> Architecture:
     """The override dict with JSON lists back as tuples (config fields are tuples)."""
-    return {k: _untuple(v) for k, v in architecture.items()}
+    return {k: lists_to_tuples(v) for k, v in architecture.items()}
 
 
 def save_architecture(path: str | os.PathLike[str], base: str, architecture: Mapping[str, Any], **extra: Any) -> Path:
     """Write ``{"model": base, "overrides": {...}, ...extra}`` atomically; ``load_architecture`` reads it."""
-    payload = {"model": base, "overrides": to_json(architecture), **extra}
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
+    return write_json(path, {"model": base, "overrides": to_json(architecture), **extra})
 
 
 def load_architecture(path: str | os.PathLike[str]) -> tuple[str, Architecture]:
     """``(model, overrides)`` from a file of ``save_architecture``: ``create_model(model, **overrides)``."""
-    path = Path(path)
-    try:
-        payload = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"architecture file {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"architecture file {str(path)!r} is not JSON ({error.msg} at char {error.pos})") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("model"), str) or not isinstance(payload.get("overrides"), dict):
-        raise ValueError(f"architecture file {str(path)!r}: expected an object with 'model' (str) and 'overrides' (object)")
+    payload = read_json(path)  # a missing or bad file: one line naming it
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("model"), str)
+        or not isinstance(payload.get("overrides"), dict)
+    ):
+        raise ValueError(
+            f"architecture file {str(path)!r}: expected an object with 'model' (str) and 'overrides' (object)"
+        )
     return payload["model"], from_json(payload["overrides"])

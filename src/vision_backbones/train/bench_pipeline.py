@@ -1,6 +1,6 @@
 """Images/s of the training input pipeline vs a plain torchvision ImageFolder + transforms.v2 pipeline.
 
-    python -m vision_backbones.train.bench_pipeline [--workers 0 2] [--rounds 5] [--write benchmarks/RESULTS.md]
+    python -m vision_backbones.cli.bench_pipeline [--workers 0 2] [--rounds 5] [--write benchmarks/RESULTS.md]
 
 Both read real photographs (scikit-image's and scikit-learn's, cut to ImageNet-like sizes 500x375 to
 800x600, JPEG quality 90, :func:`~vision_backbones.train.samples.write_benchmark_folders`) with the
@@ -21,12 +21,9 @@ Results accumulate in a JSON file, so an interrupted run resumes where it stoppe
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +31,8 @@ from typing import Any
 
 import torch
 
+from vision_backbones.io import read_json, write_json
+from vision_backbones.train.decode import DecoderName
 from vision_backbones.train.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 BATCH_SIZE = 32
@@ -46,20 +45,30 @@ class Step:
 
     label: str
     storage: str  # "original" or "max-side-320"
-    decoder: str  # "pillow" or "simplejpeg"
+    decoder: DecoderName  # "pillow" or "simplejpeg"
     reuse_memory: bool
     legacy_normalization: bool  # the former on_after_batch_transfer: (x.float() - mean) / std
 
 
 REFERENCE = "reference"
-REFERENCE_NEAREST = "reference-nearest-ta"  # the former reference: TrivialAugmentWide with nearest (less work than ours)
+REFERENCE_NEAREST = (
+    "reference-nearest-ta"  # the former reference: TrivialAugmentWide with nearest (less work than ours)
+)
 STEPS = {
     "baseline": Step("baseline (the pipeline before this change)", "original", "pillow", False, True),
-    "fast-path": Step("+ fast path fixes (freed memory reused, in-place normalization)", "original", "pillow", True, False),
+    "fast-path": Step(
+        "+ fast path fixes (freed memory reused, in-place normalization)", "original", "pillow", True, False
+    ),
     "max-side-320": Step(f"+ max-side {MAX_SIDE} storage (JPEG q90)", "max-side-320", "pillow", True, False),
-    "simplejpeg": Step("+ simplejpeg decoding (DCT scaling where the crop allows)", "max-side-320", "simplejpeg", True, False),
+    "simplejpeg": Step(
+        "+ simplejpeg decoding (DCT scaling where the crop allows)", "max-side-320", "simplejpeg", True, False
+    ),
 }
-EXTRA = {"simplejpeg-original": Step("fast path + simplejpeg DCT scaling, original storage (not cumulative)", "original", "simplejpeg", True, False)}
+EXTRA = {
+    "simplejpeg-original": Step(
+        "fast path + simplejpeg DCT scaling, original storage (not cumulative)", "original", "simplejpeg", True, False
+    )
+}
 ALL_STEPS = {**STEPS, **EXTRA}
 
 
@@ -85,7 +94,9 @@ def plain_torchvision_loader(root: Path, batch_size: int, workers: int, augment_
         ]
     )
     dataset = ImageFolder(str(root), transform=transform)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers), lambda batch: batch
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, num_workers=workers
+    ), lambda batch: batch
 
 
 def our_loader(root: Path, batch_size: int, workers: int, step: Step = STEPS["simplejpeg"]):
@@ -93,10 +104,18 @@ def our_loader(root: Path, batch_size: int, workers: int, step: Step = STEPS["si
     from vision_backbones.train.datamodule import ImageDataModule
 
     module = ImageDataModule(
-        str(root.parent), batch_size=batch_size, num_workers=workers, persistent_workers=False, decoder=step.decoder, reuse_memory=step.reuse_memory
+        str(root.parent),
+        batch_size=batch_size,
+        num_workers=workers,
+        persistent_workers=False,
+        decoder=step.decoder,
+        reuse_memory=step.reuse_memory,
     )
     if step.legacy_normalization:
-        mean, std = torch.tensor(IMAGENET_MEAN).view(1, -1, 1, 1) * 255.0, torch.tensor(IMAGENET_STD).view(1, -1, 1, 1) * 255.0
+        mean, std = (
+            torch.tensor(IMAGENET_MEAN).view(1, -1, 1, 1) * 255.0,
+            torch.tensor(IMAGENET_STD).view(1, -1, 1, 1) * 255.0,
+        )
         return module.train_dataloader(), lambda batch: ((batch[0].float() - mean) / std, batch[1], batch[2])
     return module.train_dataloader(), lambda batch: module.on_after_batch_transfer(batch, 0)
 
@@ -128,7 +147,7 @@ def measure_epoch(name: str, data: Path, workers: int) -> dict[str, float]:
 
 def prepare_data(data: Path, *, classes: int, per_class: int) -> None:
     """``data/original/train`` (ImageNet-like JPEGs) and ``data/max-side-320/train`` (its downscaled copy), once."""
-    from vision_backbones.train.data_cli import resize_class_folders
+    from vision_backbones.train.image_storage import resize_class_folders
     from vision_backbones.train.samples import write_benchmark_folders
 
     if not (data / "original" / "train").is_dir():
@@ -142,7 +161,7 @@ def prepare_data(data: Path, *, classes: int, per_class: int) -> None:
 def _measure_in_child(name: str, data: Path, workers: int, queue: Any) -> None:
     try:
         queue.put(measure_epoch(name, data, workers))
-    except BaseException as error:  # noqa: BLE001  (reported by the parent)
+    except BaseException as error:  # reported by the parent
         queue.put({"error": f"{type(error).__name__}: {error}"})
 
 
@@ -163,30 +182,34 @@ def _run_one(name: str, data: Path, workers: int) -> dict[str, float]:
 
 def run_rounds(data: Path, results_path: Path, *, workers: list[int], rounds: int, names: list[str]) -> dict[str, Any]:
     """Interleaved rounds (order rotating), appended to ``results_path`` after every measurement."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from vision_backbones.progress import progress_bar
 
-    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results: dict[str, Any] = read_json(results_path) if results_path.exists() else {}
     results.setdefault("load_start", os.getloadavg())
     todo = [(w, r, names[(i + r) % len(names)]) for w in workers for r in range(rounds) for i in range(len(names))]
     todo = [(w, r, n) for w, r, n in todo if len(results.get(str(w), {}).get(n, [])) <= r]
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+    with progress_bar(transient=False) as progress:
         task = progress.add_task("pipeline benchmark", total=len(todo))
         for w, r, name in todo:
             progress.update(task, description=f"{w} workers, round {r + 1}/{rounds}: {name}")
             results.setdefault(str(w), {}).setdefault(name, []).append(_run_one(name, data, w))
             results["load_end"] = os.getloadavg()
-            results_path.write_text(json.dumps(results, indent=1))
+            write_json(results_path, results, indent=1)
             progress.advance(task)
     return results
 
 
 def _median_ratio(ours: list[dict], reference: list[dict], key: str, invert: bool) -> tuple[float, float, float]:
     rounds = min(len(ours), len(reference))
-    ratios = [(reference[i][key] / ours[i][key]) if invert else (ours[i][key] / reference[i][key]) for i in range(rounds)]
+    ratios = [
+        (reference[i][key] / ours[i][key]) if invert else (ours[i][key] / reference[i][key]) for i in range(rounds)
+    ]
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
-def detail_kept(size: tuple[int, int], max_side: int, *, crop: int = 176, draws: int = 4000, seed: int = 0) -> dict[str, float]:
+def detail_kept(
+    size: tuple[int, int], max_side: int, *, crop: int = 176, draws: int = 4000, seed: int = 0
+) -> dict[str, float]:
     """What storing at ``max_side`` costs RandomResizedCrop at ``crop`` px, on a ``size`` photo.
 
     Detail of one crop = source pixels per output pixel (linear, capped at 1: beyond that the
@@ -203,12 +226,18 @@ def detail_kept(size: tuple[int, int], max_side: int, *, crop: int = 176, draws:
     torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
     try:
         for _ in range(draws):
-            _, _, crop_h, crop_w = RandomResizedCrop.get_params(torch.empty(()).expand(3, height, width), [0.08, 1.0], [3 / 4, 4 / 3])
+            _, _, crop_h, crop_w = RandomResizedCrop.get_params(
+                torch.empty(()).expand(3, height, width), [0.08, 1.0], [3 / 4, 4 / 3]
+            )
             side = (crop_h * crop_w) ** 0.5
             kept.append(min(1.0, side * factor / crop) / min(1.0, side / crop))
     finally:
         torch.set_rng_state(state)
-    return {"share_losing": sum(k < 0.999 for k in kept) / draws, "mean_kept": statistics.fmean(kept), "worst_kept": min(kept)}
+    return {
+        "share_losing": sum(k < 0.999 for k in kept) / draws,
+        "mean_kept": statistics.fmean(kept),
+        "worst_kept": min(kept),
+    }
 
 
 def report(results: dict[str, Any], data: Path) -> str:
@@ -216,12 +245,12 @@ def report(results: dict[str, Any], data: Path) -> str:
     from vision_backbones.measure.machine import describe, machine_info
     from vision_backbones.train.decode import describe_decoder
 
-    meta = json.loads((data / "max-side-320" / "train" / "resize-meta.json").read_text())
+    meta = read_json(data / "max-side-320" / "train" / "resize-meta.json")
     images = meta["num_samples"]
     lines = [
         "## Training input pipeline: ours / plain torchvision ImageFolder + transforms.v2",
         "",
-        f"Generated by `python -m vision_backbones.train.bench_pipeline` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Generated by `python -m vision_backbones.cli.bench_pipeline` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         f"- Machine: {describe(machine_info(packages=('torchvision', 'PIL')))}",
         f"- Decoders: {describe_decoder('auto')}",
@@ -260,9 +289,17 @@ def report(results: dict[str, Any], data: Path) -> str:
         ]
         if REFERENCE_NEAREST in by_name:
             old = by_name[REFERENCE_NEAREST]
-            wall, cpu = _median_ratio(old, reference, "images_per_s", invert=False), _median_ratio(old, reference, "cpu_ms_per_image", invert=True)
-            rate, cpu_ms = statistics.median(m["images_per_s"] for m in old), statistics.median(m["cpu_ms_per_image"] for m in old)
-            lines.append(f"| former reference: TrivialAugmentWide nearest (less work) | {rate:.0f} | {cpu_ms:.2f} | {wall[0]:.2f} [{wall[1]:.2f}-{wall[2]:.2f}] | {cpu[0]:.2f} [{cpu[1]:.2f}-{cpu[2]:.2f}] |")
+            wall, cpu = (
+                _median_ratio(old, reference, "images_per_s", invert=False),
+                _median_ratio(old, reference, "cpu_ms_per_image", invert=True),
+            )
+            rate, cpu_ms = (
+                statistics.median(m["images_per_s"] for m in old),
+                statistics.median(m["cpu_ms_per_image"] for m in old),
+            )
+            lines.append(
+                f"| former reference: TrivialAugmentWide nearest (less work) | {rate:.0f} | {cpu_ms:.2f} | {wall[0]:.2f} [{wall[1]:.2f}-{wall[2]:.2f}] | {cpu[0]:.2f} [{cpu[1]:.2f}-{cpu[2]:.2f}] |"
+            )
         for name, step in ALL_STEPS.items():
             if name not in by_name:
                 continue
@@ -278,41 +315,9 @@ def report(results: dict[str, Any], data: Path) -> str:
         if final and REFERENCE_NEAREST in by_name:
             wall = _median_ratio(final, by_name[REFERENCE_NEAREST], "images_per_s", invert=False)
             cpu = _median_ratio(final, by_name[REFERENCE_NEAREST], "cpu_ms_per_image", invert=True)
-            lines += ["", f"All steps against the former reference (TrivialAugmentWide nearest): **{wall[0]:.2f}** [{wall[1]:.2f}-{wall[2]:.2f}] wall, {cpu[0]:.2f} [{cpu[1]:.2f}-{cpu[2]:.2f}] CPU."]
+            lines += [
+                "",
+                f"All steps against the former reference (TrivialAugmentWide nearest): **{wall[0]:.2f}** [{wall[1]:.2f}-{wall[2]:.2f}] wall, {cpu[0]:.2f} [{cpu[1]:.2f}-{cpu[2]:.2f}] CPU.",
+            ]
         lines.append("")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="loader processes (0: decode in the main process)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--classes", type=int, default=8)
-    parser.add_argument("--per-class", type=int, default=40)
-    parser.add_argument("--steps", nargs="+", default=[REFERENCE, REFERENCE_NEAREST, *ALL_STEPS], choices=[REFERENCE, REFERENCE_NEAREST, *ALL_STEPS])
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "vision_backbones_pipeline_bench", help="benchmark images (made once)")
-    parser.add_argument("--results", type=Path, default=None, help="JSON of the rounds so far (default: DATA/results.json); resumed")
-    parser.add_argument("--write", type=Path, default=None, help="Markdown file whose 'pipeline' section gets the table (benchmarks/RESULTS.md)")
-    parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # one epoch of one step in this process, as JSON (for profiling)
-    args = parser.parse_args(argv)
-    if args.measure is not None:
-        print(json.dumps(measure_epoch(args.measure, args.data, args.workers[0])))
-        return 0
-    prepare_data(args.data, classes=args.classes, per_class=args.per_class)
-    import torchvision.datasets  # noqa: F401  (imported once here, not in every forked measurement)
-
-    import vision_backbones.train.datamodule  # noqa: F401
-    results_path = args.results or args.data / "results.json"
-    results = run_rounds(args.data, results_path, workers=args.workers, rounds=args.rounds, names=args.steps)
-    text = report(results, args.data)
-    print(text)
-    if args.write is not None:
-        from vision_backbones.measure.report import replace_section
-
-        replace_section(args.write, "pipeline", text)
-        print(f"wrote the 'pipeline' section of {args.write}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -20,6 +20,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vision_backbones.io import atomic_write_bytes, atomic_write_stream, sweep_stale_temp_files
+from vision_backbones.plots import pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,11 @@ class FinalLastCheckpoint(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, ModelCheckpoint) and callback.save_last and callback._last_global_step_saved != trainer.global_step:
+            if (
+                isinstance(callback, ModelCheckpoint)
+                and callback.save_last
+                and callback._last_global_step_saved != trainer.global_step
+            ):
                 callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
 
 
@@ -206,7 +211,9 @@ class CheckpointAfterValidation(Callback):
             return False
         return bool(epoch_loop._should_check_val_fx(fetcher))
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         # runs before ModelCheckpoint's hook (Lightning orders checkpoint callbacks last)
         self._deferred.clear()
         if not self._validates_after_this_batch(trainer):
@@ -241,7 +248,9 @@ class PlotCurves(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._loss_sum, self._loss_count = 0.0, 0
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
             self._loss_sum += float(loss)
@@ -254,7 +263,12 @@ class PlotCurves(Callback):
         row = {"epoch": float(trainer.current_epoch + 1)}
         if self._loss_count:
             row["train_loss"] = self._loss_sum / self._loss_count
-        for key, name in (("val/loss", "val_loss"), ("val/acc1", "val_acc1"), ("val_ema/acc1", "val_ema_acc1"), ("val_ema/loss", "val_ema_loss")):
+        for key, name in (
+            ("val/loss", "val_loss"),
+            ("val/acc1", "val_acc1"),
+            ("val_ema/acc1", "val_ema_acc1"),
+            ("val_ema/loss", "val_ema_loss"),
+        ):
             if key in metrics:
                 row[name] = metrics[key]
         self.history = [r for r in self.history if r["epoch"] != row["epoch"]] + [row]
@@ -265,14 +279,14 @@ class PlotCurves(Callback):
         return Path(trainer.log_dir or trainer.default_root_dir) / self.filename
 
     def plot(self, path: Path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         epochs = [r["epoch"] for r in self.history]
         fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-        for key, label in (("train_loss", "train loss (mixed targets)"), ("val_loss", "val loss"), ("val_ema_loss", "val loss (EMA)")):
+        for key, label in (
+            ("train_loss", "train loss (mixed targets)"),
+            ("val_loss", "val loss"),
+            ("val_ema_loss", "val loss (EMA)"),
+        ):
             points = [(r["epoch"], r[key]) for r in self.history if key in r]
             if points:
                 ax_loss.plot(*zip(*points), marker="o", label=label)
@@ -289,11 +303,7 @@ class PlotCurves(Callback):
         if epochs:
             ax_acc.set_xlim(left=0)
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        plt.close(fig)
-        atomic_write_bytes(path, buffer.getvalue())
+        save_figure(fig, path, dpi=100)
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}

@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from vision_backbones.train.datasets import ImageFolderDataset, ShardDataset, collate_skipping, expand_shards, read_shard_meta
+from vision_backbones.train.datasets import (
+    ImageFolderDataset,
+    ShardDataset,
+    collate_skipping,
+    expand_shards,
+    read_shard_meta,
+)
 from vision_backbones.train.memory import reuse_freed_memory, reuse_freed_memory_in_worker
 from vision_backbones.train.sampler import ResumableDataLoader, ResumableSampler
 from vision_backbones.train.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform, TrainTransform
@@ -58,13 +65,7 @@ def _check_data_config(values: dict[str, Any]) -> None:
             check_float(f"data.{field}", item, min=0)  # std 0 is left to the NaN-loss stop (tests use it)
 
 
-def _datamodule_base():
-    from lightning.pytorch import LightningDataModule
-
-    return LightningDataModule
-
-
-class ImageDataModule(_datamodule_base()):
+class ImageDataModule(LightningDataModule):
     """ImageNet-style classification data: class folders (``root/train``, ``root/val``) or WebDataset shards.
 
     Args:
@@ -150,7 +151,9 @@ class ImageDataModule(_datamodule_base()):
             mean=mean,
             decoder=decoder,
         )
-        self.eval_transform = EvalTransform(val_resize_size, val_crop_size, interpolation=interpolation, draft=jpeg_draft, decoder=decoder)
+        self.eval_transform = EvalTransform(
+            val_resize_size, val_crop_size, interpolation=interpolation, draft=jpeg_draft, decoder=decoder
+        )
         self._set_normalization(mean, std)
         self.classes: list[str] | None = None
         self.num_classes = num_classes if num_classes is not None else self._discover_num_classes()
@@ -196,16 +199,18 @@ class ImageDataModule(_datamodule_base()):
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _loader(self, dataset, *, train: bool, sampler=None) -> DataLoader:
-        on_gpu = torch.cuda.is_available() and self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
-        kwargs: dict[str, Any] = dict(
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            collate_fn=collate_skipping,
-            pin_memory=self.pin_memory and on_gpu,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-            drop_last=self.drop_last and train,
-            generator=torch.Generator().manual_seed(self.seed),
+        on_gpu = (
+            torch.cuda.is_available() and self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         )
+        kwargs: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "collate_fn": collate_skipping,
+            "pin_memory": self.pin_memory and on_gpu,
+            "persistent_workers": self.persistent_workers and self.num_workers > 0,
+            "drop_last": self.drop_last and train,
+            "generator": torch.Generator().manual_seed(self.seed),
+        }
         if self.num_workers > 0:
             kwargs["prefetch_factor"] = 4
         if self.reuse_memory:
@@ -213,7 +218,9 @@ class ImageDataModule(_datamodule_base()):
             kwargs["worker_init_fn"] = reuse_freed_memory_in_worker  # workers started by spawn / forkserver
         if sampler is None:
             return DataLoader(dataset, **kwargs)
-        return ResumableDataLoader(dataset, sampler=sampler, batches_done=self._batches_done if train else None, **kwargs)
+        return ResumableDataLoader(
+            dataset, sampler=sampler, batches_done=self._batches_done if train else None, **kwargs
+        )
 
     def _folder_dataset(self, split: str, *, train: bool) -> ImageFolderDataset:
         key = (split, train)
@@ -237,9 +244,13 @@ class ImageDataModule(_datamodule_base()):
     def _folder_loader(self, split: str, *, train: bool) -> DataLoader:
         dataset = self._folder_dataset(split, train=train)
         if self.classes is not None and dataset.classes != self.classes:
-            raise ValueError(f"classes of {self.root}/{split} differ from {self.root}/train ({len(dataset.classes)} vs {len(self.classes)})")
+            raise ValueError(
+                f"classes of {self.root}/{split} differ from {self.root}/train ({len(dataset.classes)} vs {len(self.classes)})"
+            )
         rank, world = self._rank_world()
-        sampler = ResumableSampler(len(dataset), shuffle=train, seed=self.seed, rank=rank, world_size=world, with_seeds=train)
+        sampler = ResumableSampler(
+            len(dataset), shuffle=train, seed=self.seed, rank=rank, world_size=world, with_seeds=train
+        )
         return self._loader(dataset, train=train, sampler=sampler)
 
     def _shard_loader(self, shards: str | list[str], *, train: bool) -> DataLoader:

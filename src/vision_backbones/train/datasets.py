@@ -7,7 +7,6 @@ drops it from the batch and counts it (logged as ``data/skipped``).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import os
@@ -21,6 +20,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, IterableDataset
 
+from vision_backbones.io import read_json
 from vision_backbones.train.sampler import sample_seed, seeded_cpu_rng
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,9 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
-def scan_class_folders(root: str | os.PathLike[str], extensions: Sequence[str] = IMAGE_EXTENSIONS) -> tuple[list[tuple[str, int]], list[str]]:
+def scan_class_folders(
+    root: str | os.PathLike[str], extensions: Sequence[str] = IMAGE_EXTENSIONS
+) -> tuple[list[tuple[str, int]], list[str]]:
     """``([(path, label), ...], classes)`` of ``root/<class>/<image>``, classes and files sorted."""
     root = Path(root)
     if not root.is_dir():
@@ -36,9 +38,11 @@ def scan_class_folders(root: str | os.PathLike[str], extensions: Sequence[str] =
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
     if not classes:
         raise ValueError(f"image folder {str(root)!r} has no class sub-folders; expected {root}/<class>/<image> files")
-    samples = []
+    samples: list[tuple[str, int]] = []
     for label, name in enumerate(classes):
-        files = sorted(e.name for e in os.scandir(root / name) if e.is_file() and e.name.lower().endswith(tuple(extensions)))
+        files = sorted(
+            e.name for e in os.scandir(root / name) if e.is_file() and e.name.lower().endswith(tuple(extensions))
+        )
         samples.extend((str(root / name / f), label) for f in files)
     if not samples:
         raise ValueError(f"image folder {str(root)!r} has no images with extensions {', '.join(extensions)}")
@@ -56,14 +60,16 @@ def _transform_source(source: str | bytes, transform: Callable[[Any], Tensor]) -
         return transform(image)
 
 
-def load_sample(source: str | bytes, transform: Callable[[Any], Tensor], *, seed: int | None, what: str) -> Tensor | None:
+def load_sample(
+    source: str | bytes, transform: Callable[[Any], Tensor], *, seed: int | None, what: str
+) -> Tensor | None:
     """Decode and transform one image; ``None`` (logged) when it cannot be read."""
     try:
         if seed is None:
             return _transform_source(source, transform)
         with seeded_cpu_rng(seed):
             return _transform_source(source, transform)
-    except Exception as error:  # noqa: BLE001  (any decoder failure: skip the image, keep the epoch)
+    except Exception as error:  # any decoder failure: skip the image, keep the epoch
         logger.warning("skipping unreadable image %s: %s: %s", what, type(error).__name__, error)
         return None
 
@@ -109,7 +115,7 @@ def read_shard_meta(pattern: str) -> dict[str, Any] | None:
     folder = Path(first).parent
     prefix = Path(first).name.split("-")[0]
     meta = folder / f"{prefix}-meta.json"
-    return json.loads(meta.read_text()) if meta.is_file() else None
+    return read_json(meta) if meta.is_file() else None
 
 
 def expand_shards(pattern: str | Sequence[str]) -> list[str]:
@@ -123,7 +129,18 @@ def expand_shards(pattern: str | Sequence[str]) -> list[str]:
 class ShardDataset(IterableDataset):
     """Decoded (image, label) samples from tar shards (each worker / rank reads its own shards)."""
 
-    def __init__(self, urls: list[str], transform: Callable[[Image.Image], Tensor], *, train: bool, seed: int, shuffle_buffer: int, rank: int, world_size: int, num_samples: int | None) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        transform: Callable[[Image.Image], Tensor],
+        *,
+        train: bool,
+        seed: int,
+        shuffle_buffer: int,
+        rank: int,
+        world_size: int,
+        num_samples: int | None,
+    ) -> None:
         self.urls = urls
         self.transform = transform
         self.train = train
@@ -146,7 +163,11 @@ class ShardDataset(IterableDataset):
         if self.train:
             generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, -2))
             urls = [urls[i] for i in torch.randperm(len(urls), generator=generator).tolist()]
-        urls = urls[self.rank :: self.world_size][worker::workers] if len(urls) >= self.world_size * workers else urls[self.rank :: self.world_size]
+        urls = (
+            urls[self.rank :: self.world_size][worker::workers]
+            if len(urls) >= self.world_size * workers
+            else urls[self.rank :: self.world_size]
+        )
         if not urls:
             return
         stream = wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
@@ -155,8 +176,16 @@ class ShardDataset(IterableDataset):
         for count, sample in enumerate(stream):
             data = next((sample[k] for k in ("jpg", "jpeg", "png", "webp", "ppm") if k in sample), None)
             key = sample.get("__key__", "?")
-            seed = sample_seed(self.seed, self.epoch, hash((self.rank, worker, count)) % 1_000_000_007) if self.train else None
-            image = None if data is None else load_sample(data, self.transform, seed=seed, what=f"{sample.get('__url__', '')}:{key}")
+            seed = (
+                sample_seed(self.seed, self.epoch, hash((self.rank, worker, count)) % 1_000_000_007)
+                if self.train
+                else None
+            )
+            image = (
+                None
+                if data is None
+                else load_sample(data, self.transform, seed=seed, what=f"{sample.get('__url__', '')}:{key}")
+            )
             yield None if image is None else (image, int(sample["cls"]))
 
     def __len__(self) -> int:

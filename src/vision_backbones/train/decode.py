@@ -53,7 +53,9 @@ def resolve_decoder(name: str) -> Literal["simplejpeg", "pillow"]:
     if name == "auto":
         return "simplejpeg" if simplejpeg_available() else "pillow"
     if name == "simplejpeg" and not simplejpeg_available():
-        raise ValueError("decoder 'simplejpeg' is not installed (pip install simplejpeg); use decoder 'pillow' or 'auto'")
+        raise ValueError(
+            "decoder 'simplejpeg' is not installed (pip install simplejpeg); use decoder 'pillow' or 'auto'"
+        )
     return name  # type: ignore[return-value]
 
 

@@ -52,7 +52,9 @@ def reuse_freed_memory(trim_bytes: int = 512 * 1024 * 1024) -> bool:
     library = _glibc()
     if library is None:
         return False
-    return bool(library.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(library.mallopt(M_TRIM_THRESHOLD, trim_bytes))
+    return bool(library.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(
+        library.mallopt(M_TRIM_THRESHOLD, trim_bytes)
+    )
 
 
 def reuse_freed_memory_in_worker(worker_id: int) -> None:

@@ -6,17 +6,19 @@ import logging
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
+from lightning.fabric.utilities.data import AttributeDict
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vision_backbones.registry import create_model
-from vision_backbones.train.sampler import seeded_cpu_rng
 from vision_backbones.train.recipe import (
     copy_into_average,
     ema_decay_torchvision,
@@ -25,6 +27,10 @@ from vision_backbones.train.recipe import (
     param_groups,
     scaled_lr,
 )
+from vision_backbones.train.sampler import seeded_cpu_rng
+
+if TYPE_CHECKING:
+    from torchmetrics import Metric
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +78,15 @@ def _check_hparams(values: dict[str, Any]) -> None:
     check_int(name("ema_every_n_steps"), values["ema_every_n_steps"], min=1)
     check_float(name("lr"), values["lr"], min=0, min_open=True)
     check_float(name("momentum"), values["momentum"], min=0, max=1, max_open=True)
-    for field in ("weight_decay", "norm_weight_decay", "bias_weight_decay", "backbone_lr_scale", "warmup_epochs", "cutmix_alpha", "mixup_alpha"):
+    for field in (
+        "weight_decay",
+        "norm_weight_decay",
+        "bias_weight_decay",
+        "backbone_lr_scale",
+        "warmup_epochs",
+        "cutmix_alpha",
+        "mixup_alpha",
+    ):
         check_float(name(field), values[field], min=0)
     check_float(name("warmup_start_factor"), values["warmup_start_factor"], min=0, max=1, min_open=True)
     check_float(name("min_lr_factor"), values["min_lr_factor"], min=0, max=1)
@@ -162,7 +176,12 @@ class ImageClassifier(LightningModule):
         self.model_name = model
         self.model_overrides = dict(model_overrides or {})
         self.model = create_model(
-            model, num_classes=num_classes, pretrained=pretrained, frozen_stages=frozen_stages, norm_eval=norm_eval, **self.model_overrides
+            model,
+            num_classes=num_classes,
+            pretrained=pretrained,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+            **self.model_overrides,
         )
         self.mix = make_batch_mix(num_classes, cutmix_alpha, mixup_alpha)
         self.ema: AveragedModel | None = None
@@ -184,24 +203,36 @@ class ImageClassifier(LightningModule):
         self.skipped_images = 0
         self._mix_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
 
+    @property
+    def _hp(self) -> AttributeDict:
+        """``hparams``, typed: ``save_hyperparameters()`` in ``__init__`` stores an ``AttributeDict``."""
+        hp = self.hparams
+        if not isinstance(hp, AttributeDict):
+            raise TypeError(f"hparams should be an AttributeDict, got {type(hp).__name__}")
+        return hp
+
+    def _metric(self, name: str) -> Metric:
+        # every entry of self.metrics is a torchmetrics accuracy, built in __init__
+        return cast("Metric", self.metrics[name])
+
     # ---- setup
     def setup(self, stage: str) -> None:
-        if self.hparams.channels_last:
+        if self._hp.channels_last:
             self.model.to(memory_format=torch.channels_last)
             if self.ema is not None:
                 self.ema.to(memory_format=torch.channels_last)
-        if self.ema is not None and self.hparams.ema_adjust and self.trainer is not None:
+        if self.ema is not None and self._hp.ema_adjust and self.trainer is not None:
             epochs = max(1, self.trainer.max_epochs or 1)
             decay = ema_decay_torchvision(
-                self.hparams.ema_decay,
+                self._hp.ema_decay,
                 global_batch=self.global_batch_size,
-                every_n_steps=self.hparams.ema_every_n_steps,
+                every_n_steps=self._hp.ema_every_n_steps,
                 epochs=epochs,
             )
             self.ema.multi_avg_fn = get_ema_multi_avg_fn(decay)
             self.ema_effective_decay = decay
-        self._compiled = None
-        if self.hparams.compile:
+        self._compiled: Callable[..., Any] | None = None
+        if self._hp.compile:
             object.__setattr__(self, "_compiled", torch.compile(self.model))
 
     def on_fit_start(self) -> None:
@@ -215,12 +246,13 @@ class ImageClassifier(LightningModule):
         trainer = self._trainer
         world = trainer.world_size if trainer is not None else 1
         accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
-        return self.hparams.batch_size * world * accumulate
+        return self._hp.batch_size * world * accumulate
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.hparams.channels_last:
+        if self._hp.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        model = self._compiled if getattr(self, "_compiled", None) is not None else self.model
+        compiled = getattr(self, "_compiled", None)
+        model = compiled if compiled is not None else self.model
         return model(x)
 
     # ---- optimization
@@ -228,29 +260,30 @@ class ImageClassifier(LightningModule):
         """(optimizer steps per epoch, total optimizer steps), without touching the train dataloader."""
         trainer = self.trainer
         batches = None
-        datamodule = trainer.datamodule
+        # Lightning's DataConnector sets Trainer.datamodule without declaring it on the class
+        datamodule: LightningDataModule | None = trainer.datamodule  # type: ignore[attr-defined]
         if datamodule is not None and hasattr(datamodule, "train_batches_per_epoch"):
             batches = datamodule.train_batches_per_epoch(trainer.world_size)
         if batches is None:
-            total = int(trainer.estimated_stepping_batches)
+            estimated = int(trainer.estimated_stepping_batches)
             epochs = max(1, trainer.max_epochs or 1)
-            return max(1, total // epochs), total
+            return max(1, estimated // epochs), estimated
         limit = trainer.limit_train_batches
         if isinstance(limit, int):
             batches = min(batches, limit)
         elif limit is not None:
             batches = int(batches * limit)
         per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
-        epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
-        total = per_epoch * epochs if epochs is not None else None
+        fit_epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
+        total = per_epoch * fit_epochs if fit_epochs is not None else None
         if trainer.max_steps not in (None, -1):
             total = trainer.max_steps if total is None else min(total, trainer.max_steps)
         if total is None:
             raise ValueError("set trainer.max_epochs or trainer.max_steps: the cosine schedule needs a length")
         return per_epoch, total
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        hp = self._hp
         lr = scaled_lr(hp.lr, self.global_batch_size, hp.lr_reference_batch) if hp.scale_lr else hp.lr
         self.effective_lr = lr
         groups = param_groups(
@@ -261,7 +294,9 @@ class ImageClassifier(LightningModule):
             bias_weight_decay=hp.bias_weight_decay,
             backbone_lr_scale=hp.backbone_lr_scale,
         )
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay)
+        optimizer = torch.optim.SGD(
+            groups, lr=lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay
+        )
         per_epoch, total = self._steps()
         self.steps_per_epoch = per_epoch
         warmup = min(total, round(hp.warmup_epochs * per_epoch))
@@ -292,13 +327,19 @@ class ImageClassifier(LightningModule):
             with seeded_cpu_rng(self._mix_seed * 1_000_003 + self.global_step * 4096 + self.global_rank):
                 images, targets = self.mix(images, labels)
         logits = self(images)
-        loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.hparams.label_smoothing)
+        loss = F.cross_entropy(logits.float(), targets, label_smoothing=self._hp.label_smoothing)
         self._check_finite(loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
-        self.log("train/lr", self.optimizers().param_groups[-1]["lr"] if self._trainer is not None else 0.0, batch_size=len(labels))
+        self.log("train/lr", self._lr() if self._trainer is not None else 0.0, batch_size=len(labels))
         if self.skipped_images:
             self.log("data/skipped", float(self.skipped_images), reduce_fx="max", batch_size=len(labels))
         return loss
+
+    def _lr(self) -> float:
+        optimizer = self.optimizers()
+        if isinstance(optimizer, list):  # configure_optimizers returns one optimizer
+            raise TypeError(f"expected one optimizer, got {len(optimizer)}")
+        return optimizer.param_groups[-1]["lr"]
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -308,10 +349,10 @@ class ImageClassifier(LightningModule):
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        if self.ema is None or self.global_step % self.hparams.ema_every_n_steps != 0:
+        if self.ema is None or self.global_step % self._hp.ema_every_n_steps != 0:
             return
         self.ema.update_parameters(self.model)
-        if self.hparams.ema_warmup and self.global_step <= getattr(self, "warmup_steps", 0):
+        if self._hp.ema_warmup and self.global_step <= getattr(self, "warmup_steps", 0):
             copy_into_average(self.ema)  # the next update copies the weights
 
     def _eval_step(self, stage: str, batch: tuple[Tensor, Tensor, Tensor]) -> None:
@@ -321,15 +362,17 @@ class ImageClassifier(LightningModule):
         logits = self(images)
         self.log(f"{stage}/loss", F.cross_entropy(logits.float(), labels), sync_dist=True, batch_size=len(labels))
         for k in (1, 5):
-            metric = self.metrics[f"{stage}_raw_{k}"]
+            metric = self._metric(f"{stage}_raw_{k}")
             metric.update(logits, labels)
             self.log(f"{stage}/acc{k}", metric, prog_bar=k == 1, batch_size=len(labels))
         if self.ema is not None:
-            x = images.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else images
+            x = images.contiguous(memory_format=torch.channels_last) if self._hp.channels_last else images
             ema_logits = self.ema.module(x)
-            self.log(f"{stage}_ema/loss", F.cross_entropy(ema_logits.float(), labels), sync_dist=True, batch_size=len(labels))
+            self.log(
+                f"{stage}_ema/loss", F.cross_entropy(ema_logits.float(), labels), sync_dist=True, batch_size=len(labels)
+            )
             for k in (1, 5):
-                metric = self.metrics[f"{stage}_ema_{k}"]
+                metric = self._metric(f"{stage}_ema_{k}")
                 metric.update(ema_logits, labels)
                 self.log(f"{stage}_ema/acc{k}", metric, prog_bar=k == 1, batch_size=len(labels))
 
@@ -348,7 +391,7 @@ class ImageClassifier(LightningModule):
         checkpoint["vision_backbones"] = {
             "model": self.model_name,
             "overrides": self.model_overrides,
-            "num_classes": self.hparams.num_classes,
+            "num_classes": self._hp.num_classes,
             "last_val": dict(self.last_val),
             "skipped_images": self.skipped_images,
             "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])},

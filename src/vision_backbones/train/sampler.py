@@ -48,7 +48,9 @@ class ResumableSampler(Sampler):
     the union of the ranks' batches is the single-process batch.
     """
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1, with_seeds: bool = True) -> None:
+    def __init__(
+        self, size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1, with_seeds: bool = True
+    ) -> None:
         self.size = size
         self.shuffle = shuffle
         self.seed = seed
@@ -97,9 +99,14 @@ class ResumableDataLoader(DataLoader):
         super().__init__(*args, **kwargs)
         self.batches_done = batches_done
 
+    def _resumable_sampler(self) -> ResumableSampler:
+        if not isinstance(self.sampler, ResumableSampler):
+            raise TypeError(f"ResumableDataLoader needs a ResumableSampler, got {type(self.sampler).__name__}")
+        return self.sampler
+
     def state_dict(self) -> dict[str, int]:
         done = self.batches_done() if self.batches_done is not None else 0
-        return {"epoch": int(self.sampler.epoch), "samples_done": int(done * (self.batch_size or 1))}
+        return {"epoch": int(self._resumable_sampler().epoch), "samples_done": int(done * (self.batch_size or 1))}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.resume(int(state["epoch"]), int(state["samples_done"]))
+        self._resumable_sampler().resume(int(state["epoch"]), int(state["samples_done"]))

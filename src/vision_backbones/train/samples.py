@@ -44,7 +44,7 @@ def write_class_folders(
             image = Image.fromarray(photo[top : top + ch, left : left + cw])
             target = sizes[int(rng.integers(len(sizes)))] if sizes else size
             if target is not None:
-                image = image.resize(target, Image.BILINEAR)
+                image = image.resize(target, Image.Resampling.BILINEAR)
             path = folder / f"{i:05d}{suffix}"
             image.save(path, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
             written.append(path)
@@ -52,7 +52,15 @@ def write_class_folders(
 
 
 # the colour photographs scikit-image ships (no download); grey ones are stored as RGB like ImageNet's few grey images
-SKIMAGE_COLOR_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+SKIMAGE_COLOR_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+)
 SKIMAGE_GRAY_PHOTOS = ("camera", "coins", "moon", "clock", "brick", "grass", "gravel", "cell")
 # ImageNet-like sizes: most ImageNet photos are about 500x375 or 500x333, a few up to 800x600
 IMAGENET_LIKE_SIZES = ((500, 375), (500, 333), (375, 500), (333, 500), (500, 400), (640, 480), (600, 450), (800, 600))
@@ -71,7 +79,13 @@ def benchmark_photos() -> list[np.ndarray]:
 
 
 def write_benchmark_folders(
-    root: str | Path, *, classes: int = 8, per_class: int = 40, sizes: tuple[tuple[int, int], ...] = IMAGENET_LIKE_SIZES, quality: int = 90, seed: int = 0
+    root: str | Path,
+    *,
+    classes: int = 8,
+    per_class: int = 40,
+    sizes: tuple[tuple[int, int], ...] = IMAGENET_LIKE_SIZES,
+    quality: int = 90,
+    seed: int = 0,
 ) -> list[Path]:
     """``root/<class_k>/<i>.jpg``: crops of :func:`benchmark_photos` at ImageNet-like sizes, JPEG ``quality``; deterministic.
 
@@ -96,7 +110,9 @@ def write_benchmark_folders(
             fit = min(w / width, h / height) * float(rng.uniform(0.6, 1.0))
             cw, ch = max(1, int(width * fit)), max(1, int(height * fit))
             top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            image = Image.fromarray(photo[top : top + ch, left : left + cw]).resize((width, height), Image.BILINEAR, reducing_gap=None)
+            image = Image.fromarray(photo[top : top + ch, left : left + cw]).resize(
+                (width, height), Image.Resampling.BILINEAR, reducing_gap=None
+            )
             path = folder / f"{i:05d}.jpg"
             image.save(path, "JPEG", quality=quality)
             written.append(path)

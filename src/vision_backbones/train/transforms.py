@@ -19,11 +19,22 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from vision_backbones.train.decode import DecoderName, decode_jpeg_scaled, is_jpeg, jpeg_size, resolve_decoder, scale_divisor
+from vision_backbones.train.decode import (
+    DecoderName,
+    decode_jpeg_scaled,
+    is_jpeg,
+    jpeg_size,
+    resolve_decoder,
+    scale_divisor,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_PIL_FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+_PIL_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
 
 
 def _interpolation(name: str):
@@ -37,7 +48,9 @@ def _size_only(width: int, height: int) -> Tensor:
     return torch.empty(()).expand(3, height, width)
 
 
-def _region_pil(image: Image.Image, box: tuple[float, float, float, float], output: tuple[int, int], draft: bool) -> tuple[Image.Image, tuple[float, ...]]:
+def _region_pil(
+    image: Image.Image, box: tuple[float, float, float, float], output: tuple[int, int], draft: bool
+) -> tuple[Image.Image, tuple[float, float, float, float]]:
     """``image`` in RGB, decoded in JPEG draft mode at the smallest scale that keeps ``box`` >= ``output``; ``box`` rescaled to it."""
     if draft and image.format == "JPEG":
         full_w, full_h = image.size
@@ -65,7 +78,12 @@ class EncodedImageTransform:
         self.reducing_gap = reducing_gap
         self.pil_filter = pil_filter
 
-    def _region(self, image: Image.Image | bytes, choose_box: Callable[[int, int], tuple[float, float, float, float]], output: tuple[int, int]) -> Image.Image:
+    def _region(
+        self,
+        image: Image.Image | bytes,
+        choose_box: Callable[[int, int], tuple[float, float, float, float]],
+        output: tuple[int, int],
+    ) -> Image.Image:
         if isinstance(image, (bytes, bytearray, memoryview)):
             data = bytes(image)
             size = jpeg_size(data) if self.decoder == "simplejpeg" and is_jpeg(data) else None
@@ -79,14 +97,18 @@ class EncodedImageTransform:
                 if decoded is not None:
                     scale_x, scale_y = decoded.size[0] / size[0], decoded.size[1] / size[1]
                     box = (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
-                    return decoded.resize(output, self.pil_filter, box=box, reducing_gap=self.reducing_gap).convert("RGB")
+                    return decoded.resize(output, self.pil_filter, box=box, reducing_gap=self.reducing_gap).convert(
+                        "RGB"
+                    )
                 with Image.open(io.BytesIO(data)) as opened:
                     return self._pil_region(opened, box, output)
             with Image.open(io.BytesIO(data)) as opened:
                 return self._pil_region(opened, choose_box(*opened.size), output)
         return self._pil_region(image, choose_box(*image.size), output)
 
-    def _pil_region(self, image: Image.Image, box: tuple[float, float, float, float], output: tuple[int, int]) -> Image.Image:
+    def _pil_region(
+        self, image: Image.Image, box: tuple[float, float, float, float], output: tuple[int, int]
+    ) -> Image.Image:
         image, box = _region_pil(image, box, output, self.draft)
         return image.resize(output, self.pil_filter, box=box, reducing_gap=self.reducing_gap)
 
@@ -129,7 +151,9 @@ class TrainTransform(EncodedImageTransform):
         check_float("hflip_prob", hflip_prob, min=0, max=1)
         check_float("random_erase_prob", random_erase_prob, min=0, max=1)
         check_choice("interpolation", interpolation, tuple(_PIL_FILTERS))
-        super().__init__(decoder=decoder, draft=draft, reducing_gap=reducing_gap, pil_filter=_PIL_FILTERS[interpolation])
+        super().__init__(
+            decoder=decoder, draft=draft, reducing_gap=reducing_gap, pil_filter=_PIL_FILTERS[interpolation]
+        )
         self.crop_size = crop_size
         self.scale = list(scale)
         self.ratio = list(ratio)
@@ -188,9 +212,13 @@ class EvalTransform(EncodedImageTransform):
         check_int("resize_size", resize_size, min=1)
         check_int("crop_size", crop_size, min=1)
         if crop_size > resize_size:
-            raise ValueError(f"crop_size {crop_size} must be <= resize_size {resize_size} (the center crop is taken from the resized image)")
+            raise ValueError(
+                f"crop_size {crop_size} must be <= resize_size {resize_size} (the center crop is taken from the resized image)"
+            )
         check_choice("interpolation", interpolation, tuple(_PIL_FILTERS))
-        super().__init__(decoder=decoder, draft=draft, reducing_gap=reducing_gap, pil_filter=_PIL_FILTERS[interpolation])
+        super().__init__(
+            decoder=decoder, draft=draft, reducing_gap=reducing_gap, pil_filter=_PIL_FILTERS[interpolation]
+        )
         self.resize_size = resize_size
         self.crop_size = crop_size
 

@@ -1,0 +1,172 @@
+"""``backbones search``: neural architecture search over a registered family, resumable, on one process or Ray.
+
+    backbones search --space mnasnet --strategy reinforce --controller lstm --trials 60 \\
+        --latency-ms 15 --data mnist --out runs/search/
+    backbones search --space mnasnet_oneshot --strategy oneshot --strategy-option supernet_epochs=10 \\
+        --trials 60 --out runs/oneshot/   # a supernet trained once, its paths searched with shared weights
+
+Every trial goes to ``OUT/trials.jsonl``; at the end ``OUT`` holds ``pareto.png``,
+``best_architecture.json`` (``create_model`` loads it through ``search.load_architecture``) and
+``best_imagenet.yaml``; ``--retrain-epochs E`` then retrains the best from scratch for ``E`` epochs and
+compares it on the test split with the registered model of the same family nearest in latency.
+Rerunning the same command resumes; another search in the same ``--out`` is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vision_backbones.cli import ArgumentParser, int_at_least
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value:g}")
+    return value
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with ``VALUE`` read as JSON when it parses (numbers, true/false, null), else a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def build_parser() -> ArgumentParser:
+    from vision_backbones.search.spaces import SPACES
+    from vision_backbones.search.strategies import STRATEGIES
+
+    parser = ArgumentParser(prog="backbones search", description=__doc__.splitlines()[0])
+    parser.add_argument("--space", required=True, help=f"one of {', '.join(SPACES)}")
+    parser.add_argument("--strategy", default="reinforce", help=f"one of {', '.join(STRATEGIES)}")
+    parser.add_argument("--controller", default=None, help="REINFORCE's recurrent cell: lstm (default) or rnn")
+    parser.add_argument("--preset", default="enas", help="REINFORCE defaults: enas (64 LSTM units) or zoph_le (2 x 35)")
+    parser.add_argument(
+        "--grow-every",
+        type=int_at_least(1),
+        default=None,
+        help="REINFORCE on zoph_le: add 2 layers every N samples (Zoph & Le's growing depth)",
+    )
+    parser.add_argument(
+        "--strategy-option",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other strategy option, e.g. population_size=20 or entropy_weight=0.001",
+    )
+    parser.add_argument("--trials", type=int_at_least(1), required=True, help="architectures to evaluate")
+    parser.add_argument(
+        "--latency-ms",
+        type=positive_float,
+        default=None,
+        help="MnasNet reward ACC x (LAT/T)^-0.07 with target T (ms); default: accuracy alone",
+    )
+    parser.add_argument("--latency-mode", default="soft", help="soft (MnasNet default) or hard")
+    parser.add_argument("--data", default="mnist", help="proxy data: mnist or digits")
+    parser.add_argument("--epochs", type=int_at_least(1), default=2, help="proxy training epochs per trial")
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--workers", type=int_at_least(1), default=1, help="parallel trials (a local Ray when > 1)")
+    parser.add_argument("--address", default=None, help="an existing Ray cluster (ray.init address)")
+    parser.add_argument(
+        "--retrain-epochs",
+        type=int_at_least(0),
+        default=0,
+        help="retrain the best from scratch for this many epochs and compare (0: skip)",
+    )
+    parser.add_argument("--out", required=True, help="the search folder (resumed when it holds this search)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The ``SearchConfig`` of the command line, every value checked (nothing is written yet)."""
+    from vision_backbones.search.evaluate import ProxyTask
+    from vision_backbones.search.objectives import Objective
+    from vision_backbones.search.runner import SearchConfig
+    from vision_backbones.search.spaces import get_space
+    from vision_backbones.search.strategies import make_strategy
+
+    options: dict[str, Any] = dict(args.strategy_option)
+    if args.strategy == "reinforce":
+        options.setdefault("preset", args.preset)
+        if args.controller is not None:
+            options["cell"] = args.controller
+        if args.grow_every is not None:
+            options["grow_every"] = args.grow_every
+    elif args.controller is not None or args.grow_every is not None:
+        raise ValueError(f"--controller / --grow-every are REINFORCE options; --strategy is {args.strategy!r}")
+    objective: dict[str, Any] = {}
+    if args.latency_ms is not None:
+        objective = {"kind": "mnasnet", "target_ms": args.latency_ms, "mode": args.latency_mode}
+    task = {"data": args.data, "epochs": args.epochs}
+    Objective(**objective)
+    proxy_task = ProxyTask(**task)
+    config = SearchConfig(
+        space=args.space,
+        strategy=args.strategy,
+        trials=args.trials,
+        seed=args.seed,
+        workers=args.workers,
+        strategy_options=options,
+        objective=objective,
+        task=task,
+    )
+    make_strategy(
+        config.strategy, get_space(config.space), seed=config.seed, task=proxy_task, **options
+    )  # unknown option: one line
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from vision_backbones.registry import get_entry, list_models
+    from vision_backbones.search.evaluate import ProxyTask, task_splits
+    from vision_backbones.search.result import export_best, plot_pareto, retrain_and_compare
+    from vision_backbones.search.runner import run_search
+    from vision_backbones.search.spaces import get_space
+
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; expected a folder")
+    task_splits(ProxyTask(**config.task))  # missing data fails here, before anything is written
+    trials = run_search(config, out, address=args.address, progress=not args.no_progress)
+    space = get_space(config.space)
+    plot_pareto(
+        trials,
+        out / "pareto.png",
+        title=f"{config.space} / {config.strategy}: {len(trials)} trials",
+        target_ms=args.latency_ms,
+    )
+    files = export_best(space, trials, out)
+    best = max(trials, key=lambda t: t["reward"])
+    print(
+        f"best of {len(trials)} trials: #{best['number']} reward {best['reward']:.4f} "
+        f"val {best['result']['val_acc1']:.2f} % latency {best['result'].get('latency_ms') or 0:.2f} ms"
+    )
+    print(f"wrote {files['architecture']}, {files['imagenet_config']} and {out / 'trials.jsonl'}")
+    if args.retrain_epochs > 0:
+        family = get_entry(space.base).family
+        candidates = [n for n in list_models() if get_entry(n).family == family]
+        task = ProxyTask(**{**config.task, "epochs": args.retrain_epochs})
+        report = retrain_and_compare(space, trials, task, out, candidates=candidates)
+        for role in ("searched", "nearest_registered"):
+            entry = report[role]
+            print(
+                f"{role}: {entry['model']} test {entry['test_acc1']:.2f} % latency {entry['latency_ms']:.2f} ms "
+                f"params {entry['params']}"
+            )
+    return 0
