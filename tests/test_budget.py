@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
-from vision_backbones.budget.accuracy import published_top1
 from vision_backbones.budget.inherit import inherit_weights
 from vision_backbones.budget.knobs import Knob, candidate_widths, channel_knobs, with_channels
 from vision_backbones.budget.pick import PickSettings, measure_zoo, rank
+from vision_backbones.budget.published_top1 import published_top1
 from vision_backbones.cli import main as cli_main
 from vision_backbones.registry import create_model, model_info
 

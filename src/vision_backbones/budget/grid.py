@@ -7,21 +7,19 @@ candidate (and the unscaled base, for reference) is trained on the search issue'
 is reported but not used to choose. Resolution ``gamma`` scales the proxy images (32 px base),
 rounded to a multiple of 4.
 
-``python -m vision_backbones.budget.grid --base mnasnet0_5 --out benchmarks/budget/grid`` (writes
+``python benchmarks/budget/grid.py --base mnasnet0_5 --out benchmarks/budget/grid`` (writes
 ``grid.json`` and ``grid.md``; resumable: finished candidates are kept in ``grid.json``).
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vision_backbones.io import atomic_write, check_output_folder, read_json, write_json
+from vision_backbones.io import check_output_folder, read_json, write_json
 from vision_backbones.scaling import Multipliers, scaled_overrides
 from vision_backbones.validate import check_float, check_int
 
@@ -155,48 +153,3 @@ def markdown(base: str, rows: list[dict[str, Any]], header: str) -> str:
             f"{r['proxy_flops'] / 1e6:.1f} | {r['val_acc1']:.2f} | {r['test_acc1']:.2f} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from vision_backbones.measure.machine import describe, machine_info
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default="mnasnet0_5")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/budget/grid"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--train-images", type=int, default=2000)
-    parser.add_argument(
-        "--tolerance", type=float, default=0.04, help="keep candidates with |a b^2 g^2 - 2| <= 2 x this"
-    )
-    args = parser.parse_args(argv)
-    check_grid_arguments(
-        args.base,
-        args.out,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        train_images=args.train_images,
-        tolerance=args.tolerance,
-    )  # before the folder exists: a refused grid leaves nothing
-    args.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    rows = run_grid(
-        args.base,
-        args.out,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        train_images=args.train_images,
-        tolerance=args.tolerance,
-    )
-    header = (
-        f"# alpha / beta / gamma grid on {args.base} (proxy: MNIST-5k, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
-        f"{describe(machine_info())}; {time.perf_counter() - start:.0f} s this run. One seed per candidate: differences under ~1 % are noise."
-    )
-    text = markdown(args.base, rows, header)
-    atomic_write(args.out / "grid.md", lambda tmp: Path(tmp).write_text(text))
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

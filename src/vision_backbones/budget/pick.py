@@ -15,7 +15,7 @@ FLOPs do not predict speed on a given machine (ShuffleNet V2's point), so the pi
 Results are cached per machine and settings (CPU model, ISA flags, torch version, runtime, size,
 batch, threads) in one JSON file written atomically after every group, so a second run (or one
 that was interrupted) measures only what is missing. The published top-1 comes from
-:mod:`vision_backbones.budget.accuracy`.
+:mod:`vision_backbones.budget.published_top1`.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def measure_zoo(
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Measure ``names`` (pruned as the module docstring says); ``{"models": {name: row}, ...}``."""
-    from vision_backbones.budget.accuracy import published_top1
+    from vision_backbones.budget.published_top1 import published_top1
     from vision_backbones.registry import build_on_meta
 
     check_budget(budget_ms)

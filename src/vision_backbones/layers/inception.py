@@ -162,6 +162,4 @@ def input_transform(transform_input: bool, in_channels: int) -> nn.Module:
 # What a classifier with auxiliary heads returns in training mode (eval mode gives plain logits):
 # ``logits`` and ``aux_logits``, shallowest head first. Functional form so that TorchScript sees real
 # types (``from __future__ import annotations`` would leave strings in a class body).
-class InceptionOutputs(NamedTuple):
-    logits: Tensor
-    aux_logits: list[Tensor]
+InceptionOutputs = NamedTuple("InceptionOutputs", [("logits", Tensor), ("aux_logits", list[Tensor])])  # noqa: UP014

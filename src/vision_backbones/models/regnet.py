@@ -268,7 +268,7 @@ PREPROCESSING = Preprocessing(input_size=224, crop_pct=224 / 256, interpolation=
 # convention adds (2.1 % of RegNetY-400MF), so the GFLOPs here are the seed's convention counted on
 # torchvision's own model without its head (``flops.count_flops``), whose 2 x MACs plus the ``fc``
 # are ``2 x _ops``: ``tests/test_regnet.py`` checks both against the installed metadata. The V2 weights
-# (same architecture) reach a higher top-1; ``budget.accuracy`` reads every weight enum.
+# (same architecture) reach a higher top-1; ``budget.published_top1`` reads every weight enum.
 _TORCHVISION_METADATA = {  # name: (num_params, backbone GFLOPs in the seed's convention, acc@1)
     "regnet_x_400mf": (5_495_976, 0.840, 72.834),
     "regnet_x_800mf": (7_259_656, 1.619, 75.212),
