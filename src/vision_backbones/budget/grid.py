@@ -98,14 +98,13 @@ def run_grid(
     train_images: int | None = 2000,
     tolerance: float = 0.04,
 ) -> list[dict[str, Any]]:
-    from rich.progress import Progress
-
+    from vision_backbones.progress import progress_bar
     from vision_backbones.search.evaluate import ProxyTask, evaluate_architecture
 
     grid = check_grid_arguments(base, out, seeds=seeds, epochs=epochs, train_images=train_images, tolerance=tolerance)
     path = Path(out) / "grid.json"
     done = _read_done(path)
-    with Progress() as progress:
+    with progress_bar(transient=False) as progress:
         task_bar = progress.add_task(f"alpha/beta/gamma grid on {base}", total=len(grid))
         for alpha, beta, gamma in grid:
             key = f"{alpha:g}/{beta:g}/{gamma:g}"

@@ -44,15 +44,14 @@ def build_table(
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every member of ``space`` not yet in ``out`` and add it; returns every row."""
-    from rich.progress import Progress
-
+    from vision_backbones.progress import progress_bar
     from vision_backbones.search.evaluate import ProxyTask, evaluate_architecture
 
     proxy_task = ProxyTask(**task)
     rows = read_jsonl(out)
     done = {row["key"] for row in rows}
     todo = [m for m in space.all_indices() if space.key(m) not in done][:limit]
-    with Progress() as progress:
+    with progress_bar(transient=False) as progress:
         bar = progress.add_task(f"table {space.name}", total=space.size, completed=len(done))
         for indices in todo:
             architecture = space.architecture(indices)
