@@ -12,7 +12,7 @@ from torch import nn
 from vision_backbones.search.controller import ReinforceSearch
 from vision_backbones.search.evolution import RegularizedEvolution
 from vision_backbones.search.spaces import get_space
-from vision_backbones.search.strategies import STRATEGIES, WEIGHT_SHARING, make_strategy
+from vision_backbones.search.strategies import MULTI_OBJECTIVE, STRATEGIES, WEIGHT_SHARING, make_strategy
 
 
 def _zeros_reward(indices) -> float:
@@ -25,7 +25,8 @@ def space():
     return get_space("nasbench_resnet")
 
 
-@pytest.mark.parametrize("name", [n for n in STRATEGIES if n not in WEIGHT_SHARING])  # oneshot: test_search_oneshot
+# oneshot: test_search_oneshot; nsga2 (two objectives): test_search_strategies_more
+@pytest.mark.parametrize("name", [n for n in STRATEGIES if n not in (*WEIGHT_SHARING, *MULTI_OBJECTIVE)])
 def test_state_dict_resumes_the_same_proposals(space, name: str) -> None:
     strategy = make_strategy(name, space, seed=3)
     for _ in range(14):

@@ -33,4 +33,4 @@ def drop_path_rates(rate: float, num_blocks: int) -> list[float]:
     """
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"drop_path_rate must be in [0, 1), got {rate}")
-    return [rate * i / max(num_blocks - 1, 1) for i in range(num_blocks)]
+    return [rate * (i / max(num_blocks - 1, 1)) for i in range(num_blocks)]  # the last is exactly rate

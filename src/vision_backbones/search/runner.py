@@ -332,8 +332,12 @@ def run_search(
                     trials[number] = {**by_number[number], "result": result, "reward": _reward(objective, result)}
                     write_jsonl(out / TRIALS_FILE, [trials[k] for k in sorted(trials)])
                     advance(trials[number])
+                observe_result = getattr(strategy, "observe_result", None)  # multi-objective strategies read the result
                 for n in numbers:
-                    strategy.observe(proposals[n], trials[n]["reward"])
+                    if observe_result is not None:
+                        observe_result(proposals[n], trials[n]["result"], trials[n]["reward"])
+                    else:
+                        strategy.observe(proposals[n], trials[n]["reward"])
                 next_trial = numbers.stop
             _save_state(state_path, strategy.state_dict(), next_trial)
     finally:

@@ -347,6 +347,35 @@ class ZophLeSpace(SearchSpace):
 
 
 # ------------------------------------------------------------------------------------------------
+# (d) one op per layer (the benchmark family ``nasbench_mb``)
+
+
+@dataclass(frozen=True)
+class OpSpace(SearchSpace):
+    """Per searchable layer of an op-per-layer family (``ops`` field): one op from ``ops``.
+
+    The family's default ``layers_per_stage`` says how many layers there are; every op of
+    ``ops`` must be in the family's vocabulary (checked when the space is validated).
+    """
+
+    layers: int = 4
+    ops: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_int("layers", self.layers, min=1)
+        if not self.ops:
+            raise ValueError("ops is empty; expected at least one op")
+        self.validate()
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        return tuple(Decision(f"ops[{layer}]", "op", self.ops) for layer in range(self.layers))
+
+    def _overrides(self, values: Mapping[str, Any]) -> Architecture:
+        return {"ops": tuple(values[f"ops[{layer}]"] for layer in range(self.layers))}
+
+
+# ------------------------------------------------------------------------------------------------
 # The registered spaces, by name
 
 
@@ -384,6 +413,16 @@ def _nasbench_resnet() -> SearchSpace:
     )
 
 
+def _nasbench_mb() -> SearchSpace:
+    # 4 layers x 5 ops (skip, 3x3 / 5x5 depthwise, expansion 1 / 4): 625 members, each trained with
+    # 3 seeds in benchmarks/nasbench_mb/ (the table strategies are compared on). Proxy: half the
+    # family's widths, so capacity limits MNIST accuracy (pilots in benchmarks/nasbench_mb/README.md).
+    from vision_backbones.models.nasbench_mb import OPS
+
+    proxy = {"stem_channels": 8, "widths": (8, 16, 32), "head_channels": 32}
+    return OpSpace("nasbench_mb", "nasbench_mb", proxy=proxy, image_size=16, layers=4, ops=OPS)
+
+
 def _zoph_le() -> SearchSpace:
     return ZophLeSpace("zoph_le", "zoph_le_plain8")
 
@@ -393,6 +432,7 @@ SPACES: dict[str, Callable[[], SearchSpace]] = {
     "mnasnet_oneshot": _mnasnet_oneshot,
     "resnet": _resnet,
     "nasbench_resnet": _nasbench_resnet,
+    "nasbench_mb": _nasbench_mb,
     "zoph_le": _zoph_le,
 }
 

@@ -19,6 +19,10 @@ strategy must
 - accept several proposals before their observations (a batch of ``workers``);
 - know nothing about training, data or files: the runner evaluates, writes and resumes.
 
+A multi-objective strategy (Optuna's NSGA-II) also defines ``observe_result(indices, result, reward)``;
+the runner then calls it instead of ``observe``, with the trial's whole result (``val_acc1``,
+``latency_ms``, ...), and the strategy reads its objectives from there.
+
 A strategy is built as ``Class(space, *, seed=..., **options)``; an unknown option raises
 ``TypeError``, which ``strategies.make_strategy`` turns into one line. Registering the class in
 ``strategies.STRATEGY_CLASSES`` makes it a ``backbones search --strategy`` choice.
