@@ -86,9 +86,37 @@ def build_parser() -> ArgumentParser:
         default=0,
         help="retrain the best from scratch for this many epochs and compare (0: skip)",
     )
+    parser.add_argument(
+        "--prescreen",
+        default=None,
+        help="zero-cost proxy (synflow, naswot, zico, snip, grad_norm, jacob_cov, params, flops) that scores "
+        "--prescreen-candidates random members; the best --prescreen-keep are evaluated first",
+    )
+    parser.add_argument("--prescreen-candidates", type=int_at_least(1), default=100)
+    parser.add_argument("--prescreen-keep", type=int_at_least(1), default=10)
     parser.add_argument("--out", required=True, help="the search folder (resumed when it holds this search)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _prescreen(args: argparse.Namespace) -> dict[str, Any]:
+    """The pre-screen settings of the command line (checked: proxy name, strategy that can take it)."""
+    from vision_backbones.search.prescreen import ACCEPTS_FOREIGN
+    from vision_backbones.search.proxies import check_proxies
+    from vision_backbones.search.strategies import STRATEGY_CLASSES
+
+    if args.prescreen is None:
+        return {}
+    check_proxies([args.prescreen])
+    if args.prescreen == "ensemble":
+        raise ValueError("--prescreen ensemble ranks a population; expected a single proxy such as synflow")
+    strategy = STRATEGY_CLASSES.get(args.strategy)  # an unknown one is named by SearchConfig
+    if strategy is not None and strategy.__name__ not in ACCEPTS_FOREIGN:
+        raise ValueError(
+            f"--prescreen cannot warm-start --strategy {args.strategy}: it learns only from its own proposals; "
+            "expected random, evolution or bananas"
+        )
+    return {"proxy": args.prescreen, "candidates": args.prescreen_candidates, "keep": args.prescreen_keep}
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -123,6 +151,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         strategy_options=options,
         objective=objective,
         task=task,
+        prescreen=_prescreen(args),
     )
     make_strategy(
         config.strategy, get_space(config.space), seed=config.seed, task=proxy_task, **options

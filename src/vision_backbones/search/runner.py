@@ -59,11 +59,24 @@ class SearchConfig:
     strategy_options: dict[str, Any] = field(default_factory=dict)
     objective: dict[str, Any] = field(default_factory=dict)  # ``objectives.Objective`` fields
     task: dict[str, Any] = field(default_factory=dict)  # ``evaluate.ProxyTask`` fields
+    # ``{"proxy": "synflow", "candidates": 100, "keep": 10}``: a zero-cost pre-screen (``search.prescreen``)
+    prescreen: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         get_space(self.space)  # unknown space: one line naming the choices
         check_choice("strategy", self.strategy, STRATEGIES)
         check_int("trials", self.trials, min=1)
+        if self.prescreen:
+            unknown = sorted(set(self.prescreen) - {"proxy", "candidates", "keep"})
+            if unknown or "proxy" not in self.prescreen:
+                raise ValueError(f"prescreen {self.prescreen!r}: expected 'proxy' and optionally 'candidates', 'keep'")
+            keep = check_int("prescreen keep", self.prescreen.get("keep", 10), min=1)
+            check_int("prescreen candidates", self.prescreen.get("candidates", 100), min=keep)
+            if keep > self.trials:
+                raise ValueError(
+                    f"the pre-screen evaluates its best {keep} first, but trials={self.trials}; "
+                    f"expected trials >= {keep} (or a smaller --prescreen-keep)"
+                )
         check_int("seed", self.seed, min=0)
         check_int("workers", self.workers, min=1)
         if self.strategy in WEIGHT_SHARING and self.workers > 1:
@@ -75,6 +88,8 @@ class SearchConfig:
         """What must match for a folder to be resumed (the trial budget may grow)."""
         record = dataclasses.asdict(self)
         record.pop("trials")
+        if not record["prescreen"]:
+            record.pop("prescreen")  # folders written before the pre-screen existed still resume
         record["space_definition"] = get_space(self.space).describe()
         identity: dict[str, Any] = jsonable(record)  # tuples as lists, as the file holds them
         return identity
@@ -277,6 +292,12 @@ def run_search(
     strategy: Strategy = make_strategy(
         config.strategy, space, seed=config.seed, task=ProxyTask(**config.task), **config.strategy_options
     )
+    if config.prescreen:
+        from vision_backbones.search.prescreen import Prescreened, proxy_scorer
+
+        options = dict(config.prescreen)
+        scorer = proxy_scorer(space, ProxyTask(**config.task), options.pop("proxy"), seed=config.seed)
+        strategy = Prescreened(strategy, scorer, seed=config.seed, **options)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
