@@ -75,14 +75,14 @@ class Prescreened:
             "rng": rng_state(self.rng),
             "chosen": None if self.chosen is None else [list(m) for m in self.chosen],
             "proposed": self.proposed,
-            "strategy": self.strategy.state_dict(),  # type: ignore[attr-defined]
+            "strategy": self.strategy.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         set_rng_state(self.rng, state["rng"])
         self.chosen = None if state["chosen"] is None else [tuple(m) for m in state["chosen"]]
         self.proposed = int(state["proposed"])
-        self.strategy.load_state_dict(state["strategy"])  # type: ignore[attr-defined]
+        self.strategy.load_state_dict(state["strategy"])
 
 
 def proxy_scorer(space: Any, task: Any, proxy: str = "synflow", *, batch: int = 64, seed: int = 0) -> Scorer:
