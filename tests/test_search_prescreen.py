@@ -66,9 +66,31 @@ def test_prescreen_evaluates_the_best_scored_candidates_first_then_the_strategy(
     assert len(set(first)) == 5
     # the five are the best five of the 50 screened candidates: nothing screened scores above the fifth
     for member in first:
-        strategy.observe(member, 0.5)
-    assert len(strategy.strategy.population) == 5  # evolution learned from them as its first population
-    strategy.propose()  # now the wrapped strategy proposes
+        strategy.observe(member, scorer(member) / 100)
+    evolution = strategy.strategy
+    assert len(evolution.population) == 5 and evolution.proposed == 5  # adopted as its first population
+    # evolution's population is 10: five random proposals fill it, then children of the screened members
+    for _ in range(5):
+        member = strategy.propose()
+        strategy.observe(member, 0.0)
+    assert {m for m, _ in evolution.population} >= set(first)  # none aged out yet
+    child = strategy.propose()  # a one-decision mutation of a population member: evolution has begun
+    assert any(sum(a != b for a, b in zip(child, m)) == 1 for m, _ in evolution.population)
+
+
+def test_prescreen_warm_starts_bananas_without_proposing_the_screened_members_again() -> None:
+    space = get_space("nasbench_mb")
+    scorer = _keyed_scorer(space)
+    strategy = Prescreened(make_strategy("bananas", space, seed=0, num_init=3), scorer, candidates=30, keep=3)
+    first = [strategy.propose() for _ in range(3)]
+    for member in first:
+        strategy.observe(member, scorer(member) / 16)
+    later = []
+    for _ in range(4):
+        later.append(strategy.propose())
+        strategy.observe(later[-1], scorer(later[-1]) / 16)
+    assert not set(later) & set(first)
+    assert len(strategy.strategy.visited) == 7  # the screened three count as its initial members
 
 
 def test_prescreen_resumes_to_the_same_proposals(tmp_path) -> None:

@@ -218,13 +218,15 @@ def slow(trial):
     time.sleep(0.02)
     return fake_evaluator(trial)
 
-config = SearchConfig(space="nasbench_resnet", strategy="reinforce", trials=30, seed=2,
+config = SearchConfig(space="nasbench_resnet", strategy=sys.argv[2], trials=30, seed=2,
                       objective={{"kind": "mnasnet", "target_ms": 5.0}})
 run_search(config, sys.argv[1], evaluator=slow, progress=False)
 """
 
 
-def test_sigkill_at_a_random_moment_resumes_to_the_uninterrupted_result(tmp_path) -> None:
+# every strategy that learns from its trials (random and evolution share their state handling with these)
+@pytest.mark.parametrize("strategy", ["reinforce", "local", "bananas", "tpe", "nsga2"])
+def test_sigkill_at_a_random_moment_resumes_to_the_uninterrupted_result(tmp_path, strategy: str) -> None:
     import os
     import random
     import subprocess
@@ -236,20 +238,21 @@ def test_sigkill_at_a_random_moment_resumes_to_the_uninterrupted_result(tmp_path
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     config = SearchConfig(
         space="nasbench_resnet",
-        strategy="reinforce",
+        strategy=strategy,
         trials=30,
         seed=2,
         objective={"kind": "mnasnet", "target_ms": 5.0},
     )
     run_search(config, reference, evaluator=fake_evaluator, progress=False)  # what the script computes, uninterrupted
-    process = subprocess.Popen([sys.executable, str(script), str(resumed)])
+    process = subprocess.Popen([sys.executable, str(script), str(resumed), strategy])
     deadline = time.time() + 60
     while not (resumed / "trials.jsonl").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.01)
-    time.sleep(random.Random(int(os.environ.get("KILL_SEED", time.time()))).uniform(0.0, 0.4))
+    kill_seed = int(os.environ.get("KILL_SEED", time.time()))  # KILL_SEED=<printed seed> replays a failure
+    time.sleep(random.Random(kill_seed).uniform(0.0, 0.4))
     process.kill()
-    process.wait()
-    subprocess.run([sys.executable, str(script), str(resumed)], check=True)
-    assert _summary(load_trials(resumed)) == _summary(load_trials(reference))
+    assert process.wait() == -9, f"the search ended before the kill (KILL_SEED={kill_seed}): nothing was tested"
+    subprocess.run([sys.executable, str(script), str(resumed), strategy], check=True)
+    assert _summary(load_trials(resumed)) == _summary(load_trials(reference)), f"KILL_SEED={kill_seed}"
     assert [r["number"] for r in load_trials(resumed)] == list(range(30))  # none lost, none repeated
     assert sorted(p.name for p in resumed.iterdir()) == ["search.json", "state.pt", "trials.jsonl"]  # no temp file

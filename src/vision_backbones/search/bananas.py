@@ -183,6 +183,15 @@ class Bananas:
     def observe(self, indices: Sequence[int], reward: float) -> None:
         self.observed.append((tuple(indices), float(reward)))
 
+    def adopt(self, indices: Sequence[int], reward: float) -> None:
+        """Learn from a member evaluated on this strategy's behalf (a pre-screen's pick) as if proposed:
+        it counts toward the random initial members and is never proposed again."""
+        member = tuple(int(i) for i in indices)
+        if member not in self.visited_set:
+            self.visited.append(member)
+            self.visited_set.add(member)
+        self.observe(member, reward)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "seed": self.seed,  # the MLPs' random states derive from it

@@ -64,6 +64,12 @@ class RegularizedEvolution:
         while len(self.population) > self.population_size:
             self.population.popleft()  # the oldest dies, not the worst
 
+    def adopt(self, indices: Sequence[int], reward: float) -> None:
+        """Learn from a member evaluated on this strategy's behalf (a pre-screen's pick) as if proposed:
+        it takes a place of the random initial population."""
+        self.proposed += 1
+        self.observe(indices, reward)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "rng": rng_state(self.rng),

@@ -3,10 +3,11 @@
 Abdelfattah et al. ("Zero-Cost Proxies for Lightweight NAS", ICLR 2021, https://arxiv.org/abs/2101.08134,
 section 5) warm-start search this way: regularized evolution whose initial population is the best
 ``keep`` of ``candidates`` random members by a proxy score (their "warmup"), and random search that
-evaluates only the best-scored members. ``Prescreened`` does that for every strategy that learns from
-members it did not propose (random, evolution, BANANAS): its first ``keep`` proposals are the best
-``keep`` of ``candidates`` distinct random members by ``scorer``, observed by the wrapped strategy as
-if it had proposed them; then the wrapped strategy proposes.
+evaluates only the best-scored members. ``Prescreened`` does that for every strategy that can adopt
+members it did not propose (``adopt(indices, reward)``: random, evolution, BANANAS): its first ``keep``
+proposals are the best ``keep`` of ``candidates`` distinct random members by ``scorer``, adopted by the
+wrapped strategy as if it had proposed them (evolution's initial population, BANANAS's initial
+members); then the wrapped strategy proposes.
 
 The scorer (``indices -> float``, higher = predicted better) is any zero-cost proxy of
 ``search.proxies`` (``proxy_scorer`` builds one on the proxy data) or a lookup of precomputed scores.
@@ -25,7 +26,7 @@ from vision_backbones.search.strategy import Strategy
 from vision_backbones.validate import check_int
 
 Scorer = Callable[[tuple[int, ...]], float]
-# strategies whose observe() accepts members they did not propose
+# strategies that can adopt members they did not propose (``adopt(indices, reward)``)
 ACCEPTS_FOREIGN = ("RandomSearch", "RegularizedEvolution", "Bananas")
 
 
@@ -38,7 +39,7 @@ class Prescreened:
         check_int("candidates", candidates, min=1)
         check_int("keep", keep, min=1, max=candidates)
         name = type(strategy).__name__
-        if name not in ACCEPTS_FOREIGN:
+        if not callable(getattr(strategy, "adopt", None)):
             raise ValueError(
                 f"a pre-screen cannot warm-start {name}: it only learns from members it proposed itself; "
                 f"expected one of {', '.join(ACCEPTS_FOREIGN)}"
@@ -51,6 +52,7 @@ class Prescreened:
         self.rng = random.Random(seed)
         self.chosen: list[tuple[int, ...]] | None = None  # the screened members, best first
         self.proposed = 0
+        self.observed = 0
 
     def _screen(self) -> list[tuple[int, ...]]:
         seen: dict[tuple[int, ...], None] = {}
@@ -68,13 +70,19 @@ class Prescreened:
         return self.strategy.propose()
 
     def observe(self, indices: Sequence[int], reward: float) -> None:
-        self.strategy.observe(indices, reward)
+        # observations come in proposal order (the runner's rule): the first ones are the screened members
+        self.observed += 1
+        if self.chosen is not None and self.observed <= len(self.chosen):
+            self.strategy.adopt(indices, reward)  # type: ignore[attr-defined]
+        else:
+            self.strategy.observe(indices, reward)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "rng": rng_state(self.rng),
             "chosen": None if self.chosen is None else [list(m) for m in self.chosen],
             "proposed": self.proposed,
+            "observed": self.observed,
             "strategy": self.strategy.state_dict(),
         }
 
@@ -82,6 +90,7 @@ class Prescreened:
         set_rng_state(self.rng, state["rng"])
         self.chosen = None if state["chosen"] is None else [tuple(m) for m in state["chosen"]]
         self.proposed = int(state["proposed"])
+        self.observed = int(state["observed"])
         self.strategy.load_state_dict(state["strategy"])
 
 

@@ -29,6 +29,9 @@ class RandomSearch:
     def observe(self, indices: Sequence[int], reward: float) -> None:
         pass  # random search learns nothing
 
+    def adopt(self, indices: Sequence[int], reward: float) -> None:
+        pass  # a pre-screen's pick changes nothing either
+
     def state_dict(self) -> dict[str, Any]:
         return {"rng": rng_state(self.rng)}
 
