@@ -97,7 +97,7 @@ def report(space_name: str, table_path: str, scores_path: str, out: str | None) 
             "Rank correlation of each proxy (at initialisation, seed 0, 64 training images) with the members' "
             f"seed-mean test top-1; ensemble = mean rank of {', '.join(ENSEMBLE)}.",
             "",
-            "| proxy | Spearman | Kendall tau | seconds per member (one thread) |",
+            "| proxy | Spearman | Kendall tau | seconds per member (one thread, building the network included) |",
             "|---|---|---|---|",
             *(
                 f"| {name} | {f['spearman']:.3f} | {f['kendall']:.3f} | {f['seconds_per_member']:.3f} |"

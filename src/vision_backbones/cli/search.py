@@ -22,6 +22,9 @@ from typing import Any
 
 from vision_backbones.cli import ArgumentParser, int_at_least
 
+# weight-sharing strategies over op spaces whose chosen path leaves with its inherited weights
+OP_WEIGHT_SHARING = ("spos", "fairnas", "fewshot", "darts", "drnas")
+
 
 def positive_float(text: str) -> float:
     try:
@@ -139,7 +142,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
     objective: dict[str, Any] = {}
     if args.latency_ms is not None:
         objective = {"kind": "mnasnet", "target_ms": args.latency_ms, "mode": args.latency_mode}
-    task = {"data": args.data, "epochs": args.epochs}
+    task: dict[str, Any] = {"data": args.data, "epochs": args.epochs}
+    space_size = get_space(args.space).image_size
+    if space_size != ProxyTask.image_size:  # nasbench_mb's members are trained at 16 px, as in its table
+        task["image_size"] = space_size
     Objective(**objective)
     proxy_task = ProxyTask(**task)
     config = SearchConfig(
@@ -181,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         target_ms=args.latency_ms,
     )
     files = export_best(space, trials, out)
+    if config.strategy in OP_WEIGHT_SHARING:  # the chosen path's inherited weights and batch-norm state
+        from vision_backbones.search.path_weights import export_search_weights
+
+        print(f"wrote {export_search_weights(out)}")
     best = max(trials, key=lambda t: t["reward"])
     print(
         f"best of {len(trials)} trials: #{best['number']} reward {best['reward']:.4f} "

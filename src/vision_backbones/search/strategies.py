@@ -26,6 +26,7 @@ from vision_backbones.search.controller import ReinforceSearch
 from vision_backbones.search.evolution import RegularizedEvolution
 from vision_backbones.search.local_search import LocalSearch
 from vision_backbones.search.oneshot import OneShotSearch
+from vision_backbones.search.op_strategies import DartsSearch, DrNASSearch, FairNASSearch, FewShotSearch, SPOSSearch
 from vision_backbones.search.optuna_strategies import OptunaNSGA2, OptunaTPE
 from vision_backbones.search.random_search import RandomSearch
 from vision_backbones.search.spaces import SearchSpace
@@ -40,9 +41,15 @@ STRATEGY_CLASSES: dict[str, type] = {
     "tpe": OptunaTPE,
     "nsga2": OptunaNSGA2,
     "oneshot": OneShotSearch,
+    "spos": SPOSSearch,
+    "fairnas": FairNASSearch,
+    "fewshot": FewShotSearch,
+    "darts": DartsSearch,
+    "drnas": DrNASSearch,
 }
 STRATEGIES = tuple(STRATEGY_CLASSES)
-WEIGHT_SHARING = ("oneshot",)  # train shared weights first (``strategy.SharedWeights``); take ``task=``
+# train shared weights first (``strategy.SharedWeights``); take ``task=``
+WEIGHT_SHARING = ("oneshot", "spos", "fairnas", "fewshot", "darts", "drnas")
 # learn from the whole result (``observe_result``: accuracy and latency), not from one reward
 MULTI_OBJECTIVE = ("nsga2",)
 
