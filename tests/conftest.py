@@ -7,13 +7,15 @@ uses the same ones); they are re-exported here for ``from conftest import random
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import pytest
 import torch
 
 from vision_backbones.measure.references import build_pair, build_reference, randomize_norm_stats
 
-__all__ = ["assert_close_to_scale", "build_pair", "build_reference", "randomize_norm_stats"]
+__all__ = ["assert_close_to_scale", "build_pair", "build_reference", "leftover_temp_files", "randomize_norm_stats"]
 
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, torch.get_num_threads()))
 
@@ -32,3 +34,14 @@ def assert_close_to_scale(actual: torch.Tensor, expected: torch.Tensor, toleranc
     scale = max(1.0, expected.abs().max().item())
     difference = (actual - expected).abs().max().item()
     assert difference <= tolerance * scale, f"max abs difference {difference:.3g} > {tolerance:g} x scale {scale:.3g}"
+
+
+def leftover_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files of :func:`vision_backbones.io.atomic_write` under ``folder`` (any depth).
+
+    They are named ``.<name>.vbtmp-<pid>`` (``io.temp_path_for``): a ``*.tmp`` glob never sees them.
+    """
+    from vision_backbones.io import TEMP_MARK
+
+    pattern = re.compile(r"^\..+" + re.escape(TEMP_MARK) + r"\d+$")
+    return sorted(path for path in Path(folder).rglob(".*") if pattern.match(path.name))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -72,11 +74,14 @@ def test_detection_backbone_bad_arguments() -> None:
         detection_backbone("resnet18", out_strides=(3,))
 
 
-smp = pytest.importorskip("segmentation_models_pytorch")
+@pytest.fixture
+def smp() -> Any:
+    """segmentation_models_pytorch, for the tests that need it (a module-level importorskip skipped every test)."""
+    return pytest.importorskip("segmentation_models_pytorch")
 
 
 @pytest.mark.parametrize("name", ["resnet18", "shufflenet_v2_x0_5", "mobilenet_v2"])
-def test_smp_unet(name: str) -> None:
+def test_smp_unet(name: str, smp: Any) -> None:
     (encoder_name,) = register_smp_encoders([name])
     model = smp.Unet(encoder_name, encoder_weights=None, classes=2, in_channels=1, decoder_channels=(32, 16, 16, 8, 8))
     out = model(torch.rand(2, 1, 64, 64))
@@ -84,7 +89,7 @@ def test_smp_unet(name: str) -> None:
     out.mean().backward()
 
 
-def test_smp_conventions_and_deeplab() -> None:
+def test_smp_conventions_and_deeplab(smp: Any) -> None:
     encoder = smp_encoder("shufflenet_v2_x0_5")
     assert encoder.out_channels[:2] == [3, 0]  # no stride-2 level: an empty placeholder, as smp's own encoders do
     features = encoder(torch.rand(1, 3, 64, 64))

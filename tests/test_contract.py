@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import assert_close_to_scale, randomize_norm_stats
-from registry_cases import MODEL_CASES, input_size_for
+from registry_cases import MECHANICS_CASES, MODEL_CASES, input_size_for
 from torch import nn
 
 from vision_backbones import Backbone, create_model
@@ -62,7 +62,7 @@ def test_forged_stride_fails_the_check() -> None:
     assert exact_stride_errors(model)
 
 
-@pytest.mark.parametrize("name", MODEL_CASES)
+@pytest.mark.parametrize("name", MECHANICS_CASES)
 def test_fx_symbolic_trace(name: str) -> None:
     model = create_model(name, features_only=True).eval()
     graph = torch.fx.symbolic_trace(model)
@@ -73,7 +73,7 @@ def test_fx_symbolic_trace(name: str) -> None:
             assert_close_to_scale(a, b, 1e-5)
 
 
-@pytest.mark.parametrize("name", MODEL_CASES)
+@pytest.mark.parametrize("name", MECHANICS_CASES)
 def test_classifier_and_out_indices(name: str) -> None:
     model = create_model(name, num_classes=7).eval()
     size = input_size_for(model)
@@ -100,11 +100,11 @@ def test_classifier_and_out_indices(name: str) -> None:
     info = sub.feature_info
     assert info.channels() == list(sub.out_channels) and info.reduction() == list(sub.strides)
     assert {k: (v.channels, v.stride) for k, v in sub.output_shape().items()} == {
-        n: (c, s) for n, c, s in zip(sub.out_names, sub.out_channels, sub.strides)
+        n: (c, s) for n, c, s in zip(sub.out_names, sub.out_channels, sub.strides, strict=True)
     }
 
 
-@pytest.mark.parametrize("name", MODEL_CASES)
+@pytest.mark.parametrize("name", MECHANICS_CASES)
 def test_channels_last_matches(name: str) -> None:
     # Damped norms: fresh deep nets (SE-ResNet-152) amplify float32 reordering noise chaotically.
     model = randomize_norm_stats(create_model(name, features_only=True)).eval()
@@ -113,7 +113,9 @@ def test_channels_last_matches(name: str) -> None:
     with torch.no_grad():
         expected = model.forward_features(x)
         got = model.to(memory_format=torch.channels_last).forward_features(x.to(memory_format=torch.channels_last))
-    for a, b in zip(expected, got):
+    pairs = list(zip(expected, got, strict=True))
+    assert pairs, "no feature maps to compare"
+    for a, b in pairs:
         assert_close_to_scale(b, a)
 
 
@@ -133,7 +135,7 @@ def test_frozen_stages_stay_frozen(name: str) -> None:
     assert all(not m.training for m in norms)
 
 
-@pytest.mark.parametrize("name", MODEL_CASES)
+@pytest.mark.parametrize("name", MECHANICS_CASES)
 def test_torch_export_features(name: str) -> None:
     model = create_model(name, features_only=True).eval()
     size = input_size_for(model)
@@ -141,7 +143,9 @@ def test_torch_export_features(name: str) -> None:
     program = torch.export.export(model, (x,))
     with torch.no_grad():
         expected = model(x)
-    for a, b in zip(program.module()(x), expected, strict=True):
+    got = program.module()(x)
+    assert len(got) == len(expected) > 0, "no feature maps to compare"
+    for a, b in zip(got, expected, strict=True):
         assert_close_to_scale(a, b)
 
 
@@ -149,7 +153,7 @@ def test_torch_export_features(name: str) -> None:
 TORCHSCRIPT_UNSUPPORTED: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("name", MODEL_CASES)
+@pytest.mark.parametrize("name", MECHANICS_CASES)
 def test_torchscript_features(name: str) -> None:
     model = create_model(name, features_only=True).eval()
     if name in TORCHSCRIPT_UNSUPPORTED:
@@ -160,5 +164,7 @@ def test_torchscript_features(name: str) -> None:
     size = input_size_for(model)
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
-        for a, b in zip(scripted.forward_features(x), model.forward_features(x)):
-            assert_close_to_scale(a, b, 1e-5)
+        pairs = list(zip(scripted.forward_features(x), model.forward_features(x), strict=True))
+    assert pairs, "no feature maps to compare"
+    for a, b in pairs:
+        assert_close_to_scale(a, b, 1e-5)

@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,13 +70,20 @@ PATHS = [
     ("int8", "onnxruntime", {}),
     # int8 / openvino (NNCF): built, checked and timed in test_auto_keeps_the_fastest_passing_runtime
 ]
-
-
-@pytest.mark.parametrize(
-    ("precision", "runtime", "options"),
-    PATHS,
-    ids=[f"{p}-{r}{'-static' if o.get('static_batch') else ''}" for p, r, o in PATHS],
+# bf16 is refused by design on a CPU that would only emulate it (test_bf16_refused_on_a_cpu_without_bf16)
+NEEDS_NATIVE_BF16 = pytest.mark.skipif(
+    not precision_module.has_native_bf16(),
+    reason=f"this CPU has none of {', '.join(precision_module.BF16_FLAGS)}: bf16 export is refused here by design",
 )
+
+
+def _path_param(precision: str, runtime: str, options: dict) -> Any:
+    marks = [NEEDS_NATIVE_BF16] if precision == "bf16" else []
+    name = f"{precision}-{runtime}{'-static' if options.get('static_batch') else ''}"
+    return pytest.param(precision, runtime, options, id=name, marks=marks)
+
+
+@pytest.mark.parametrize(("precision", "runtime", "options"), [_path_param(*path) for path in PATHS])
 def test_export_path_writes_checked_artefact(
     tmp_path: Path, calibration, precision: str, runtime: str, options: dict
 ) -> None:

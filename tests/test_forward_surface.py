@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 import torch
-from registry_cases import MODEL_CASES, input_size_for
+from registry_cases import MECHANICS_CASES, input_size_for
 
 from vision_backbones import Backbone, create_model
 
@@ -40,7 +40,7 @@ def alive_levels_in_last_stage(model: Backbone, call: Callable[[], Any]) -> list
     return seen[0]
 
 
-@pytest.mark.parametrize("name", MODEL_CASES)
+@pytest.mark.parametrize("name", MECHANICS_CASES)
 def test_forward_surface(name: str) -> None:
     # Three forwards per model (the registry is large): features, intermediates, and the classifier.
     model = create_model(name, num_classes=7).eval()

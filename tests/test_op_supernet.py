@@ -23,8 +23,9 @@ from vision_backbones.search.op_supernet_training import (
     ranking_figures,
     score_members,
 )
-from vision_backbones.search.path_weights import WEIGHTS_FILE, export_search_weights, load_path_weights
+from vision_backbones.search.path_weights import WEIGHTS_FILE, load_path_weights
 from vision_backbones.search.runner import SearchConfig, load_trials, run_search
+from vision_backbones.search.search_weights import export_search_weights
 from vision_backbones.search.spaces import OpSpace, get_space, load_architecture
 from vision_backbones.search.strategies import make_strategy
 

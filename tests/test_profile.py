@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import leftover_temp_files
 from torch import nn
 
 from vision_backbones.cli.profile import main
@@ -178,7 +179,7 @@ def test_cli_writes_csv_json_and_png(
     data = json.loads(out_json.read_text())
     assert data[0]["published_top1"] == pytest.approx(67.7) and data[1]["published_top1"] == pytest.approx(60.6)
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert leftover_temp_files(tmp_path) == []
     umask = os.umask(0)
     os.umask(umask)
     assert out_csv.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
@@ -291,7 +292,7 @@ def test_compare_tiny_case_writes_results(compare, tmp_path: Path) -> None:
     ):
         assert ratio["n"] == 1 and ratio["median"] > 0
     assert row["deploy"]["ort_max_abs_diff"] <= 1e-4
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert leftover_temp_files(tmp_path) == []
     # Re-rendering from the JSON (after editing the analysis notes) gives the same tables.
     notes = tmp_path / "notes.md"
     notes.write_text("hand-written analysis")

@@ -12,12 +12,14 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from conftest import leftover_temp_files
 
 from vision_backbones import create_model
-from vision_backbones.io import DiskFullError, atomic_write, atomic_write_bytes, sweep_stale_temp_files
+from vision_backbones.io import TEMP_MARK, DiskFullError, atomic_write, atomic_write_bytes, sweep_stale_temp_files
 from vision_backbones.weights import read_checkpoint, save_weights
 
 PYTHON = sys.executable
@@ -173,48 +175,98 @@ def test_files_are_byte_reproducible_with_open_modes(tmp_path: Path) -> None:
 # ---- kill tests
 
 
+# The command under a kill test, slowed where it matters so that the kill always lands while it
+# runs: a write's data reaches the disk 1.5 s before the rename, and the process lives 1 s past
+# the rename. A seeded kill between 0 and 2 s after the temporary file appears then hits the write
+# (before the rename) or the written file (after it), never a process that has already ended.
+SLOWED_CLI = textwrap.dedent(
+    """
+    import os, sys, time
+    fsync, replace = os.fsync, os.replace
+
+    def slow_fsync(fd):
+        time.sleep(1.5)
+        fsync(fd)
+
+    def slow_replace(source, target):
+        replace(source, target)
+        time.sleep(1.0)
+
+    os.fsync, os.replace = slow_fsync, slow_replace
+    from vision_backbones.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
 def test_convert_survives_sigkill_at_a_random_moment(tmp_path: Path) -> None:
     import torchvision
 
     source = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), source)
     out = tmp_path / "dest" / "resnet18.safetensors"
-    command = [
-        PYTHON,
-        "-m",
-        "vision_backbones.cli",
-        "convert",
-        "--source",
-        "torchvision",
-        "resnet18",
-        str(source),
-        str(out),
-        "--force",
-    ]
-    rng = random.Random(int(os.environ.get("KILL_SEED", time.time())))
-    for _ in range(2):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 4.0))
+    argv = ["convert", "--source", "torchvision", "resnet18", str(source), str(out), "--force"]
+    kill_seed = int(os.environ.get("KILL_SEED", time.time()))  # KILL_SEED=<printed seed> replays a failure
+    rng = random.Random(kill_seed)
+    for attempt in range(2):
+        process = subprocess.Popen(
+            [PYTHON, "-c", SLOWED_CLI, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.time() + 120
+        mine = f"{TEMP_MARK}{process.pid}"  # not the one a killed attempt left (the next write sweeps it)
+        while process.poll() is None and time.time() < deadline:
+            if any(path.name.endswith(mine) for path in leftover_temp_files(out.parent)):
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 2.0))
         process.kill()
-        process.wait()
-        assert not out.exists() or read_checkpoint(out)  # never half-written
-    done = subprocess.run(command, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert _our_temp_files(tmp_path / "dest") == []
+        assert process.wait() == -signal.SIGKILL, (
+            f"KILL_SEED={kill_seed}, kill {attempt}: convert ended before the kill, nothing was tested"
+        )
+        assert not out.exists() or read_checkpoint(out), f"KILL_SEED={kill_seed}"  # never half-written
+    from vision_backbones.cli import main as cli_main
+
+    assert cli_main(argv) == 0  # in this process: the same command, uninterrupted, over what the kills left
+    assert _our_temp_files(tmp_path / "dest") == [], f"KILL_SEED={kill_seed}"
     create_model("resnet18", pretrained=out)
 
 
 # ---- training (classes 1, 2, 7)
 
-lightning = pytest.importorskip("lightning")
+# lightning is imported by the tests that train (a module-level importorskip would skip every test above)
 
-from test_train_cli import TINY_CONFIG, image_root  # noqa: E402, F401  (image_root: the shared fixture)
 
-from vision_backbones.cli.train import main  # noqa: E402
-from vision_backbones.train.lightning_cli import build_cli  # noqa: E402
+@pytest.fixture(scope="module")
+def image_root(tmp_path_factory) -> Path:
+    """The images of ``test_train_cli``'s fixture: 3 classes, 6 training and 2 validation images each."""
+    pytest.importorskip("lightning")
+    from vision_backbones.train.samples import write_class_folders
+
+    root = tmp_path_factory.mktemp("images")
+    write_class_folders(root / "train", classes=3, per_class=6, size=(48, 40))
+    write_class_folders(root / "val", classes=3, per_class=2, size=(48, 40), seed=1)
+    return root
+
+
+def main(argv: list[str]) -> int:
+    """``backbones train``, imported when a test trains."""
+    pytest.importorskip("lightning")
+    from vision_backbones.cli.train import main as train_main
+
+    return train_main(argv)
+
+
+def build_cli(argv: list[str], *, run: bool) -> Any:
+    pytest.importorskip("lightning")
+    from vision_backbones.train.lightning_cli import build_cli as build
+
+    return build(argv, run=run)
 
 
 def _config(folder: Path, root: Path, *, epochs: int = 2, every: int = 1) -> Path:
+    pytest.importorskip("lightning")
+    from test_train_cli import TINY_CONFIG
+
     config = folder / "tiny.yaml"
     text = TINY_CONFIG.format(root=root, out=folder / "run", epochs=epochs).replace(
         "every_n_train_steps: 1,", f"every_n_train_steps: {every},"
@@ -258,23 +310,28 @@ class Crash(Exception):
     pass
 
 
-class CrashAt(lightning.pytorch.Callback):
-    """Raises after training step ``step``, when validation of epoch ``-step - 1`` starts, or after that of epoch ``-step - 11``."""
+def crash_at(step: int) -> Any:
+    """A callback that raises after training step ``step``, when validation of epoch ``-step - 1`` starts,
+    or after that of epoch ``-step - 11``."""
+    lightning = pytest.importorskip("lightning")
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    class CrashAt(lightning.pytorch.Callback):
+        def __init__(self, step: int) -> None:
+            self.step = step
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise Crash(f"crash at step {self.step}")
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == self.step:
+                raise Crash(f"crash at step {self.step}")
 
-    def on_validation_start(self, trainer, pl_module):
-        if not trainer.sanity_checking and trainer.current_epoch == -self.step - 1:
-            raise Crash(f"crash in the validation of epoch {trainer.current_epoch}")
+        def on_validation_start(self, trainer, pl_module):
+            if not trainer.sanity_checking and trainer.current_epoch == -self.step - 1:
+                raise Crash(f"crash in the validation of epoch {trainer.current_epoch}")
 
-    def on_validation_end(self, trainer, pl_module):  # its metrics are logged, its checkpoint not yet written
-        if not trainer.sanity_checking and trainer.current_epoch == -self.step - 11:
-            raise Crash(f"crash after the validation of epoch {trainer.current_epoch}")
+        def on_validation_end(self, trainer, pl_module):  # its metrics are logged, its checkpoint not yet written
+            if not trainer.sanity_checking and trainer.current_epoch == -self.step - 11:
+                raise Crash(f"crash after the validation of epoch {trainer.current_epoch}")
+
+    return CrashAt(step)
 
 
 SHORT = ["--trainer.limit_train_batches", "3"]
@@ -296,7 +353,7 @@ def test_resume_keeps_every_logged_step_once_and_removes_stale_temp_files(
 
     config = _config(tmp_path, image_root)
     crashed = build_cli(["--config", str(config), *SHORT], run=False)
-    crashed.trainer.callbacks.insert(0, CrashAt(crash_step))
+    crashed.trainer.callbacks.insert(0, crash_at(crash_step))
     with pytest.raises(Crash):
         crashed.trainer.fit(crashed.model, crashed.datamodule)
     checkpoints = tmp_path / "run" / "checkpoints"
@@ -315,20 +372,38 @@ def test_last_checkpoint_holds_the_final_step(tmp_path: Path, image_root: Path) 
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 5
 
 
+# Training under a kill test: every optimizer step takes 0.3 s longer, so the 8 steps after the first
+# checkpoint outlast the kill's window (up to 1.5 s after that checkpoint appears).
+SLOWED_TRAINING = textwrap.dedent(
+    """
+    import sys, time
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: time.sleep(0.3))
+    from vision_backbones.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
 def test_training_survives_sigkill_and_resumes(tmp_path: Path, image_root: Path) -> None:
     config = _config(tmp_path, image_root, epochs=3)
-    command = [PYTHON, "-m", "vision_backbones.cli", "train", "fit", "--config", str(config), *SHORT]
+    argv = ["train", "fit", "--config", str(config), *SHORT]
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [PYTHON, "-c", SLOWED_TRAINING, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while not last.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
-    time.sleep(random.Random(int(os.environ.get("KILL_SEED", time.time()))).uniform(0.0, 1.5))
+    kill_seed = int(os.environ.get("KILL_SEED", time.time()))  # KILL_SEED=<printed seed> replays a failure
+    time.sleep(random.Random(kill_seed).uniform(0.0, 1.5))
     process.kill()
-    process.wait()
-    done = subprocess.run([*command, "--ckpt_path", "last"], capture_output=True, text=True)
+    assert process.wait() == -signal.SIGKILL, f"KILL_SEED={kill_seed}: training ended before the kill"
+    done = subprocess.run(
+        [PYTHON, "-m", "vision_backbones.cli", *argv, "--ckpt_path", "last"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     train, val = _history(_metric_rows(tmp_path / "run"))
-    assert len(train) == len(set(train)) == 9, train  # 3 epochs x 3 steps, each logged once
-    assert len(val) == 3, val
+    assert len(train) == len(set(train)) == 9, f"KILL_SEED={kill_seed}: {train}"  # 3 epochs x 3 steps, once each
+    assert len(val) == 3, f"KILL_SEED={kill_seed}: {val}"
     assert list(_our_temp_files(tmp_path / "run")) == []

@@ -65,13 +65,17 @@ def test_dwr_splits_flops_growth_by_exponents() -> None:
     assert activation_exponent("efficientnet") == pytest.approx(0.854, abs=1e-3)
 
 
+# The README's claim: measured FLOPs within 4.4 % of --target-gflops (benchmarks/budget/scaling.md's worst row).
+TARGET_TOLERANCE = 0.044
+
+
 def test_target_gflops_lands_near_the_target() -> None:
     base = model_info("resnet18")["flops"] / 1e9
     scaled = scale_model("resnet18", strategy="dWr", target_gflops=2 * base)
-    assert abs(scaled.info()["flops"] / 1e9 / (2 * base) - 1) < 0.15
+    assert abs(scaled.info()["flops"] / 1e9 / (2 * base) - 1) <= TARGET_TOLERANCE
     assert scaled.phi is not None and scaled.phi > 0
     shrunk = scale_model("resnet18", strategy="efficientnet", target_gflops=0.5 * base)
-    assert shrunk.phi < 0 and abs(shrunk.info()["flops"] / 1e9 / (0.5 * base) - 1) < 0.15
+    assert shrunk.phi < 0 and abs(shrunk.info()["flops"] / 1e9 / (0.5 * base) - 1) <= TARGET_TOLERANCE
 
 
 def test_channel_fields_are_rounded_to_eight_and_blocks_rounded_up() -> None:

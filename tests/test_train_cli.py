@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import leftover_temp_files
 
 pytest.importorskip("lightning")
 
@@ -85,9 +87,11 @@ def test_wrong_type_fails_naming_the_field(tmp_path, image_root, capsys):
     config = write_config(tmp_path, image_root, out)
     assert main(["fit", "--config", str(config), "--model.lr", "fast"]) == 2
     err = capsys.readouterr().err
-    assert "model.lr" in err or ("lr" in err and "fast" in err)
+    # the field's full name as a whole word and the bad value (a bare "lr" matched any message)
+    assert re.search(r"(?<![\w.])model\.lr(?![\w.])", err) and re.search(r"\bfast\b", err), err
     assert main(["fit", "--config", str(config), "--data.batch_size", "four"]) == 2
-    assert "batch_size" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert re.search(r"(?<![\w.])data\.batch_size(?![\w.])", err) and re.search(r"\bfour\b", err), err
     assert not out.exists()
 
 
@@ -97,7 +101,7 @@ def test_fit_leaves_artifacts_and_exports_a_loadable_backbone(tmp_path, image_ro
     assert main(["fit", "--config", str(config)]) == 0
     assert (out / "config.yaml").is_file() and (out / "checkpoints" / "config.yaml").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "metrics.csv").is_file()
-    assert not list((out / "checkpoints").glob(".*.tmp"))  # atomic writes leave no temporaries
+    assert leftover_temp_files(out) == []  # atomic writes leave no temporaries
     header = (out / "metrics.csv").read_text().splitlines()[0]
     for column in ("train/loss", "val/acc1", "val/acc5", "val_ema/acc1"):
         assert column in header

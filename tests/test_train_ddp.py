@@ -67,6 +67,8 @@ def test_two_process_ddp_equals_single_process(tmp_path):
     config = tmp_path / "single.yaml"
     config.write_text(CONFIG.format(root=root, out=tmp_path / "single"))
     cli = build_cli(["--config", str(config), "--trainer.devices", "1", "--data.batch_size", "8"], run=False)
+    initial = {k: v.detach().clone() for k, v in cli.model.state_dict().items()}  # both runs start here (seed 3)
+    trained = [k for k, p in cli.model.named_parameters() if p.requires_grad and k in initial]
     cli.trainer.fit(cli.model, cli.datamodule)
     # two processes (DDP, gloo), 4 each: Lightning starts the second rank by re-running the command
     config = tmp_path / "ddp.yaml"
@@ -87,3 +89,8 @@ def test_two_process_ddp_equals_single_process(tmp_path):
         )
         moved += 1
     assert moved > 10
+    # training moved the weights well beyond the tolerance above: "equal" is not two untouched copies
+    assert len(trained) > 10
+    for name, state in weights.items():
+        changed = [k for k in trained if (state[k] - initial[k]).abs().max() > 10 * 2e-4]
+        assert len(changed) >= 0.9 * len(trained), f"{name}: only {len(changed)} of {len(trained)} parameters changed"

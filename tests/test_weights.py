@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import leftover_temp_files
 
 from vision_backbones import create_model, save_weights
 from vision_backbones.cli import main as cli_main
@@ -22,7 +23,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     loaded = create_model("resnet18", num_classes=10, pretrained=path).eval()
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(loaded(x), model(x))
-    assert not list(tmp_path.glob("*.tmp")), "temporary files left behind"
+    assert leftover_temp_files(tmp_path) == [], "temporary files left behind"
 
 
 def test_features_only_drops_head_and_new_num_classes_keeps_fresh_head(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Safe, strict, atomic weight files.
 
 Weights are read from safetensors, or from PyTorch files with ``torch.load(weights_only=True)``:
-nothing is ever unpickled. A checkpoint that does not fit is reported key by key before the model
-is touched. Files are written to a temporary name and renamed, so an interrupted save never leaves
-a half-written file behind.
+nothing is ever unpickled. A checkpoint that does not fit is reported (counts, the first keys, a
+detected prefix with its fix; every key in the error's ``details``) before the model is touched.
+Files are written to a temporary name and renamed, so an interrupted save never leaves a
+half-written file behind.
 """
 
 from __future__ import annotations
@@ -224,8 +225,69 @@ def _adapt_input_channels(weight: Tensor, in_channels: int) -> Tensor:
     return weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (weight.shape[1] / in_channels)
 
 
+# A key-mismatch message stays about this short: counts and the first keys; every key is in ``.details``.
+MAX_MISMATCH_MESSAGE = 500
+# What a common key prefix of a checkpoint means, and the fix.
+PREFIX_HINTS = {
+    "model.": "a Lightning checkpoint; use `backbones export-backbone CKPT OUT.safetensors` or strip the prefix",
+    "module.": "saved from DataParallel / DistributedDataParallel; strip the prefix",
+}
+
+
+class KeyMismatchError(ValueError):
+    """A checkpoint whose keys do not fit the model.
+
+    The message is one line of about :data:`MAX_MISMATCH_MESSAGE` characters: per kind (missing,
+    unexpected, mis-shaped) the count and the first keys, and a detected common prefix with the fix.
+    ``details`` lists every key, one per line; ``missing`` / ``unexpected`` / ``misshaped`` hold them.
+    """
+
+    def __init__(
+        self, head: str, *, missing: list[str], unexpected: list[str], misshaped: list[str], hint: str | None = None
+    ) -> None:
+        self.missing, self.unexpected, self.misshaped = list(missing), list(unexpected), list(misshaped)
+        kinds = [(n, k) for n, k in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if k]
+        tail = (f"; {hint}" if hint else "") + " (every key: the error's .details)"
+        message = ""
+        for shown, width in ((5, 80), (3, 60), (2, 50), (1, 40)):  # shorter until it fits
+            parts = [f"{name} keys: {_first(keys, shown, width)}" for name, keys in kinds]
+            message = f"{head}: " + "; ".join(parts) + tail
+            if len(message) <= MAX_MISMATCH_MESSAGE:
+                break
+        super().__init__(message)
+        self.details = "\n".join(
+            [head + ":"] + [f"{name} keys ({len(keys)}):\n" + "\n".join(f"  {k}" for k in keys) for name, keys in kinds]
+        )
+
+
+def _first(keys: list[str], shown: int, width: int) -> str:
+    """The first ``shown`` keys (each cut to ``width`` characters) and how many more there are."""
+    text = ", ".join(k if len(k) <= width else k[: width - 3] + "..." for k in keys[:shown])
+    return text + (f" (+{len(keys) - shown} more, {len(keys)} in all)" if len(keys) > shown else "")
+
+
+def _prefix_hint(unexpected: list[str], expected: set[str]) -> str | None:
+    """``keys start with 'model.': <what it means and the fix>`` when most unexpected keys are the model's own
+    keys behind one prefix (a Lightning or DataParallel checkpoint), else ``None``."""
+    counts: dict[str, int] = {}
+    for key in unexpected:
+        parts = key.split(".")
+        for cut in range(1, len(parts)):
+            if ".".join(parts[cut:]) in expected:
+                prefix = ".".join(parts[:cut]) + "."
+                counts[prefix] = counts.get(prefix, 0) + 1
+                break
+    if not counts:
+        return None
+    prefix, count = max(counts.items(), key=lambda item: item[1])
+    if 2 * count < len(unexpected):
+        return None
+    fix = PREFIX_HINTS.get(prefix, "strip the prefix")
+    return f"{count} of {len(unexpected)} unexpected keys start with {prefix!r}: {fix}"
+
+
 def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str) -> dict[str, Tensor]:
-    """The tensors to load into ``model``, or a ``ValueError`` naming every key that does not fit.
+    """The tensors to load into ``model``, or a :class:`KeyMismatchError` summarising the keys that do not fit.
 
     Head weights are optional: a features-only model ignores them, and a model whose head does not
     match the checkpoint's (another number of classes, or none stored) keeps its fresh head: the
@@ -253,15 +315,14 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], *, sour
                 continue
         usable[key] = value
     missing = [k for k in expected if not k.startswith(HEAD_PREFIX) and k not in body]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {', '.join(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {', '.join(unexpected)}")
-    if misshaped:
-        problems.append(f"mis-shaped keys: {', '.join(misshaped)}")
-    if problems:
-        raise ValueError(f"checkpoint {source!r} does not fit {type(model).__name__}: " + "; ".join(problems))
+    if missing or unexpected or misshaped:
+        raise KeyMismatchError(
+            f"checkpoint {source!r} does not fit {type(model).__name__}",
+            missing=missing,
+            unexpected=unexpected,
+            misshaped=misshaped,
+            hint=_prefix_hint(unexpected, set(expected)),
+        )
 
     model_head = {k: v for k, v in expected.items() if k.startswith(HEAD_PREFIX)}
     stored_head = {k: v for k, v in state_dict.items() if k.startswith(HEAD_PREFIX)}

@@ -54,6 +54,11 @@ def run_command(prog: str, run: Callable[[], int | None]) -> int:
     """
     try:
         return int(run() or 0)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] == "vision_backbones":
+            raise
+        print(f"{prog}: error: {missing_extra(prog, error)}", file=sys.stderr)
+        return 2
     except ValueError as error:
         print(f"{prog}: error: {first_line(error)}", file=sys.stderr)
         return 2
@@ -66,6 +71,13 @@ def run_command(prog: str, run: Callable[[], int | None]) -> int:
         kind = "" if isinstance(error, OSError) else f"{type(error).__name__}: "
         print(f"{prog}: error: {kind}{first_line(error)}", file=sys.stderr)
         return 1
+
+
+def missing_extra(prog: str, error: ModuleNotFoundError) -> str:
+    """``needs 'rich'; install the extras: pip install 'vision-backbones[cli]'``: the extra that brings what a command lacks."""
+    command = prog.split()[-1]
+    extra = EXTRAS.get(command, "cli" if command not in DELEGATED else "train")
+    return f"needs {(error.name or '?').split('.')[0]!r}; install the extras: pip install 'vision-backbones[{extra}]'"
 
 
 # command -> (module with a ``main(argv) -> int``, one-line help); loaded only when used.
@@ -144,6 +156,22 @@ TABLE_HEADER = [
 ]
 
 
+LEFT_COLUMNS = {"model", "out_channels", "strides", "converts from"}
+GFLOPS_NOTE = "GFLOPs: the seed's convention, 2 x (conv/linear MACs + 2 per batch-norm element + 1 per pooled element)."
+
+
+def plain_table(title: str, rows: list[list[str]]) -> str:
+    """The table as aligned plain text (what ``backbones table`` prints without rich)."""
+    widths = [max(len(cell) for cell in column) for column in zip(TABLE_HEADER, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if h in LEFT_COLUMNS else c.rjust(w) for c, w, h in zip(cells, widths, TABLE_HEADER, strict=True)
+        ).rstrip()
+
+    return "\n".join([title, line(TABLE_HEADER), "  ".join("-" * w for w in widths), *(line(row) for row in rows)])
+
+
 def markdown_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -158,18 +186,22 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table(rows))
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    title = f"Backbones at 1x3x{args.image_size}x{args.image_size} (backbone only, no head)"
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ModuleNotFoundError:  # a bare install (no [cli] extra): the same table in plain text
+        print(plain_table(title, rows))
+        print(GFLOPS_NOTE)
+        return 0
 
-    table = Table(title=f"Backbones at 1x3x{args.image_size}x{args.image_size} (backbone only, no head)")
+    table = Table(title=title)
     for column in TABLE_HEADER:
-        table.add_column(
-            column, justify="left" if column in {"model", "out_channels", "strides", "converts from"} else "right"
-        )
+        table.add_column(column, justify="left" if column in LEFT_COLUMNS else "right")
     for row in rows:
         table.add_row(*row)
     Console(width=200).print(table)
-    print("GFLOPs: the seed's convention, 2 x (conv/linear MACs + 2 per batch-norm element + 1 per pooled element).")
+    print(GFLOPS_NOTE)
     return 0
 
 
@@ -242,11 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            extra = EXTRAS.get(argv[0], "train")
-            print(
-                f"backbones {argv[0]}: needs {error.name!r}; install the extras: pip install 'vision-backbones[{extra}]'",
-                file=sys.stderr,
-            )
+            print(f"backbones {argv[0]}: {missing_extra(f'backbones {argv[0]}', error)}", file=sys.stderr)
             return 2
         return run_command(f"backbones {argv[0]}", lambda: module.main(argv[1:]))
     args = build_parser().parse_args(argv)

@@ -7,7 +7,11 @@ eager PyTorch (max abs difference <= 1e-4 by default); a file that fails the che
 ``backbones export NAME OUT --precision fp32|bf16|int8 --runtime onnxruntime|openvino|torch|auto
 [--calibration PATH] [--check-data PATH]``: a deployed model for that runtime, checked against eager
 PyTorch before it is written (:mod:`~vision_backbones.deploy.checked_export`), with the check result
-in ``OUT.check.json``.
+in ``OUT.check.json``. ``--format`` combines with them only where the format is that runtime's file
+(``onnx``: onnxruntime, ``exported-program``: torch); other pairs are refused in one line
+(:func:`~vision_backbones.deploy.runtimes.deploy_target`). The arguments go through the checks
+``export_checked`` runs (:func:`~vision_backbones.deploy.checked_export.check_export_arguments`)
+before any image is read.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from vision_backbones.cli import ArgumentParser, int_at_least, run_command
 from vision_backbones.deploy.formats import FORMATS, FeaturesWrapper, export_model
+from vision_backbones.deploy.runtimes import deploy_target
 from vision_backbones.io import check_overwrite
 
 
@@ -34,8 +39,9 @@ def _run(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--format",
         choices=FORMATS,
-        default="onnx",
-        help="plain fp32 export (when neither --precision nor --runtime is given)",
+        default=None,
+        help="plain fp32 export (default onnx); with --precision/--runtime: onnx = --runtime onnxruntime, "
+        "exported-program = --runtime torch (other pairs are refused)",
     )
     parser.add_argument(
         "--features", action="store_true", help="export forward_features (all levels) instead of logits"
@@ -71,20 +77,20 @@ def _run(argv: Sequence[str]) -> int:
     deploy.add_argument("--std", type=float, nargs=3, default=None, help="normalization std (default ImageNet's)")
     deploy.add_argument(
         "--static-batch",
-        type=int_at_least(1),
+        type=int,
         help="OpenVINO: fix the input to this batch and --image-size (default: dynamic shapes)",
     )
-    deploy.add_argument(
-        "--threads", type=int_at_least(1), help="inference threads of the runtime (default: the runtime's own)"
-    )
+    deploy.add_argument("--threads", type=int, help="inference threads of the runtime (default: the runtime's own)")
     deploy.add_argument(
         "--no-compile",
         action="store_true",
         help="torch runtime: do not torch.compile (faster export, slower inference)",
     )
     args = parser.parse_args(argv)
-    if args.precision is not None or args.runtime is not None:
-        return _run_deploy(args)
+    plan = deploy_target(args.format, args.precision, args.runtime)  # --format with --precision: combined or refused
+    if plan is not None:
+        return _run_deploy(args, *plan)
+    args.format = args.format or "onnx"
     check_overwrite(args.output, force=args.force)
     model = create_model(
         args.name, num_classes=args.num_classes, features_only=args.features, pretrained=args.pretrained
@@ -95,27 +101,41 @@ def _run(argv: Sequence[str]) -> int:
     return 0
 
 
-def _run_deploy(args: argparse.Namespace) -> int:
-    from vision_backbones.deploy.calibration import load_images
-    from vision_backbones.deploy.checked_export import export_checked
-    from vision_backbones.deploy.runtimes import check_pair
+def _run_deploy(args: argparse.Namespace, precision: str, runtime: str) -> int:
+    from vision_backbones.deploy.calibration import check_normalization, load_images
+    from vision_backbones.deploy.checked_export import check_export_arguments, check_outputs, export_checked
     from vision_backbones.registry import create_model
     from vision_backbones.train.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-    precision, runtime = args.precision or "fp32", args.runtime or "auto"
-    check_pair(precision, runtime)  # before anything slow
-    if args.std is not None and any(s <= 0 for s in args.std):
-        raise ValueError(f"--std must be three numbers > 0, got {args.std}")
+    # the checks export_checked runs, here before any image is read
+    check_export_arguments(
+        precision,
+        runtime,
+        image_size=args.image_size,
+        static_batch=args.static_batch,
+        threads=args.threads,
+        calibration=args.calibration,
+    )
+    check_outputs(args.output, precision, runtime, force=args.force)
+    mean, std = check_normalization(
+        tuple(args.mean or IMAGENET_MEAN), tuple(args.std or IMAGENET_STD), names=("--mean", "--std")
+    )
     transform = {
         "resize_size": args.resize_size or round(args.image_size * 232 / 224),
         "crop_size": args.image_size,
-        "mean": tuple(args.mean or IMAGENET_MEAN),
-        "std": tuple(args.std or IMAGENET_STD),
+        "mean": mean,
+        "std": std,
     }
     calibration = (
-        load_images(args.calibration, limit=args.calibration_images, **transform) if args.calibration else None
+        load_images(args.calibration, limit=args.calibration_images, what="--calibration", **transform)
+        if args.calibration
+        else None
     )
-    check_data = load_images(args.check_data, limit=args.check_images, **transform) if args.check_data else None
+    check_data = (
+        load_images(args.check_data, limit=args.check_images, what="--check-data", **transform)
+        if args.check_data
+        else None
+    )
     model = create_model(
         args.name, num_classes=args.num_classes, features_only=args.features, pretrained=args.pretrained
     )

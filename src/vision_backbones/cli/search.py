@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     files = export_best(space, trials, out)
     if config.strategy in OP_WEIGHT_SHARING:  # the chosen path's inherited weights and batch-norm state
-        from vision_backbones.search.path_weights import export_search_weights
+        from vision_backbones.search.search_weights import export_search_weights
 
         print(f"wrote {export_search_weights(out)}")
     best = max(trials, key=lambda t: t["reward"])

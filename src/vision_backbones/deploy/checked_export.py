@@ -103,6 +103,97 @@ def output_path(output: str | Path, runtime: str, *, auto: bool) -> Path:
     return output
 
 
+def check_outputs(output: str | Path, precision: str, runtime: str, *, force: bool) -> list[Path]:
+    """The file(s) an export may write: each with its runtime's suffix, and new unless ``force`` (one line otherwise)."""
+    from vision_backbones.io import check_overwrite
+
+    candidates = runtimes_for(precision) if runtime == "auto" else [runtime]
+    return [
+        check_overwrite(output_path(output, candidate, auto=runtime == "auto"), force=force) for candidate in candidates
+    ]
+
+
+def check_export_arguments(
+    precision: Any,
+    runtime: Any,
+    *,
+    image_size: Any,
+    static_batch: Any = None,
+    threads: Any = None,
+    calibration: Any = None,
+    compile: Any = True,
+    force: Any = False,
+) -> None:
+    """Every argument of :func:`export_checked` checked before anything is loaded, built or written.
+
+    ``backbones export --precision/--runtime`` calls it before reading any image, so a Python caller
+    and the command line get the same one-line ``ValueError`` (naming the flag and the keyword).
+    ``calibration``: whatever stands for the calibration images (a path or ``LabelledImages``), ``None`` if absent.
+    """
+    from vision_backbones.validate import check_bool, check_int
+
+    check_pair(precision, runtime)
+    check_int("--image-size (image_size)", image_size, min=1)
+    if static_batch is not None:
+        check_int("--static-batch (static_batch)", static_batch, min=1)
+        if runtime not in ("openvino", "auto"):
+            raise ValueError(
+                f"--static-batch (static_batch) {static_batch} with runtime {runtime!r}: only OpenVINO takes a static "
+                "input shape (the others stay dynamic); expected --runtime openvino or auto, or no --static-batch"
+            )
+    if threads is not None:
+        check_int("--threads (threads)", threads, min=1)
+    check_bool("compile", compile)
+    check_bool("force", force)
+    if precision == "bf16":
+        require_native_bf16()
+    if precision == "int8" and calibration is None:
+        raise ValueError(
+            "precision 'int8' needs calibration images; expected --calibration PATH (a folder of class folders or a WebDataset shard)"
+        )
+
+
+def check_model(model: Any, image_size: int) -> list[Tensor]:
+    """``model`` must be an ``nn.Module`` that runs a ``(1, 3, image_size, image_size)`` batch; its outputs on zeros.
+
+    One line instead of a matmul error deep in the exporter when the model is not an image model.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"model must be an nn.Module taking (N, 3, H, W) images (a Backbone from create_model), got {type(model).__name__}"
+        )
+    minimum = getattr(getattr(model, "model", model), "min_input_size", 1)
+    if isinstance(minimum, int) and image_size < minimum:
+        raise ValueError(f"image_size {image_size} is smaller than this network takes; expected >= {minimum}")
+    shape = (1, 3, image_size, image_size)
+    try:
+        with torch.inference_mode():
+            return outputs(model.eval()(torch.zeros(shape)))
+    except Exception as error:  # any failure here means the model does not take image batches
+        reason = (str(error).strip().splitlines() or [""])[0][:120]
+        raise ValueError(
+            f"model {type(model).__name__} cannot run a {shape} image batch ({type(error).__name__}: {reason}); "
+            "expected a Backbone or another model taking 4-D (N, 3, H, W) images"
+        ) from None
+
+
+def _check_labels(check_data: LabelledImages, trial: list[Tensor]) -> None:
+    """Labelled check images must index the model's classes: another class count gives a meaningless top-1."""
+    if check_data.labels is None or len(trial) != 1 or trial[0].dim() != 2:
+        return  # no labels, or no logits (features): only the outputs are compared
+    classes = trial[0].shape[1]
+    if check_data.classes is not None and check_data.classes != classes:
+        raise ValueError(
+            f"check data {check_data.source!r} has {check_data.classes} classes, the model {classes} outputs; "
+            f"expected labelled images of the model's {classes} classes (--num-classes / num_classes)"
+        )
+    if check_data.labels.numel() and not 0 <= int(check_data.labels.min()) <= int(check_data.labels.max()) < classes:
+        raise ValueError(
+            f"check data {check_data.source!r} has labels {int(check_data.labels.min())}..{int(check_data.labels.max())}, "
+            f"the model {classes} outputs; expected labels in 0..{classes - 1} (--num-classes / num_classes)"
+        )
+
+
 def export_checked(
     model: nn.Module,
     output: str | Path,
@@ -121,23 +212,31 @@ def export_checked(
     """Export ``model`` for ``precision`` on ``runtime`` (or ``"auto"``) after checking it; nothing is written on failure.
 
     ``static_batch`` fixes the OpenVINO input to ``(static_batch, 3, image_size, image_size)``
-    (other runtimes keep dynamic shapes). Returns the written path and its check result.
+    (other runtimes keep dynamic shapes). Returns the written path and its check result. Bad
+    arguments (:func:`check_export_arguments`), a model that takes no image batch, or labelled
+    check images of another class count are refused in one ``ValueError`` before anything is built.
     """
-    from vision_backbones.io import check_overwrite
-    from vision_backbones.validate import check_int
-
-    check_pair(precision, runtime)
-    check_int("image_size", image_size, min=1)
-    if precision == "bf16":
-        require_native_bf16()
-    if precision == "int8" and calibration is None:
-        raise ValueError(
-            "precision 'int8' needs calibration images; expected --calibration PATH (a folder of class folders or a WebDataset shard)"
-        )
+    check_export_arguments(
+        precision,
+        runtime,
+        image_size=image_size,
+        static_batch=static_batch,
+        threads=threads,
+        calibration=calibration,
+        compile=compile,
+        force=force,
+    )
+    for name, data in (("calibration", calibration), ("check_data", check_data)):
+        if data is not None and not isinstance(data, LabelledImages):
+            raise ValueError(
+                f"{name} must be LabelledImages (from deploy.calibration.load_images) or None, got {type(data).__name__}"
+            )
+    trial = check_model(model, image_size)
+    if check_data is not None:
+        _check_labels(check_data, trial)
     model = model.eval()
     candidates = runtimes_for(precision) if runtime == "auto" else [runtime]
-    for candidate in candidates:
-        check_overwrite(output_path(output, candidate, auto=runtime == "auto"), force=force)
+    check_outputs(output, precision, runtime, force=force)
     checked = check_data if check_data is not None else calibration
     if checked is not None:
         images, labels = checked.images, (checked.labels if check_data is not None else None)

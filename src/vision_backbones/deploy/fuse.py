@@ -12,7 +12,7 @@ import copy
 import functools
 import itertools
 import statistics
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -21,8 +21,28 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from vision_backbones.measure.timing import time_calls
 
 
+def _check_module(name: str, model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        shown = repr(model) if len(repr(model)) <= 40 else repr(model)[:37] + "..."
+        raise ValueError(
+            f"{name} expects an nn.Module (a model from create_model), got {type(model).__name__} {shown}"
+            + ("; build it first: create_model(name)" if isinstance(model, str) else "")
+        )
+
+
+def _check_sample(model: nn.Module, sample: Any) -> None:
+    """An image batch ``(N, C, H, W)`` of the model's floating dtype (memory formats are defined for 4-D only)."""
+    if not isinstance(sample, Tensor) or sample.dim() != 4:
+        shape = tuple(sample.shape) if isinstance(sample, Tensor) else type(sample).__name__
+        raise ValueError(f"sample must be a 4-D (N, C, H, W) image batch, got {shape}")
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    if sample.dtype != dtype:
+        raise ValueError(f"sample dtype {sample.dtype} differs from the model's {dtype}; expected sample.to({dtype})")
+
+
 def fuse(model: nn.Module) -> nn.Module:
     """An eval-mode copy of ``model`` with every ``conv -> batch norm`` pair folded into the conv."""
+    _check_module("fuse", model)
     fused = copy.deepcopy(model).eval()
     for parent in fused.modules():
         if not isinstance(parent, nn.Sequential):  # only there does child order equal execution order
@@ -44,6 +64,12 @@ def choose_memory_format(
     channels_last is chosen only when its median time beats contiguous by more than ``margin``, so
     machine noise does not flip the choice between two equally fast layouts.
     """
+    from vision_backbones.validate import check_float, check_int
+
+    _check_module("choose_memory_format", model)
+    _check_sample(model, sample)
+    check_int("repeats", repeats, min=1)
+    check_float("margin", margin, min=0.0, max=1.0, max_open=True)
     timings: dict[torch.memory_format, list[float]] = {torch.contiguous_format: [], torch.channels_last: []}
     candidates = {
         fmt: (copy.deepcopy(model).to(memory_format=fmt), sample.contiguous(memory_format=fmt)) for fmt in timings

@@ -272,6 +272,61 @@ def check_pair(precision: str, runtime: str) -> None:
         raise ValueError(f"precision {precision!r} on runtime {runtime!r}: {UNSUPPORTED[precision, runtime]}")
 
 
+# ``backbones export --format F``: the runtime whose file that format is (TorchScript runs on none of them)
+FORMAT_RUNTIMES: dict[str, str | None] = {"onnx": "onnxruntime", "exported-program": "torch", "torchscript": None}
+
+
+def deploy_target(fmt: str | None, precision: str | None, runtime: str | None) -> tuple[str, str] | None:
+    """What ``backbones export --format F --precision P --runtime R`` writes: ``(precision, runtime)`` of a
+    deployed artefact, or ``None`` for the plain fp32 export in ``fmt`` (``--format`` alone, or nothing).
+
+    ``--format`` and ``--precision`` / ``--runtime`` combine where the format is that runtime's file
+    (``--format onnx --precision int8``: ONNX Runtime's int8 ``.onnx``); every other pair is refused in
+    one line naming both, so an int8 OpenVINO ``.xml`` is never written for ``--format torchscript``.
+    """
+    from vision_backbones.deploy.precision import PRECISIONS
+    from vision_backbones.validate import check_choice
+
+    if fmt is not None:
+        check_choice("format", fmt, tuple(FORMAT_RUNTIMES))
+    if precision is not None:
+        check_choice("precision", precision, PRECISIONS)
+    if runtime is not None:
+        check_choice("runtime", runtime, (*RUNTIMES, "auto"))
+    if precision is None and runtime is None:
+        return None
+    if fmt is None:
+        resolved = (precision or "fp32", runtime or "auto")
+        check_pair(*resolved)
+        return resolved
+    own = FORMAT_RUNTIMES[fmt]
+    if own is None:  # TorchScript: the plain fp32 export, on no deploy runtime
+        if runtime is None and precision == "fp32":
+            return None
+        asked = " ".join(
+            f"--{flag} {value}" for flag, value in (("precision", precision), ("runtime", runtime)) if value
+        )
+        raise ValueError(
+            f"--format {fmt} with {asked}: TorchScript is exported in fp32 only and runs on none of the deploy "
+            "runtimes; expected --format onnx or exported-program, or --runtime without --format"
+        )
+    if runtime is not None and runtime != own:
+        raise ValueError(
+            f"--format {fmt} with --runtime {runtime}: --format {fmt} is the {SUFFIXES[own]} file of --runtime {own}; "
+            f"expected --runtime {own}, or --runtime {runtime} without --format"
+        )
+    chosen = precision or "fp32"
+    if (chosen, own) in UNSUPPORTED:
+        offered = [f for f, r in FORMAT_RUNTIMES.items() if r is not None and (chosen, r) not in UNSUPPORTED]
+        others = [r for r in runtimes_for(chosen) if r not in FORMAT_RUNTIMES.values()]
+        raise ValueError(
+            f"--format {fmt} with --precision {chosen}: {fmt} files here hold no {chosen} model ({own} offers none); "
+            f"expected --format {' or '.join(offered)}"
+            + (f", or --runtime {' or '.join(others)} without --format" if others else "")
+        )
+    return chosen, own
+
+
 def build(model: nn.Module, sample: Tensor, *, precision: str, runtime: str, **options: Any) -> Artefact:
     """The artefact of ``model`` for ``precision`` on ``runtime`` (``options``: the builder's keywords)."""
     check_pair(precision, runtime)

@@ -7,7 +7,7 @@ safetensors file of ``OpSupernet.extract`` taken right after the path's batch-no
 recomputed exactly as for its score, so ``load_path_weights`` gives a ``create_model`` network with
 the same validation accuracy as the scored path.
 
-``export_search_weights(out)`` does it for a finished search folder of ``--strategy
+``search.search_weights.export_search_weights(out)`` does it for a finished search folder of ``--strategy
 spos|fairnas|fewshot|darts|drnas``: it rebuilds the strategy from ``search.json``, loads ``supernet.pt``
 and writes ``best_weights.safetensors`` for the highest-reward trial.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from vision_backbones.io import atomic_write_bytes, load_torch_file, read_json
+from vision_backbones.io import atomic_write_bytes
 from vision_backbones.search.evaluate import ProxyTask
 from vision_backbones.search.op_supernet import OpSupernet, load_path_into
 from vision_backbones.search.op_supernet_training import path_score
@@ -62,31 +62,3 @@ def load_path_weights(
     except RuntimeError as error:
         reason = (str(error).strip().splitlines() or ["mismatch"])[0][:160]
         raise ValueError(f"{str(path)!r} does not fit {base} with these overrides ({reason})") from None
-
-
-def export_search_weights(out: str | os.PathLike[str]) -> Path:
-    """``best_weights.safetensors`` of the best trial of the finished search folder ``out``."""
-    from vision_backbones.search.result import best_trial
-    from vision_backbones.search.runner import CONFIG_FILE, load_trials
-    from vision_backbones.search.runner import WEIGHTS_FILE as SUPERNET_FILE
-    from vision_backbones.search.spaces import get_space
-    from vision_backbones.search.strategies import make_strategy
-
-    out = Path(out)
-    config = read_json(out / CONFIG_FILE)
-    strategy = make_strategy(
-        config["strategy"],
-        get_space(config["space"]),
-        seed=config["seed"],
-        task=ProxyTask(**config["task"]),
-        **config["strategy_options"],
-    )
-    if not hasattr(strategy, "export_weights"):
-        raise ValueError(
-            f"strategy {config['strategy']!r} keeps no path weights; expected a weight-sharing op strategy"
-        )
-    weights = load_torch_file(out / SUPERNET_FILE, fix="rerun the search to train them")
-    strategy.load_weights_state_dict(weights)  # type: ignore[attr-defined]
-    target = out / WEIGHTS_FILE
-    strategy.export_weights(best_trial(load_trials(out))["indices"], target)
-    return target
