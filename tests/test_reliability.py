@@ -144,7 +144,14 @@ WRITER = textwrap.dedent(
 def test_signal_while_writing_removes_the_temp_file(tmp_path: Path, signum: int) -> None:
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    process = subprocess.Popen([PYTHON, "-c", WRITER, str(target)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # SIGINT back to its default in the child: a shell that starts this suite in the background ignores
+    # SIGINT, the child inherits that, and Python then never raises KeyboardInterrupt
+    process = subprocess.Popen(
+        [PYTHON, "-c", WRITER, str(target)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert process.stdout.readline().strip() == b"writing"
     process.send_signal(signum)
     assert process.wait(timeout=30) != 0

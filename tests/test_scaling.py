@@ -152,7 +152,8 @@ def test_negative_and_non_finite_phi_raise() -> None:
 
 # Families that cannot be scaled in one dimension; each says why in its own file (``fixed_because``).
 NOT_WIDTH_SCALABLE = {"bninception", "googlenet", "inception_resnet_v2", "inception_v3", "inception_v4"}
-NOT_DEPTH_SCALABLE = {"alexnet", "bninception", "googlenet", "inception_v3", "zoph_le"}
+# nasbench_mb: depth is chosen per layer by its ops (skip), not by a count to multiply
+NOT_DEPTH_SCALABLE = {"alexnet", "bninception", "googlenet", "inception_v3", "nasbench_mb", "zoph_le"}
 
 
 # The variant that stands for its family: small, and grouped or CSP where the family has such variants
