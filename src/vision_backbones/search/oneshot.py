@@ -87,7 +87,44 @@ class SupernetEvaluator:
         }
 
 
-class OneShotSearch:
+class PathSearch:
+    """Evolution or random search over a supernet's paths, never proposing a member twice (within
+    ``RETRIES`` draws): the proposing half that every weight-sharing strategy shares."""
+
+    search: RegularizedEvolution | RandomSearch
+    proposed: set[tuple[int, ...]]
+
+    def _start_path_search(
+        self, space: SearchSpace, search: str, *, seed: int, population_size: int, sample_size: int
+    ) -> None:
+        if search == "evolution":
+            self.search = RegularizedEvolution(
+                space, seed=seed, population_size=population_size, sample_size=sample_size
+            )
+        else:
+            self.search = RandomSearch(space, seed=seed)
+        self.proposed = set()
+
+    def _next_path(self) -> tuple[int, ...]:
+        for _ in range(RETRIES):
+            indices = self.search.propose()
+            if indices not in self.proposed:
+                break
+        self.proposed.add(indices)
+        return indices
+
+    def observe(self, indices: Sequence[int], reward: float) -> None:
+        self.search.observe(indices, reward)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"search": self.search.state_dict(), "proposed": [list(indices) for indices in sorted(self.proposed)]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.search.load_state_dict(state["search"])
+        self.proposed = {tuple(int(i) for i in indices) for indices in state["proposed"]}
+
+
+class OneShotSearch(PathSearch):
     """A supernet over ``space`` trained on ``task``, then ``search`` over its paths (see the module docstring)."""
 
     def __init__(
@@ -112,14 +149,7 @@ class OneShotSearch:
         torch.manual_seed(seed)  # the supernet's initial weights
         self.supernet = Supernet(space, share_kernels=share_kernels)  # a space it cannot cover: one line
         self.trainer = SupernetTrainer(self.supernet, self.task, epochs=supernet_epochs, seed=seed, sampling=sampling)
-        self.search: RegularizedEvolution | RandomSearch
-        if search == "evolution":
-            self.search = RegularizedEvolution(
-                space, seed=seed, population_size=population_size, sample_size=sample_size
-            )
-        else:
-            self.search = RandomSearch(space, seed=seed)
-        self.proposed: set[tuple[int, ...]] = set()
+        self._start_path_search(space, search, seed=seed, population_size=population_size, sample_size=sample_size)
 
     # ------------------------------------------------------------------ SharedWeights
     def training_done(self) -> bool:
@@ -144,19 +174,4 @@ class OneShotSearch:
                 f"the supernet has trained {self.trainer.epoch} of {self.trainer.epochs} epochs; "
                 "train it (train_epoch) before proposing paths"
             )
-        for _ in range(RETRIES):
-            indices = self.search.propose()
-            if indices not in self.proposed:
-                break
-        self.proposed.add(indices)
-        return indices
-
-    def observe(self, indices: Sequence[int], reward: float) -> None:
-        self.search.observe(indices, reward)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"search": self.search.state_dict(), "proposed": [list(indices) for indices in sorted(self.proposed)]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.search.load_state_dict(state["search"])
-        self.proposed = {tuple(int(i) for i in indices) for indices in state["proposed"]}
+        return self._next_path()

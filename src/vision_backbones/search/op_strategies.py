@@ -35,11 +35,9 @@ from vision_backbones.search.darts import (
 )
 from vision_backbones.search.darts import skip_share as op_skip_share
 from vision_backbones.search.evaluate import ProxyTask
-from vision_backbones.search.evolution import RegularizedEvolution
-from vision_backbones.search.oneshot import RETRIES, SEARCHES
+from vision_backbones.search.oneshot import SEARCHES, PathSearch
 from vision_backbones.search.op_supernet import OpSupernet
 from vision_backbones.search.op_supernet_training import OpSupernetTrainer, path_score
-from vision_backbones.search.random_search import RandomSearch
 from vision_backbones.search.spaces import SearchSpace
 from vision_backbones.search.strategy import Evaluator
 from vision_backbones.validate import check_choice, check_int
@@ -112,7 +110,7 @@ class _SharedWeightsBase:
             )
 
 
-class OpOneShotSearch(_SharedWeightsBase):
+class OpOneShotSearch(PathSearch, _SharedWeightsBase):
     """An ``OpSupernet`` trained by ``variant``, then evolution (or random search) over its paths."""
 
     variant = "spos"
@@ -137,36 +135,14 @@ class OpOneShotSearch(_SharedWeightsBase):
         self.trainer = OpSupernetTrainer(
             space, self.task, epochs=supernet_epochs, seed=seed, variant=self.variant, **variant_options
         )
-        self.search: RegularizedEvolution | RandomSearch
-        if search == "evolution":
-            self.search = RegularizedEvolution(
-                space, seed=seed, population_size=population_size, sample_size=sample_size
-            )
-        else:
-            self.search = RandomSearch(space, seed=seed)
-        self.proposed: set[tuple[int, ...]] = set()
+        self._start_path_search(space, search, seed=seed, population_size=population_size, sample_size=sample_size)
 
     def supernet_for(self, indices: Sequence[int]) -> OpSupernet:
         return self.trainer.supernet_for(indices)
 
     def propose(self) -> tuple[int, ...]:
         self._check_trained()
-        for _ in range(RETRIES):
-            indices = self.search.propose()
-            if indices not in self.proposed:
-                break
-        self.proposed.add(indices)
-        return indices
-
-    def observe(self, indices: Sequence[int], reward: float) -> None:
-        self.search.observe(indices, reward)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"search": self.search.state_dict(), "proposed": [list(indices) for indices in sorted(self.proposed)]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.search.load_state_dict(state["search"])
-        self.proposed = {tuple(int(i) for i in indices) for indices in state["proposed"]}
+        return self._next_path()
 
 
 class SPOSSearch(OpOneShotSearch):
