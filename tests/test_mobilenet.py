@@ -123,3 +123,21 @@ def test_rows_accept_plain_sequences_and_mappings() -> None:
     assert build_on_meta("mobilenet_v2", features_only=True, rows=as_lists).out_channels == (16, 24, 32, 96, 1280)
     with pytest.raises(ValueError, match="rows must be a non-empty tuple"):
         MobileNetV2Config(rows=())
+
+
+def test_inline_blocks_still_fire_hooks_on_their_containers() -> None:
+    # InvertedResidual runs its ConvNormAct containers without their own __call__ (speed); a hook on one
+    # must still fire, and the scripted block (which calls the modules) must give the same output.
+    torch.manual_seed(0)
+    block = InvertedResidual(16, 16, expanded_channels=48, kernel_size=3, squeeze_channels=8).eval()
+    x = torch.randn(2, 16, 8, 8)
+    seen: list[tuple[int, ...]] = []
+    handle = block.depthwise.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
+    with torch.no_grad():
+        hooked = block(x)
+    handle.remove()
+    assert seen == [(2, 48, 8, 8)]
+    with torch.no_grad():
+        inline, scripted = block(x), torch.jit.script(block)(x)
+    torch.testing.assert_close(inline, hooked, rtol=0, atol=0)
+    torch.testing.assert_close(scripted, inline, rtol=0, atol=0)

@@ -20,9 +20,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor, nn
 
-from vision_backbones.layers.conv import ConvNormAct, LayerFactory, make_divisible
+from vision_backbones.layers.conv import ConvNormAct, LayerFactory, call_inline, make_divisible
 from vision_backbones.layers.drop_path import DropPath, drop_path_rates
 from vision_backbones.layers.squeeze_excite import SqueezeExcite
 from vision_backbones.validate import check_choice, check_float, check_int
@@ -267,11 +268,26 @@ class InvertedResidual(nn.Module):
         self.has_drop_path = drop_path > 0.0 and self.use_residual
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            return self._forward_inline(x)
         out = self.expand(x) if self.has_expand else x
         out = self.depthwise(out)
         if self.has_se:
             out = self.se(out)
         out = self.project(out)  # (B, out_channels, H / stride, W / stride)
+        if self.use_residual:
+            out = x + (self.drop_path(out) if self.has_drop_path else out)
+        return out
+
+    @torch.jit.unused
+    def _forward_inline(self, x: Tensor) -> Tensor:
+        """``forward`` with the ConvNormAct containers run inline (``call_inline``): three fewer module
+        calls per block, which brings mnasnet0_5 to torchvision's speed at small inputs."""
+        out = call_inline(self.expand, x) if self.has_expand else x
+        out = call_inline(self.depthwise, out)
+        if self.has_se:
+            out = self.se(out)
+        out = call_inline(self.project, out)
         if self.use_residual:
             out = x + (self.drop_path(out) if self.has_drop_path else out)
         return out
