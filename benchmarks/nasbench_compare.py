@@ -204,27 +204,44 @@ def make(space: SearchSpace, label: str, seed: int, scorer: Scorer | None = None
 
 
 def run_one(
-    space: SearchSpace, table: Any, label: str, seed: int, queries: int, scorer: Scorer | None = None
+    space: SearchSpace,
+    table: Any,
+    label: str,
+    seed: int,
+    queries: int,
+    scorer: Scorer | None = None,
+    seconds: float | None = None,
 ) -> dict[str, list[Any]]:
-    """One run: the key of every query and the validation accuracy (one drawn training seed) it returned."""
+    """One run: the key of every query, the validation accuracy (one drawn training seed) it returned,
+    and that training run's recorded seconds (``train_seconds_seeds``; 0 where the table has none).
+
+    ``seconds``: also stop before the query that would take the recorded training time past it
+    (a wall-clock budget, as NAS-Bench tables simulate one); ``queries`` stays an upper bound.
+    """
     import random
 
     strategy = make(space, label, seed, scorer)
     draws = random.Random(stream_seed(label, seed, "queries"))
     keys: list[str] = []
     observed: list[float] = []
+    costs: list[float] = []
     for _ in range(queries):
         indices = strategy.propose()
         row = table(indices)
         values = per_seed(row, "val_acc1")
-        value = values[draws.randrange(len(values))]
+        drawn = draws.randrange(len(values))
+        value = values[drawn]
+        cost = float((row.get("train_seconds_seeds") or [0.0] * len(values))[drawn])
+        if seconds is not None and sum(costs) + cost > seconds:
+            break
         if label in MULTI_OBJECTIVE:
             strategy.observe_result(indices, {"val_acc1": value, "latency_ms": row["latency_ms"]}, value / 100.0)
         else:
             strategy.observe(indices, value / 100.0)
         keys.append(row["key"])
         observed.append(value)
-    return {"keys": keys, "observed": observed}
+        costs.append(cost)
+    return {"keys": keys, "observed": observed, "seconds": costs}
 
 
 def load_scores(path: str, proxy: str, rows: Mapping[str, Any]) -> dict[str, float]:

@@ -252,3 +252,41 @@ def test_proxy_scores_and_the_ensemble_fallback(compare, tmp_path) -> None:
         compare.load_scores(str(path), "snip", rows)
     with pytest.raises(ValueError, match="lacks 1 of 4 table members"):
         compare.load_scores(str(path), "zico", {**rows, "d": {}})
+
+
+def test_a_wall_clock_budget_stops_before_the_query_that_would_pass_it(compare, space, table) -> None:
+    assert compare.run_one(space, table, "random", 0, 10)["seconds"] == [0.0] * 10  # no recorded times: free
+
+    def costly(indices):
+        return {**table(indices), "train_seconds_seeds": [1.0, 2.0, 3.0]}
+
+    free = compare.run_one(space, costly, "random", 0, 40)
+    budgeted = compare.run_one(space, costly, "random", 0, 40, seconds=20.0)
+    count = len(budgeted["keys"])
+    assert budgeted["keys"] == free["keys"][:count]  # the same run, cut
+    assert sum(budgeted["seconds"]) <= 20.0 < sum(free["seconds"][: count + 1])
+    assert set(budgeted["seconds"]) <= {1.0, 2.0, 3.0}  # the drawn training seed's time
+
+
+def test_wallclock_benchmark_compares_at_the_methods_median_cost(tmp_path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bench_nasbench_wallclock", ROOT / "benchmarks" / "nasbench_wallclock.py"
+    )
+    wallclock = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wallclock)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed, (key, seconds) in enumerate([("0-0-0-0", 30.0), ("4-4-4-4", 50.0), ("2-2-2-2", 90.0)]):
+        run = {"variant": "spos", "seed": seed, "epochs": 1, "best_by_supernet": key}
+        run |= {"train_seconds": seconds - 10, "score_seconds": 10.0}
+        (runs / f"spos_{seed}.json").write_text(json.dumps(run))
+    assert wallclock.main(["--runs", str(runs), "--seeds", "3", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "wallclock.json").read_text())
+    entry = summary["methods"]["spos e1"]
+    assert entry["seconds"] == 50.0  # the median cost
+    for strategy in wallclock.BLACK_BOX:
+        for run in entry["black_box"][strategy]["runs"]:
+            assert 0 < run["seconds"] <= 50.0 and run["queries"] >= 1
+    assert [r["key"] for r in entry["runs"]] == ["0-0-0-0", "4-4-4-4", "2-2-2-2"]
+    assert len(summary["verdicts"]) == len(wallclock.BLACK_BOX)
+    assert "| spos e1 | 3 | 50 |" in (tmp_path / "wallclock.md").read_text()
