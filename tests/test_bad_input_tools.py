@@ -738,7 +738,7 @@ ADAPT_CASES = [
         "ugly",
         _adapt_args(data="{f}/empty_images"),
         ValueError,
-        "has 0 class folders with images and 0 images; expected an image folder with >= 2",
+        "is an empty folder; expected an image folder (one subfolder per class)",
     ),
     Case(
         "data-one-class",
@@ -746,7 +746,7 @@ ADAPT_CASES = [
         "ugly",
         _adapt_args(data="{f}/one_class"),
         ValueError,
-        "has 1 class folders with images and 12 images",
+        "has 1 class ('cat'); expected at least 2 classes",
     ),
     Case(
         "data-few-images",
@@ -754,7 +754,7 @@ ADAPT_CASES = [
         "ugly",
         _adapt_args(data="{f}/few_images"),
         ValueError,
-        "has 2 class folders with images and 2 images",
+        "class 'a' has 1 images; expected at least 5 per class",
     ),
     Case(
         "data-no-images",
@@ -762,16 +762,23 @@ ADAPT_CASES = [
         "ugly",
         _adapt_args(data="{f}/only_text"),
         ValueError,
-        "has 0 class folders with images",
+        "has no images directly in its subfolders ('a')",
     ),
-    Case("data-file", "adapt", "ugly", _adapt_args(data="{f}/a_file"), ValueError, "nor an image folder (a file)"),
+    Case(
+        "data-file",
+        "adapt",
+        "ugly",
+        _adapt_args(data="{f}/a_file"),
+        ValueError,
+        "is a file, not a folder or a .tar shard",
+    ),
     Case(
         "data-unknown",
         "adapt",
         "ugly",
         _adapt_args(data="cifar10"),
         ValueError,
-        "--data 'cifar10' is neither one of mnist, digits nor an image folder (not there)",
+        "--data 'cifar10' is not mnist or digits and no such path exists",
     ),
     Case(
         "data-int",
@@ -779,7 +786,7 @@ ADAPT_CASES = [
         "ugly",
         _adapt_args(data=3),
         ValueError,
-        "--data must be one of mnist, digits or an image folder, got 3",
+        "--data must be mnist, digits, an image folder (one subfolder per class) or WebDataset shards",
     ),
     Case(
         "start-list",
@@ -803,9 +810,9 @@ ADAPT_CASES = [
         "ugly",
         _load_splits("empty_images"),
         ValueError,
-        "has 0 class folders with images",
+        "is an empty folder",
     ),
-    Case("load-splits-missing", "adapt", "ugly", _load_splits("nope"), ValueError, "nor an image folder (not there)"),
+    Case("load-splits-missing", "adapt", "ugly", _load_splits("nope"), ValueError, "no such path exists"),
     _cli(
         "adapt",
         "ugly",
@@ -836,7 +843,7 @@ ADAPT_CASES = [
         "{f}/empty_images",
         "--out",
         "{new}",
-        message="has 0 class folders with images",
+        message="is an empty folder",
     ),
     _cli(
         "adapt",

@@ -134,7 +134,7 @@ def test_ray_with_two_workers_matches_the_local_run(tmp_path) -> None:
         (["--latency-ms", "0"], "--latency-ms: expected a number > 0"),
         (["--latency-ms", "-3"], "--latency-ms: expected a number > 0"),
         (["--trials", "0"], "--trials: expected an int >= 1"),
-        (["--data", "cifar10"], "data must be one of 'mnist', 'digits'"),
+        (["--data", "cifar10"], "--data 'cifar10' is not mnist or digits and no such path exists"),
         (["--controller", "gru"], "cell must be one of 'lstm', 'rnn'"),
         (["--strategy", "oneshot"], "a supernet covers an MBConvSpace"),
         (["--strategy", "oneshot", "--space", "mnasnet_oneshot", "--workers", "2"], "expected workers=1"),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vision_backbones.budget.grid import check_grid_arguments, markdown, run_grid
 from vision_backbones.io import atomic_write
+from vision_backbones.search.data import DATA_HELP
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,6 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--base", default="mnasnet0_5")
+    parser.add_argument(
+        "--data",
+        default="mnist",
+        help=DATA_HELP,
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/budget/grid"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=2)
@@ -36,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs=args.epochs,
         train_images=args.train_images,
         tolerance=args.tolerance,
+        data=args.data,
     )  # before the folder exists: a refused grid leaves nothing
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -46,9 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs=args.epochs,
         train_images=args.train_images,
         tolerance=args.tolerance,
+        data=args.data,
     )
     header = (
-        f"# alpha / beta / gamma grid on {args.base} (proxy: MNIST-5k, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
+        f"# alpha / beta / gamma grid on {args.base} (proxy: {'MNIST-5k' if args.data == 'mnist' else args.data}, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
         f"{describe(machine_info())}; {time.perf_counter() - start:.0f} s this run. One seed per candidate: differences under ~1 % are noise."
     )
     text = markdown(args.base, rows, header)

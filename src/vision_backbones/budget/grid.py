@@ -2,12 +2,14 @@
 
 Tan & Le fix phi = 1 and search ``d = alpha``, ``w = beta``, ``r = gamma`` under
 ``alpha * beta**2 * gamma**2 ~= 2`` on the base network, then scale with the winner. Here every
-candidate (and the unscaled base, for reference) is trained on the search issue's proxy task
-(MNIST-5k, ``search.evaluate``) with the same seeds, and ranked by validation top-1; the test split
-is reported but not used to choose. Resolution ``gamma`` scales the proxy images (32 px base),
-rounded to a multiple of 4.
+candidate (and the unscaled base, for reference) is trained on the search's proxy task
+(``search.evaluate``; ``data`` as ``backbones search --data`` takes it: MNIST-5k by default, digits, an
+image folder or WebDataset shards, the model built with the data's classes and channels) with the same
+seeds, and ranked by validation top-1; the test split is reported but not used to choose. Resolution
+``gamma`` scales the proxy images (32 px base), rounded to a multiple of 4. Each row records its
+``data``: a resumed grid on other data is refused.
 
-``python benchmarks/budget/grid.py --base mnasnet0_5 --out benchmarks/budget/grid`` (writes
+``python benchmarks/budget/grid.py --base mnasnet0_5 [--data FOLDER] --out benchmarks/budget/grid`` (writes
 ``grid.json`` and ``grid.md``; resumable: finished candidates are kept in ``grid.json``).
 """
 
@@ -51,8 +53,12 @@ def check_grid_arguments(
     epochs: int = 2,
     train_images: int | None = 2000,
     tolerance: float = 0.04,
+    data: str = "mnist",
 ) -> list[tuple[float, float, float]]:
     """Every argument of :func:`run_grid` checked before anything trains; returns the grid (base first)."""
+    from vision_backbones.search.data import check_proxy_data
+
+    check_proxy_data(data)  # a missing or empty folder: one line
     scaled_overrides(base, Multipliers(depth=1.2, width=1.1))  # a family that cannot scale: its one line
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
@@ -71,8 +77,9 @@ def check_grid_arguments(
     return [(1.0, 1.0, 1.0), *found]
 
 
-def _read_done(path: Path) -> dict[str, Any]:
-    """The finished candidates in ``grid.json`` (a resumed grid skips them), each checked."""
+def _read_done(path: Path, data: str) -> dict[str, Any]:
+    """The finished candidates in ``grid.json`` (a resumed grid skips them), each checked (rows without
+    ``data`` were trained on mnist)."""
     if not path.exists():
         return {}
     try:
@@ -86,6 +93,10 @@ def _read_done(path: Path) -> dict[str, Any]:
             raise ValueError(
                 f"{str(path)!r}: candidate {key!r} is not a finished row (expected {', '.join(_ROW_KEYS)}); {GRID_FIX}"
             )
+        if row.get("data", "mnist") != data:
+            raise ValueError(
+                f"{str(path)!r}: candidate {key!r} was trained on --data {row.get('data', 'mnist')!r}, not {data!r}; {GRID_FIX}"
+            )
     return done
 
 
@@ -97,22 +108,26 @@ def run_grid(
     epochs: int = 2,
     train_images: int | None = 2000,
     tolerance: float = 0.04,
+    data: str = "mnist",
 ) -> list[dict[str, Any]]:
+    """Train every candidate of the grid on ``data`` (resumable through ``OUT/grid.json``); returns the rows."""
     from vision_backbones.progress import progress_bar
+    from vision_backbones.search.data import check_proxy_data
     from vision_backbones.search.evaluate import ProxyTask, evaluate_architecture
 
-    grid = check_grid_arguments(base, out, seeds=seeds, epochs=epochs, train_images=train_images, tolerance=tolerance)
+    grid = check_grid_arguments(
+        base, out, seeds=seeds, epochs=epochs, train_images=train_images, tolerance=tolerance, data=data
+    )
+    data = check_proxy_data(data)  # a folder as its absolute path, as recorded in each row
     path = Path(out) / "grid.json"
-    done = _read_done(path)
+    done = _read_done(path, data)
     with progress_bar(transient=False) as progress:
         task_bar = progress.add_task(f"alpha/beta/gamma grid on {base}", total=len(grid))
         for alpha, beta, gamma in grid:
             key = f"{alpha:g}/{beta:g}/{gamma:g}"
             if key not in done:
                 arch = scaled_overrides(base, Multipliers(depth=alpha, width=beta, resolution=gamma))
-                task = ProxyTask(
-                    data="mnist", image_size=proxy_size(32, gamma), epochs=epochs, train_images=train_images
-                )
+                task = ProxyTask(data=data, image_size=proxy_size(32, gamma), epochs=epochs, train_images=train_images)
                 trials = [evaluate_architecture(base, arch, task, seed=seed, latency=False) for seed in seeds]
                 done[key] = {
                     "alpha": alpha,
@@ -127,6 +142,7 @@ def run_grid(
                     "proxy_flops": trials[0]["flops"],
                     "seconds": sum(t["seconds"] for t in trials),
                     "seeds": list(seeds),
+                    "data": data,
                 }
                 write_json(path, done, indent=1)
             progress.advance(task_bar)

@@ -54,6 +54,7 @@ class AdaptResult:
 
 
 FINE_TUNE_LR_FACTOR = 0.2  # inherited weights: the proxy task's one-cycle peak (lr 0.01) undoes them in 15 steps
+PROXY_IMAGE_SIZE = 32  # the proxy images of every fine-tune (the latency is measured at --image-size)
 
 
 def _train(
@@ -92,7 +93,7 @@ def check_adapt_arguments(
     pretrain_epochs: int = 3,
     proposal_images: int = 1000,
     final_epochs: int = 3,
-    proxy_image_size: int = 32,
+    proxy_image_size: int = PROXY_IMAGE_SIZE,
     repeats: int = 10,
     seed: int = 0,
     max_steps: int = 60,
@@ -193,7 +194,7 @@ def adapt(
     pretrain_epochs: int = 3,
     proposal_images: int = 1000,
     final_epochs: int = 3,
-    proxy_image_size: int = 32,
+    proxy_image_size: int = PROXY_IMAGE_SIZE,
     repeats: int = 10,
     seed: int = 0,
     table_path: Path | None = None,
@@ -244,12 +245,11 @@ def adapt(
                 f"--latency-ms {target_ms:g} is below the {floor_ms:.1f} ms that {name} takes with every knob at its narrowest here (it starts at {start_ms:.1f} ms)"
             )
     splits = load_splits(data, image_size=proxy_image_size, seed=seed)
-    channels = int(splits.train[0].shape[1])
-    task = ProxyTask(data="mnist", image_size=proxy_image_size, threads=threads)
+    task = ProxyTask(data=data, image_size=proxy_image_size, threads=threads)
 
     def proxy_model(arch: dict[str, Any]) -> nn.Module:
         torch.manual_seed(seed)
-        return create_model(name, num_classes=splits.num_classes, in_channels=channels, **arch)
+        return create_model(name, **splits.model_kwargs(), **arch)
 
     def persist() -> None:
         if out is not None:
@@ -372,7 +372,7 @@ def width_baseline(
     image_size: int,
     threads: int,
     epochs: int,
-    proxy_image_size: int = 32,
+    proxy_image_size: int = PROXY_IMAGE_SIZE,
     repeats: int = 10,
     seed: int = 0,
     table_path: Path | None = None,
@@ -397,8 +397,8 @@ def width_baseline(
         measured = latency.measure(arch, calibrate=False)
     splits = load_splits(data, image_size=proxy_image_size, seed=seed)
     torch.manual_seed(seed)
-    model = create_model(name, num_classes=splits.num_classes, in_channels=int(splits.train[0].shape[1]), **arch)
-    scores = _train(model, splits, ProxyTask(data="mnist", image_size=proxy_image_size, threads=threads), seed, epochs)
+    model = create_model(name, **splits.model_kwargs(), **arch)
+    scores = _train(model, splits, ProxyTask(data=data, image_size=proxy_image_size, threads=threads), seed, epochs)
     return {
         "width": round(low, 4),
         "overrides": arch,

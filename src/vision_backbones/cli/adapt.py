@@ -1,9 +1,9 @@
-"""``backbones adapt NAME --latency-ms T --data mnist|FOLDER``: NetAdapt on this machine.
+"""``backbones adapt NAME --latency-ms T --data mnist|digits|FOLDER|SHARDS``: NetAdapt on this machine.
 
 Shrinks the channels a family declares (:mod:`vision_backbones.budget.netadapt`) until the measured
 latency meets the target. Output: ``OUT/arch.json`` (the override dict: ``create_model(NAME,
 **overrides)`` rebuilds it), ``OUT/weights.safetensors`` (the proxy-trained network, architecture in
-its metadata: ``create_model(NAME, pretrained=..., in_channels=C, num_classes=10)``), ``OUT/log.jsonl``
+its metadata: ``create_model(NAME, pretrained=..., in_channels=C, num_classes=K)``, C and K the data's), ``OUT/log.jsonl``
 (one line per step) and ``OUT/path.png`` (accuracy vs latency along the path). While it runs,
 ``OUT/state.pt`` holds every finished step and the current weights (written atomically): the same
 command after a kill resumes from it, no finished step lost or repeated; ``--force`` starts over.
@@ -40,6 +40,8 @@ def start_overrides(text: str | None) -> dict[str, Any]:
 
 
 def build_parser() -> ArgumentParser:
+    from vision_backbones.search.data import DATA_HELP
+
     parser = ArgumentParser(prog="backbones adapt", description=__doc__.splitlines()[0])
     parser.add_argument(
         "name",
@@ -51,7 +53,9 @@ def build_parser() -> ArgumentParser:
         "--latency-fraction", type=float, help="target as a share of the measured starting latency (e.g. 0.6)"
     )
     parser.add_argument(
-        "--data", default="mnist", help="mnist, digits, or an image folder with one subfolder per class"
+        "--data",
+        default="mnist",
+        help=DATA_HELP,
     )
     parser.add_argument(
         "--out", type=Path, required=True, help="output folder (arch.json, weights.safetensors, log.jsonl, path.png)"
@@ -102,7 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vision_backbones.budget.adapt_plot import write_plot
-    from vision_backbones.budget.netadapt import STATE_FILE, adapt, check_adapt_arguments, resume_state, width_baseline
+    from vision_backbones.budget.netadapt import (
+        PROXY_IMAGE_SIZE,
+        STATE_FILE,
+        adapt,
+        check_adapt_arguments,
+        resume_state,
+        width_baseline,
+    )
+    from vision_backbones.budget.proxy_data import load_splits
     from vision_backbones.weights import save_weights
 
     args = build_parser().parse_args(argv)
@@ -128,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "start_overrides": start,
     }
     check_adapt_arguments(args.name, target_ms, **settings)
+    load_splits(args.data, image_size=PROXY_IMAGE_SIZE, seed=args.seed)  # a corrupt image: one line, no --out yet
     out: Path = check_output_folder("--out", args.out)
     if (out / "arch.json").exists() and not args.force:
         raise ValueError(

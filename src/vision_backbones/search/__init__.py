@@ -8,7 +8,8 @@ The modules, lowest layer first:
 - ``random_search``, ``evolution``, ``controller`` (REINFORCE), ``oneshot``: the strategies;
   ``strategies``: their table and ``make_strategy``.
 - ``supernet`` (the weight-sharing network), ``supernet_training`` (resumable training, path scores).
-- ``data``, ``evaluate``, ``latency``, ``objectives``: proxy training, latency, rewards.
+- ``data`` (``image_data``: your class folder or shards), ``evaluate``, ``latency``, ``objectives``:
+  proxy data and training, latency, rewards.
 - ``runner``: a resumable search in a folder, one process or Ray; ``result``: what a finished search
   writes (Pareto plot, best architecture, retrained comparison); ``table``: NAS-Bench-style tables;
   ``ranking``: rank agreement (Kendall tau).

@@ -36,7 +36,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vision_backbones.measure.timing import num_threads
-from vision_backbones.search.evaluate import ProxyTask, make_optimizer, task_splits, training_batches, warmup_cosine
+from vision_backbones.search.evaluate import (
+    ProxyTask,
+    make_optimizer,
+    proxy_model_kwargs,
+    task_splits,
+    training_batches,
+    warmup_cosine,
+)
 from vision_backbones.search.op_supernet import OpSupernet
 from vision_backbones.search.op_supernet_training import check_state_identity
 from vision_backbones.search.spaces import SearchSpace
@@ -98,7 +105,7 @@ class DifferentiableTrainer:
         self.space, self.task, self.epochs, self.method = space, task, epochs, method
         self.settings = {"arch_lr": arch_lr, "arch_weight_decay": arch_weight_decay, "kl_weight": kl_weight}
         torch.manual_seed(seed)  # the supernet's initial weights, alpha, DrNAS's samples
-        self.supernet = OpSupernet(space)  # a space it cannot cover: one line
+        self.supernet = OpSupernet(space, **proxy_model_kwargs(task))  # a space it cannot cover: one line
         if task.channels_last:
             self.supernet.to(memory_format=torch.channels_last)
         ops = {len(d.choices) for d in space.decisions}

@@ -1,10 +1,10 @@
-"""Proxy evaluation of one architecture: a few epochs on real digits, accuracy, size, cost and latency.
+"""Proxy evaluation of one architecture: a few epochs on real images, accuracy, size, cost and latency.
 
 A search ranks hundreds of architectures, so one trial has to take seconds on one core: images are
-small (MNIST resized to 32 px, or scikit-learn's 8x8 digits), the training split has a few thousand
-images and training lasts a few epochs. This is a *plain* PyTorch loop on purpose, not the library's
-Lightning recipe (``vision_backbones.train``): a trial of a few hundred steps spends most of its time
-in fixed costs that a ``Trainer`` adds (setup, callbacks, loggers, checkpoints, progress, device
+small (MNIST resized to 32 px, scikit-learn's 8x8 digits, or your own class folder or shards decoded
+at ``image_size``, :mod:`.data`), the training split has a few thousand images and training lasts a
+few epochs. This is a *plain* PyTorch loop on purpose, not the library's Lightning recipe
+(``vision_backbones.train``): a trial of a few hundred steps spends most of its time in fixed costs that a ``Trainer`` adds (setup, callbacks, loggers, checkpoints, progress, device
 placement), and a search runs many trials in one process, where a loop of twenty lines is also
 easier to keep bit-for-bit deterministic. The full recipe remains the way to train the winner.
 
@@ -14,14 +14,16 @@ After training, batch-norm statistics are recomputed over training batches
 (``vision_backbones.batch_norm``): MnasNet's TensorFlow momentum (``1 - 0.9997``) would otherwise
 leave them near their initial values after a few hundred steps.
 
-``evaluate_architecture(base, arch, task)`` builds exactly ``create_model(base, num_classes=10,
-in_channels=1, **arch)``; latency is measured on the network that would be deployed,
+``evaluate_architecture(base, arch, task)`` builds exactly ``create_model(base,
+**proxy_model_kwargs(task), **arch)``: the data's classes and channels (10 and 1 for the digits, K and
+1 or 3 for your images). Latency is measured on the network that would be deployed,
 ``create_model(base, **arch)`` (3 input channels, 1000 classes by default) at ``task.latency_image_size``,
 so it compares with the registered models' latency at the same settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -36,7 +38,16 @@ from torch import nn
 from vision_backbones.batch_norm import recompute_batch_norm_statistics
 from vision_backbones.flops import count_flops
 from vision_backbones.measure.timing import num_threads
-from vision_backbones.search.data import DATASETS, ProxySplits, Split, proxy_splits
+from vision_backbones.search.data import (
+    BUILTIN_SHAPE,
+    DATASETS,
+    ModelShape,
+    ProxySplits,
+    Split,
+    check_proxy_data,
+    proxy_splits,
+    splits_signature,
+)
 from vision_backbones.validate import check_bool, check_choice, check_float, check_int
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -48,6 +59,10 @@ class ProxyTask:
 
     The defaults make one trial of a small MnasNet-space network (``width_multiplier`` 0.25-0.5,
     ``head_channels`` 256) take a few seconds on one core; ``train_images`` caps the training split.
+
+    ``data``: ``"mnist"``, ``"digits"``, an image folder (one subfolder per class) or WebDataset shards
+    (``data.check_proxy_data``; a path is kept absolute). Every split is used at ``image_size`` px:
+    folder and shard images are decoded straight to it, the digits resized to it.
     """
 
     data: str = "mnist"
@@ -72,7 +87,7 @@ class ProxyTask:
     latency_threads: int = 1
 
     def __post_init__(self) -> None:
-        check_choice("data", self.data, DATASETS)
+        object.__setattr__(self, "data", check_proxy_data(self.data))  # frozen: the normalised path
         for name in (
             "image_size",
             "epochs",
@@ -108,10 +123,18 @@ def _resized(split: Split, size: int) -> Split:
     return images.contiguous(), labels
 
 
-@functools.lru_cache(maxsize=4)
 def task_splits(task: ProxyTask) -> ProxySplits:
-    """The task's data at the task's image size (train capped at ``train_images``), channels-last if asked."""
-    splits = proxy_splits(task.data, seed=task.data_seed)
+    """The task's data at the task's image size (train capped at ``train_images``), channels-last if asked.
+
+    Cached per task and the signature of a folder's or shards' files (``data.splits_signature``), so
+    a folder changed since the last call is read again; ``task_splits.cache_clear()`` empties it.
+    """
+    return _task_splits(task, splits_signature(task.data))
+
+
+@functools.lru_cache(maxsize=4)
+def _task_splits(task: ProxyTask, signature: str) -> ProxySplits:
+    splits = proxy_splits(task.data, seed=task.data_seed, image_size=task.image_size)
     train = _resized(splits.train, task.image_size)
     if task.train_images is not None:
         train = (train[0][: task.train_images], train[1][: task.train_images])
@@ -120,7 +143,16 @@ def task_splits(task: ProxyTask) -> ProxySplits:
         val = (val[0][: task.val_images], val[1][: task.val_images])
     if task.channels_last:
         train, val, test = ((x.to(memory_format=torch.channels_last), y) for x, y in (train, val, test))
-    return ProxySplits(splits.name, train, val, test)
+    return dataclasses.replace(splits, train=train, val=val, test=test)
+
+
+task_splits.cache_clear = _task_splits.cache_clear  # type: ignore[attr-defined]
+
+
+def proxy_model_kwargs(task: ProxyTask) -> ModelShape:
+    """``num_classes`` and ``in_channels`` of the network trained on ``task``: its data's (the digits'
+    without loading them). The *latency* network stays ``latency_num_classes`` / ``latency_in_channels``."""
+    return BUILTIN_SHAPE.copy() if task.data in DATASETS else task_splits(task).model_kwargs()
 
 
 def training_batches(split: Split, batch_size: int, generator: torch.Generator) -> list[Split]:
@@ -218,10 +250,10 @@ def recompute_statistics(model: nn.Module, splits: ProxySplits, task: ProxyTask,
 def evaluate_model(
     model: nn.Module, task: ProxyTask, *, seed: int = 0, splits: ProxySplits | None = None, train: bool = True
 ) -> dict[str, Any]:
-    """Train (unless ``train=False``) and score an already-built ``model`` (1 input channel, 10 classes).
+    """Train (unless ``train=False``) and score an already-built ``model`` (``proxy_model_kwargs(task)``'s shape).
 
     Returns ``val_acc1``, ``test_acc1`` (percent), ``train_loss`` (per epoch), ``params``, ``flops``
-    (at ``task.image_size``) and ``train_seconds``.
+    (at ``task.image_size``), ``train_seconds`` and the data's ``num_classes`` / ``in_channels``.
     """
     check_int("seed", seed, min=0)
     splits = splits or task_splits(task)
@@ -237,8 +269,9 @@ def evaluate_model(
             "test_acc1": accuracy(model, splits.test, batch_size=task.eval_batch_size),
             "train_loss": losses,
             "params": sum(p.numel() for p in model.parameters()),
-            "flops": count_flops(model, torch.zeros(1, 1, task.image_size, task.image_size)).total,
+            "flops": count_flops(model, torch.zeros(1, splits.in_channels, task.image_size, task.image_size)).total,
             "train_seconds": train_seconds,
+            **splits.model_kwargs(),
         }
     return result
 
@@ -252,7 +285,7 @@ def evaluate_architecture(
     latency: bool = True,
     latency_table: Any = None,
 ) -> dict[str, Any]:
-    """Train ``create_model(base, num_classes=10, in_channels=1, **arch)`` on the proxy task and score it.
+    """Train ``create_model(base, **proxy_model_kwargs(task), **arch)`` on the proxy task and score it.
 
     Returns ``evaluate_model``'s keys plus ``latency_ms`` (measured on ``create_model(base, **arch)``
     at the task's latency settings; ``None`` with ``latency=False``), ``latency_predicted_ms`` when a
@@ -267,7 +300,7 @@ def evaluate_architecture(
         raise ValueError(f"arch must be a mapping of config overrides, got {type(arch).__name__}")
     start = time.perf_counter()
     torch.manual_seed(seed)
-    model = create_model(base, num_classes=10, in_channels=1, **arch)
+    model = create_model(base, **proxy_model_kwargs(task), **arch)
     result = evaluate_model(model, task, seed=seed)
     deploy_kwargs = {"num_classes": task.latency_num_classes, "in_channels": task.latency_in_channels, **arch}
     deployed_meta = build_on_meta(base, **deploy_kwargs)

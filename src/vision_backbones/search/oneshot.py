@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from vision_backbones.search.evaluate import ProxyTask
+from vision_backbones.search.evaluate import ProxyTask, proxy_model_kwargs
 from vision_backbones.search.evolution import RegularizedEvolution
 from vision_backbones.search.latency import measure_latency_ms
 from vision_backbones.search.random_search import RandomSearch
@@ -147,7 +147,8 @@ class OneShotSearch(PathSearch):
         self.task = task or ProxyTask()
         self.seed, self.deployed = seed, deployed
         torch.manual_seed(seed)  # the supernet's initial weights
-        self.supernet = Supernet(space, share_kernels=share_kernels)  # a space it cannot cover: one line
+        # the data's classes and channels; a space it cannot cover: one line
+        self.supernet = Supernet(space, share_kernels=share_kernels, **proxy_model_kwargs(self.task))
         self.trainer = SupernetTrainer(self.supernet, self.task, epochs=supernet_epochs, seed=seed, sampling=sampling)
         self._start_path_search(space, search, seed=seed, population_size=population_size, sample_size=sample_size)
 

@@ -47,6 +47,7 @@ from vision_backbones.search.evaluate import (
     ProxyTask,
     accuracy,
     make_optimizer,
+    proxy_model_kwargs,
     recompute_statistics,
     task_splits,
     training_batches,
@@ -97,7 +98,7 @@ class OpSupernetTrainer:
                 raise ValueError(f"fewshot trains a warm-up and then sub-supernets; expected epochs >= 2, got {epochs}")
             self.warmup_epochs = min(epochs - 1, max(1, round(epochs * warmup_share)))
         torch.manual_seed(seed)  # the supernet's initial weights
-        self.supernets = [OpSupernet(space)]  # a space it cannot cover: one line
+        self.supernets = [OpSupernet(space, **proxy_model_kwargs(task))]  # a space it cannot cover: one line
         if task.channels_last:
             self.supernets[0].to(memory_format=torch.channels_last)
         self.optimizers = [make_optimizer(self.supernets[0], task)]

@@ -37,7 +37,9 @@ def save_path_weights(
 
     accuracy = path_score(supernet, indices, task, seed=seed)
     state = {key: value.contiguous() for key, value in supernet.extract(indices).items()}
-    atomic_write_bytes(path, save(state, metadata={"space": supernet.space.name, "indices": str(list(indices))}))
+    shape = {"num_classes": str(supernet.num_classes), "in_channels": str(supernet.in_channels)}
+    metadata = {"space": supernet.space.name, "indices": str(list(indices)), **shape}
+    atomic_write_bytes(path, save(state, metadata=metadata))
     return accuracy
 
 
@@ -46,16 +48,25 @@ def load_path_weights(
     base: str,
     architecture: Mapping[str, Any],
     *,
-    num_classes: int = 10,
-    in_channels: int = 1,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
 ) -> nn.Module:
-    """``create_model(base, num_classes, in_channels, **architecture)`` holding the saved path state (strict)."""
+    """``create_model(base, num_classes, in_channels, **architecture)`` holding the saved path state (strict).
+
+    ``num_classes`` / ``in_channels`` default to the file's metadata (the search data's; 10 and 1 in
+    files written before it was recorded).
+    """
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from vision_backbones.registry import create_model
 
     if not Path(path).is_file():
         raise ValueError(f"{str(path)!r} does not exist; expected a {WEIGHTS_FILE} of a weight-sharing search")
+    with safe_open(str(path), "pt") as file:
+        metadata = file.metadata() or {}
+    num_classes = int(metadata.get("num_classes", 10)) if num_classes is None else num_classes
+    in_channels = int(metadata.get("in_channels", 1)) if in_channels is None else in_channels
     model = create_model(base, num_classes=num_classes, in_channels=in_channels, **architecture)
     try:
         return load_path_into(model, load_file(str(path)))

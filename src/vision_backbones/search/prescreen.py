@@ -103,10 +103,13 @@ def proxy_scorer(space: Any, task: Any, proxy: str = "synflow", *, batch: int = 
     (name,) = check_proxies([proxy])
     if name == "ensemble":
         raise ValueError("proxy 'ensemble' ranks a population; expected a single proxy for a pre-screen")
-    images, labels = task_splits(task).train
-    images, labels = images[:batch].contiguous(), labels[:batch]
+    splits = task_splits(task)
+    images, labels = splits.train[0][:batch].contiguous(), splits.train[1][:batch]
 
     def score(indices: tuple[int, ...]) -> float:
-        return score_member(space.base, space.architecture(indices), images, labels, [name], seed=seed)[name]
+        architecture = space.architecture(indices)
+        return score_member(
+            space.base, architecture, images, labels, [name], seed=seed, num_classes=splits.num_classes
+        )[name]
 
     return score

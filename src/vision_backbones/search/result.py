@@ -7,6 +7,8 @@
 - ``best_imagenet.yaml``: the library's ImageNet recipe (``configs/imagenet/resnet18.yaml``'s settings)
   for the same architecture at full size (the space's proxy shrinking removed), for
   ``backbones train fit --config``.
+- With ``--tune`` (``search.tune``), both files record the learning rate and weight decay the proxy
+  retraining chose (``"tuned"`` in the JSON, a comment in the YAML: the recipe's optimizer is unchanged).
 - ``retrain_comparison.json``: the best architecture retrained from scratch next to the registered model
   nearest in latency, both on the same proxy task, scored on the *test* split the search never saw.
 """
@@ -61,7 +63,9 @@ def best_trial(trials: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return max(trials, key=lambda t: (t["reward"], -t["number"]))
 
 
-def imagenet_config(base: str, overrides: Mapping[str, Any], run_name: str) -> str:
+def imagenet_config(
+    base: str, overrides: Mapping[str, Any], run_name: str, tuned: Mapping[str, Any] | None = None
+) -> str:
     """The ImageNet recipe's YAML with ``model``, ``model_overrides`` and the output folders set."""
     import yaml
 
@@ -71,13 +75,23 @@ def imagenet_config(base: str, overrides: Mapping[str, Any], run_name: str) -> s
     text = yaml.safe_dump(config, sort_keys=False, width=120)
     header = f"# The best architecture of a search, at full size, on the ImageNet recipe of {RECIPE.name}.\n"
     header += "# backbones train fit --config THIS_FILE [--data.root /data/ImageNet]\n"
+    if tuned is not None:
+        header += (
+            f"# Proxy retraining tuned ({tuned.get('optimizer')}, epochs {tuned.get('epochs')}): "
+            f"lr {tuned['lr']:g}, weight decay {tuned['weight_decay']:g} (validation {tuned['val_acc1']:.2f} %);\n"
+            "# the recipe's own optimizer settings below are for ImageNet and are left as they are.\n"
+        )
     return header + text.replace("runs/imagenet/resnet18", f"runs/imagenet/{run_name}")
 
 
 def export_best(
-    space: SearchSpace, trials: Sequence[Mapping[str, Any]], out: str | os.PathLike[str]
+    space: SearchSpace,
+    trials: Sequence[Mapping[str, Any]],
+    out: str | os.PathLike[str],
+    *,
+    tuned: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``best_architecture.json`` and ``best_imagenet.yaml`` into ``out``."""
+    """Write ``best_architecture.json`` and ``best_imagenet.yaml`` into ``out`` (``tuned``: ``tune.tuned_summary``)."""
     out = Path(out)
     best = best_trial(trials)
     architecture = from_json(best["architecture"])
@@ -89,9 +103,11 @@ def export_best(
             trial=best["number"],
             reward=best["reward"],
             result={k: v for k, v in best["result"].items() if not isinstance(v, (list, dict))},
+            **({} if tuned is None else {"tuned": dict(tuned)}),
         )
     }
-    text = imagenet_config(space.base, space.full_size(architecture), f"search_{space.name}_trial{best['number']}")
+    run_name = f"search_{space.name}_trial{best['number']}"
+    text = imagenet_config(space.base, space.full_size(architecture), run_name, tuned)
     files["imagenet_config"] = atomic_write_bytes(out / "best_imagenet.yaml", text.encode())
     return files
 
@@ -129,21 +145,28 @@ def retrain_and_compare(
     *,
     candidates: Sequence[str],
     seed: int = 1,
+    searched: Mapping[str, Any] | None = None,
+    tuned: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Retrain the best architecture from scratch (a new seed) and the registered model nearest in latency
-    on ``task``; both are scored on the test split. Writes ``retrain_comparison.json``."""
+    on ``task``; both are scored on the test split. Writes ``retrain_comparison.json``.
+
+    ``searched``: the best architecture's result on ``task`` with ``seed`` already trained (the chosen cell
+    of ``tune.tune_retraining``), not trained again; ``tuned``: recorded in the report.
+    """
     import torch
 
     from vision_backbones.registry import create_model
-    from vision_backbones.search.evaluate import evaluate_architecture, evaluate_model
+    from vision_backbones.search.evaluate import evaluate_architecture, evaluate_model, proxy_model_kwargs
 
     best = best_trial(trials)
     architecture = from_json(best["architecture"])
-    searched = evaluate_architecture(space.base, architecture, task, seed=seed)
+    if searched is None:
+        searched = evaluate_architecture(space.base, architecture, task, seed=seed)
     name, reference_latency = nearest_registered(searched["latency_ms"], candidates, task)
     torch.manual_seed(seed)
-    # The registered model at its own size: 1 input channel and 10 classes for the digits.
-    reference = evaluate_model(create_model(name, num_classes=10, in_channels=1), task, seed=seed)
+    # The registered model at its own size, with the data's classes and channels (10 and 1 for the digits).
+    reference = evaluate_model(create_model(name, **proxy_model_kwargs(task)), task, seed=seed)
     keys = ("val_acc1", "test_acc1", "params", "flops", "train_seconds")
     report = {
         "task": task.to_dict(),
@@ -157,6 +180,7 @@ def retrain_and_compare(
         },
         "nearest_registered": {"model": name, **{k: reference[k] for k in keys}, "latency_ms": reference_latency},
         "candidates": list(candidates),
+        **({} if tuned is None else {"tuned": dict(tuned)}),
     }
     write_json(Path(out) / "retrain_comparison.json", report)
     return report

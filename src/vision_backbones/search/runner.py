@@ -9,6 +9,9 @@ The folder (``--out``) holds:
   batch's first trial (``torch.save``, read back with ``weights_only=True``).
 - ``trials.jsonl``: every evaluated trial (number, choice indices, architecture, result, reward),
   rewritten atomically after each trial.
+- ``study.db`` (``run_search(storage=...)``; ``backbones search`` writes it unless ``--no-study``): an Optuna
+  study holding every trial of ``trials.jsonl`` once, for ``optuna-dashboard`` while the search runs
+  (``search.study_log``; another database with ``--storage URL``).
 - ``supernet.pt``: only for weight-sharing strategies (``--strategy oneshot``): the shared weights,
   optimizer, generators and epochs done (``strategy.SharedWeights.weights_state_dict``), written after
   every training epoch; the trained supernet stays there after the search.
@@ -132,7 +135,15 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """Trials as Ray tasks (one CPU each), yielded as they finish; a local Ray unless ``address`` is given."""
+    """Trials as Ray tasks (one CPU each), yielded as they finish; a local Ray unless ``address`` is given.
+
+    A trial whose worker process or node dies (SIGKILL, OOM, a lost machine) runs again elsewhere, up to
+    ``MAX_RETRIES`` times (Ray's ``max_retries``, set here rather than left to ``RAY_TASK_MAX_RETRIES``;
+    ``tests/test_cluster.py`` kills a node mid-trial). An exception the evaluator raises is not retried
+    (the same seed raises it again): it ends the search, and rerunning the command resumes it.
+    """
+
+    MAX_RETRIES = 3
 
     def __init__(self, workers: int, address: str | None = None) -> None:
         import ray
@@ -144,7 +155,7 @@ class RayExecutor:
             if address is None:
                 kwargs["num_cpus"] = workers
             ray.init(address=address, **kwargs)
-        self.task = ray.remote(num_cpus=1)(_numbered)
+        self.task = ray.remote(num_cpus=1, max_retries=self.MAX_RETRIES, retry_exceptions=False)(_numbered)
 
     def map(self, evaluator: Evaluator, trials: Sequence[Mapping[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
         pending = [self.task.remote(evaluator, dict(trial)) for trial in trials]
@@ -271,6 +282,17 @@ def _reward(objective: Any, result: Mapping[str, Any]) -> float:
     return float(objective.score(result)) / 100.0
 
 
+def _study_log(storage: str, config: SearchConfig, space: SearchSpace, strategy: Strategy, progress: bool) -> Any:
+    """The search's ``study_log.StudyLog`` (NSGA-II's objectives as the study's values)."""
+    from vision_backbones.search.study_log import search_log, shown
+
+    objectives = getattr(strategy, "objectives", None)
+    log = search_log(storage, config, space, objectives=objectives, directions=getattr(strategy, "directions", None))
+    if progress:
+        print(f"study {log.study.study_name!r}; watch it with: optuna-dashboard {shown(storage)}", flush=True)
+    return log
+
+
 def run_search(
     config: SearchConfig,
     out: str | os.PathLike[str],
@@ -278,8 +300,13 @@ def run_search(
     evaluator: Evaluator | None = None,
     address: str | None = None,
     progress: bool = True,
+    storage: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) ``config`` in ``out``; returns every trial. ``evaluator`` defaults to the proxy task."""
+    """Run (or resume) ``config`` in ``out``; returns every trial. ``evaluator`` defaults to the proxy task.
+
+    ``storage``: an Optuna storage URL (``study_log.default_storage(out)``: ``OUT/study.db``) that also
+    receives every trial, for a live view; ``None``: none. A bad URL is a ``ValueError`` before any trial.
+    """
     from vision_backbones.search.objectives import Objective
 
     out = Path(out)
@@ -303,10 +330,13 @@ def run_search(
     try:
         _check_folder(out, config)
         trials = {row["number"]: row for row in _read_trials(out / TRIALS_FILE)}
+        study = None if storage is None else _study_log(storage, config, space, strategy, progress)
     except BaseException:
         if created:  # a refused search leaves no folder behind
             shutil.rmtree(out, ignore_errors=True)
         raise
+    if study is not None:
+        study.sync(trials.values())  # a resumed search: what the study missed before the kill
     if isinstance(strategy, SharedWeights):
         train_shared_weights(strategy, out / WEIGHTS_FILE, progress=progress)
         evaluator = evaluator or strategy.evaluator()
@@ -352,6 +382,8 @@ def run_search(
                 for number, result in executor.map(evaluator, todo):
                     trials[number] = {**by_number[number], "result": result, "reward": _reward(objective, result)}
                     write_jsonl(out / TRIALS_FILE, [trials[k] for k in sorted(trials)])
+                    if study is not None:  # after the file: a kill in between is caught up on resume
+                        study.sync(trials.values())
                     advance(trials[number])
                 observe_result = getattr(strategy, "observe_result", None)  # multi-objective strategies read the result
                 for n in numbers:

@@ -174,7 +174,7 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = check_coverage(space)
         self.share_kernels = share_kernels
-        self.in_channels = in_channels
+        self.in_channels, self.num_classes = in_channels, num_classes
         first = tuple(0 for _ in self.space.decisions)
         # every member's fixed settings (width, stem, head, dropout) and rows' widths: those of any member
         config = dataclasses.replace(get_entry(self.space.base).config, **self.space.proxy)
@@ -238,13 +238,14 @@ class Supernet(nn.Module):
         return x  # (B, num_classes)
 
 
-def subnetwork(supernet: Supernet, indices: Sequence[int], *, num_classes: int = 10) -> nn.Module:
-    """``create_model(base, **space.architecture(indices))`` holding the supernet's weights for that path."""
+def subnetwork(supernet: Supernet, indices: Sequence[int]) -> nn.Module:
+    """``create_model(base, **space.architecture(indices))`` (the supernet's classes and channels) holding the
+    supernet's weights for that path."""
     from vision_backbones.registry import create_model
 
     space = supernet.space
     model = create_model(
-        space.base, num_classes=num_classes, in_channels=supernet.in_channels, **space.architecture(indices)
+        space.base, num_classes=supernet.num_classes, in_channels=supernet.in_channels, **space.architecture(indices)
     )
     source, target = supernet.path_blocks(stage_choices(space, indices)), network_blocks(model)
     if len(source) != len(target):

@@ -126,6 +126,24 @@ def expand_shards(pattern: str | Sequence[str]) -> list[str]:
     return [url for p in patterns for url in braceexpand.braceexpand(p)]
 
 
+# the sample keys an image can sit under: every suffix ``write_shards`` copies from a class folder
+SHARD_IMAGE_KEYS = tuple(extension.lstrip(".") for extension in IMAGE_EXTENSIONS)
+
+
+def open_shards(urls: list[str]) -> Any:
+    """webdataset's reader over ``urls`` in order, in this process (no node or worker splitting, no shuffle):
+    an iterable of sample dicts (``__key__``, ``__url__``, ``cls`` and the image under its suffix)."""
+    import webdataset as wds
+
+    return wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
+
+
+def shard_image(sample: dict[str, Any]) -> tuple[bytes | None, str]:
+    """``(encoded image or None, "url:key")`` of one shard sample (the name is for errors and logs)."""
+    data = next((sample[k] for k in SHARD_IMAGE_KEYS if k in sample), None)
+    return data, f"{sample.get('__url__', '')}:{sample.get('__key__', '?')}"
+
+
 class ShardDataset(IterableDataset):
     """Decoded (image, label) samples from tar shards (each worker / rank reads its own shards)."""
 
@@ -155,8 +173,6 @@ class ShardDataset(IterableDataset):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[Tensor, int] | None]:
-        import webdataset as wds
-
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         urls = list(self.urls)
@@ -170,22 +186,17 @@ class ShardDataset(IterableDataset):
         )
         if not urls:
             return
-        stream = wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
+        stream = open_shards(urls)
         if self.train and self.shuffle_buffer > 1:
             stream = stream.shuffle(self.shuffle_buffer, rng=random.Random(sample_seed(self.seed, self.epoch, worker)))
         for count, sample in enumerate(stream):
-            data = next((sample[k] for k in ("jpg", "jpeg", "png", "webp", "ppm") if k in sample), None)
-            key = sample.get("__key__", "?")
+            data, what = shard_image(sample)
             seed = (
                 sample_seed(self.seed, self.epoch, hash((self.rank, worker, count)) % 1_000_000_007)
                 if self.train
                 else None
             )
-            image = (
-                None
-                if data is None
-                else load_sample(data, self.transform, seed=seed, what=f"{sample.get('__url__', '')}:{key}")
-            )
+            image = None if data is None else load_sample(data, self.transform, seed=seed, what=what)
             yield None if image is None else (image, int(sample["cls"]))
 
     def __len__(self) -> int:
