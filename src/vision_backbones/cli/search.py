@@ -2,6 +2,8 @@
 
     backbones search --space mnasnet --strategy reinforce --controller lstm --trials 60 \\
         --latency-ms 15 --data mnist --out runs/search/
+    backbones search --space mnasnet --strategy evolution --trials 60 --epochs 3 --fidelity asha \\
+        --workers 2 --latency-ms 15 --out runs/asha/   # trials cut short by asynchronous successive halving
     backbones search --space mnasnet_oneshot --strategy oneshot --strategy-option supernet_epochs=10 \\
         --trials 60 --out runs/oneshot/   # a supernet trained once, its paths searched with shared weights
 
@@ -137,6 +139,14 @@ def build_parser() -> ArgumentParser:
         help="Optuna storage URL that also gets every trial (default: sqlite:///OUT/study.db; optuna-dashboard URL)",
     )
     study.add_argument("--no-study", action="store_true", help="no Optuna study")
+    parser.add_argument(
+        "--fidelity",
+        default=None,
+        help="multi-fidelity: asha (Optuna's SuccessiveHalvingPruner) or hyperband; each trial reports its "
+        "validation accuracy per epoch and stops when its pruner says so (rungs at --min-epochs x --reduction-factor^k)",
+    )
+    parser.add_argument("--min-epochs", type=int_at_least(1), default=1, help="with --fidelity: the first rung")
+    parser.add_argument("--reduction-factor", type=int_at_least(2), default=3, help="with --fidelity: 1/N go on")
     parser.add_argument("--prescreen-candidates", type=int_at_least(1), default=100)
     parser.add_argument("--prescreen-keep", type=int_at_least(1), default=10)
     parser.add_argument("--out", required=True, help="the search folder (resumed when it holds this search)")
@@ -162,6 +172,17 @@ def _prescreen(args: argparse.Namespace) -> dict[str, Any]:
             "expected random, evolution or bananas"
         )
     return {"proxy": args.prescreen, "candidates": args.prescreen_candidates, "keep": args.prescreen_keep}
+
+
+def _fidelity(args: argparse.Namespace) -> dict[str, Any]:
+    """The multi-fidelity settings of the command line (``search.fidelity``), or none."""
+    if args.fidelity is None:
+        if args.min_epochs != 1 or args.reduction_factor != 3:
+            raise ValueError(
+                "--min-epochs / --reduction-factor set the pruner of --fidelity; expected --fidelity asha|hyperband"
+            )
+        return {}
+    return {"kind": args.fidelity, "min_epochs": args.min_epochs, "reduction_factor": args.reduction_factor}
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -203,6 +224,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         objective=objective,
         task=task,
         prescreen=_prescreen(args),
+        fidelity=_fidelity(args),
     )
     make_strategy(
         config.strategy, get_space(config.space), seed=config.seed, task=proxy_task, **options

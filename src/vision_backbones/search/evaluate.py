@@ -207,10 +207,13 @@ def train_model(
     *,
     seed: int = 0,
     step: Any = None,
+    after_epoch: Any = None,
 ) -> list[float]:
     """Train ``model`` in place on ``splits.train`` (``warmup_cosine`` schedule); returns the mean loss per epoch.
 
     ``step``: a callable run before each batch with the model (the one-shot supernet samples its path there).
+    ``after_epoch(epochs_done, model) -> bool``: run after every epoch but the last; True stops training
+    there (a multi-fidelity pruner, ``search.fidelity``). The schedule spans ``task.epochs`` either way.
     """
     generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, task)
@@ -236,6 +239,8 @@ def train_model(
             scheduler.step()
             epoch_loss += loss.item()
         losses.append(epoch_loss / len(batches))
+        if after_epoch is not None and len(losses) < task.epochs and after_epoch(len(losses), model):
+            break
     return losses
 
 
@@ -248,20 +253,33 @@ def recompute_statistics(model: nn.Module, splits: ProxySplits, task: ProxyTask,
 
 
 def evaluate_model(
-    model: nn.Module, task: ProxyTask, *, seed: int = 0, splits: ProxySplits | None = None, train: bool = True
+    model: nn.Module,
+    task: ProxyTask,
+    *,
+    seed: int = 0,
+    splits: ProxySplits | None = None,
+    train: bool = True,
+    rungs: Any = None,
 ) -> dict[str, Any]:
     """Train (unless ``train=False``) and score an already-built ``model`` (``proxy_model_kwargs(task)``'s shape).
 
     Returns ``val_acc1``, ``test_acc1`` (percent), ``train_loss`` (per epoch), ``params``, ``flops``
     (at ``task.image_size``), ``train_seconds`` and the data's ``num_classes`` / ``in_channels``.
+    ``rungs``: a ``fidelity.RungReporter`` that hears the validation accuracy after every epoch and may
+    stop the training early; the result then says ``pruned`` and ``epochs_trained``.
     """
     check_int("seed", seed, min=0)
     splits = splits or task_splits(task)
     if task.channels_last:
         model.to(memory_format=torch.channels_last)
+
+    def validate(epochs_done: int, trained: nn.Module) -> bool:
+        recompute_statistics(trained, splits, task, seed=seed)
+        return bool(rungs.report(epochs_done, accuracy(trained, splits.val, batch_size=task.eval_batch_size)))
+
     with num_threads(task.threads):
         start = time.perf_counter()
-        losses = train_model(model, splits, task, seed=seed) if train else []
+        losses = train_model(model, splits, task, seed=seed, after_epoch=rungs and validate) if train else []
         train_seconds = time.perf_counter() - start
         recompute_statistics(model, splits, task, seed=seed)
         result = {
@@ -273,6 +291,12 @@ def evaluate_model(
             "train_seconds": train_seconds,
             **splits.model_kwargs(),
         }
+    if rungs is not None:
+        pruned = len(losses) < task.epochs
+        if not pruned:
+            rungs.report(len(losses), result["val_acc1"])
+        rungs.finish(result["val_acc1"], pruned=pruned)
+        result |= {"pruned": pruned, "epochs_trained": len(losses)}
     return result
 
 
@@ -284,8 +308,10 @@ def evaluate_architecture(
     seed: int = 0,
     latency: bool = True,
     latency_table: Any = None,
+    rungs: Any = None,
 ) -> dict[str, Any]:
-    """Train ``create_model(base, **proxy_model_kwargs(task), **arch)`` on the proxy task and score it.
+    """Train ``create_model(base, **proxy_model_kwargs(task), **arch)`` on the proxy task and score it
+    (``rungs``: a multi-fidelity ``fidelity.RungReporter``, see ``evaluate_model``).
 
     Returns ``evaluate_model``'s keys plus ``latency_ms`` (measured on ``create_model(base, **arch)``
     at the task's latency settings; ``None`` with ``latency=False``), ``latency_predicted_ms`` when a
@@ -301,7 +327,7 @@ def evaluate_architecture(
     start = time.perf_counter()
     torch.manual_seed(seed)
     model = create_model(base, **proxy_model_kwargs(task), **arch)
-    result = evaluate_model(model, task, seed=seed)
+    result = evaluate_model(model, task, seed=seed, rungs=rungs)
     deploy_kwargs = {"num_classes": task.latency_num_classes, "in_channels": task.latency_in_channels, **arch}
     deployed_meta = build_on_meta(base, **deploy_kwargs)
     size = task.latency_image_size

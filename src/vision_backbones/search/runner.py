@@ -64,6 +64,8 @@ class SearchConfig:
     task: dict[str, Any] = field(default_factory=dict)  # ``evaluate.ProxyTask`` fields
     # ``{"proxy": "synflow", "candidates": 100, "keep": 10}``: a zero-cost pre-screen (``search.prescreen``)
     prescreen: dict[str, Any] = field(default_factory=dict)
+    # ``{"kind": "asha", "min_epochs": 1, "reduction_factor": 3}``: trials cut short by a pruner (``search.fidelity``)
+    fidelity: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         get_space(self.space)  # unknown space: one line naming the choices
@@ -80,6 +82,25 @@ class SearchConfig:
                     f"the pre-screen evaluates its best {keep} first, but trials={self.trials}; "
                     f"expected trials >= {keep} (or a smaller --prescreen-keep)"
                 )
+        if self.fidelity:
+            from vision_backbones.search.fidelity import FIDELITY_FIELDS, Fidelity
+
+            unknown = sorted(set(self.fidelity) - set(FIDELITY_FIELDS))
+            if unknown:
+                raise ValueError(
+                    f"fidelity {self.fidelity!r}: unknown {unknown}; expected some of {', '.join(FIDELITY_FIELDS)}"
+                )
+            rungs = Fidelity(**self.fidelity)
+            epochs = self.task.get("epochs", 2)
+            if self.strategy in WEIGHT_SHARING:
+                raise ValueError(
+                    f"strategy {self.strategy!r} trains no trial; expected no fidelity (--fidelity) with it"
+                )
+            if isinstance(epochs, int) and rungs.min_epochs >= epochs:
+                raise ValueError(
+                    f"fidelity min_epochs {rungs.min_epochs} leaves no rung below the task's {epochs} epochs; "
+                    f"expected min_epochs < epochs (more --epochs, or a smaller --min-epochs)"
+                )
         check_int("seed", self.seed, min=0)
         check_int("workers", self.workers, min=1)
         if self.strategy in WEIGHT_SHARING and self.workers > 1:
@@ -91,26 +112,35 @@ class SearchConfig:
         """What must match for a folder to be resumed (the trial budget may grow)."""
         record = dataclasses.asdict(self)
         record.pop("trials")
-        if not record["prescreen"]:
-            record.pop("prescreen")  # folders written before the pre-screen existed still resume
+        for optional in ("prescreen", "fidelity"):
+            if not record[optional]:
+                record.pop(optional)  # folders written before these options existed still resume
         record["space_definition"] = get_space(self.space).describe()
         identity: dict[str, Any] = jsonable(record)  # tuples as lists, as the file holds them
         return identity
 
 
 class ProxyEvaluator:
-    """A trial's result from ``evaluate.evaluate_architecture`` on the proxy task (picklable, for Ray)."""
+    """A trial's result from ``evaluate.evaluate_architecture`` on the proxy task (picklable, for Ray).
 
-    def __init__(self, base: str, task: Mapping[str, Any]) -> None:
+    ``fidelity``: ``fidelity.Fidelity`` fields (storage and study included); each trial then reports its
+    validation accuracy per epoch to that study's pruner and may stop early.
+    """
+
+    def __init__(self, base: str, task: Mapping[str, Any], fidelity: Mapping[str, Any] | None = None) -> None:
         self.base = base
         self.task = dict(task)
+        self.fidelity = dict(fidelity or {})
 
     def __call__(self, trial: Mapping[str, Any]) -> dict[str, Any]:
         from vision_backbones.search.evaluate import ProxyTask, evaluate_architecture
+        from vision_backbones.search.fidelity import Fidelity, RungReporter
         from vision_backbones.search.spaces import from_json
 
+        task = ProxyTask(**self.task)
+        rungs = RungReporter(Fidelity(**self.fidelity), int(trial["number"]), task.epochs) if self.fidelity else None
         result = evaluate_architecture(
-            self.base, from_json(trial["architecture"]), ProxyTask(**self.task), seed=trial["seed"]
+            self.base, from_json(trial["architecture"]), task, seed=trial["seed"], rungs=rungs
         )
         result.pop("train_loss", None)
         return result
@@ -340,6 +370,11 @@ def run_search(
     if isinstance(strategy, SharedWeights):
         train_shared_weights(strategy, out / WEIGHTS_FILE, progress=progress)
         evaluator = evaluator or strategy.evaluator()
+    if evaluator is None and config.fidelity:
+        from vision_backbones.search.fidelity import fidelity_for_search
+
+        rungs = fidelity_for_search(config, out, storage)
+        evaluator = ProxyEvaluator(space.base, config.task, rungs.to_dict())
     evaluator = evaluator or ProxyEvaluator(space.base, config.task)
     state_path = out / STATE_FILE
     next_trial = 0
