@@ -38,13 +38,12 @@ afterwards; a stricter verbosity the caller set is kept.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vision_backbones.search.local_search import Member
 from vision_backbones.search.spaces import SearchSpace
+from vision_backbones.search.study_log import quiet_optuna
 from vision_backbones.validate import check_bool, check_choice, check_float, check_int
 
 DIRECTIONS = ("maximize", "minimize")
@@ -60,18 +59,10 @@ def _optuna() -> Any:
     return optuna
 
 
-@contextmanager
-def _quiet() -> Iterator[Any]:
-    """Optuna at WARNING (or the caller's stricter level) and without experimental warnings, then as it was."""
-    optuna = _optuna()
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(max(previous, optuna.logging.WARNING))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield optuna
-    finally:
-        optuna.logging.set_verbosity(previous)
+def _quiet() -> Any:
+    """``study_log.quiet_optuna``, after the one-line error when Optuna is missing."""
+    _optuna()
+    return quiet_optuna()
 
 
 class OptunaStrategy:

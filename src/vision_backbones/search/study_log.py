@@ -74,7 +74,7 @@ def study_name(config: Any) -> str:
 
 
 @contextmanager
-def _quiet() -> Iterator[Any]:
+def quiet_optuna() -> Iterator[Any]:
     """Optuna without its INFO lines ("A new study created ...") or experimental warnings, then as it was."""
     import optuna
 
@@ -102,7 +102,7 @@ def open_study(
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        with _quiet() as optuna:
+        with quiet_optuna() as optuna:
             study = optuna.create_study(
                 storage=storage, study_name=name, directions=list(directions), load_if_exists=True
             )
@@ -142,7 +142,7 @@ class StudyLog:
         """
         added = 0
         try:
-            with _quiet():
+            with quiet_optuna():
                 held = self._held()
                 for row in sorted(rows, key=lambda r: int(r[NUMBER])):
                     if row[NUMBER] not in held:
