@@ -74,6 +74,7 @@ from typing import Any
 
 from vision_backbones.cli import ArgumentParser, int_at_least, run_command
 from vision_backbones.io import atomic_write_bytes, check_output_folder, json_text, read_jsonl
+from vision_backbones.pareto import hypervolume
 from vision_backbones.search.spaces import SPACES, SearchSpace, get_space
 
 PROG = "python benchmarks/nasbench_compare.py"
@@ -158,18 +159,6 @@ def quantile(values: Sequence[float], q: float) -> float:
     if ordered[high] == math.inf:
         return ordered[low] if low == high or position == low else math.inf
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def hypervolume(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
-    """2-D hypervolume of (accuracy up, latency down) ``points`` against ``reference`` = (worst accuracy, worst latency)."""
-    worst_acc, worst_lat = reference
-    inside = sorted((lat, -acc) for acc, lat in points if acc > worst_acc and lat < worst_lat)
-    volume, best = 0.0, worst_acc
-    for lat, negative in inside:
-        if -negative > best:
-            volume += (worst_lat - lat) * (-negative - best)
-            best = -negative
-    return volume
 
 
 def _finite(value: float) -> float | None:

@@ -10,7 +10,7 @@ import torch
 
 from vision_backbones.io import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
 from vision_backbones.measure.timing import time_calls
-from vision_backbones.pareto import pareto_front
+from vision_backbones.pareto import hypervolume, pareto_front
 from vision_backbones.plots import pyplot, save_figure
 
 
@@ -54,6 +54,17 @@ def test_pareto_front_in_every_direction() -> None:
     assert pareto_front([(1.0, 5.0), (2.0, 6.0), (4.0, 1.0)], maximize_x=True, maximize_y=False) == [2]
     assert pareto_front([(1.0, 5.0), (2.0, 3.0), (3.0, 1.0)], maximize_y=False) == [0, 1, 2]
     assert pareto_front([]) == []
+
+
+def test_hypervolume_is_the_area_dominated_inside_the_reference_box() -> None:
+    reference = (50.0, 30.0)  # worst accuracy, worst latency
+    # one point: (30 - 10) ms x (90 - 50) points
+    assert hypervolume([(90.0, 10.0)], reference) == 800.0
+    # a faster, less accurate point adds the part of its box the first does not cover: (10 - 5) x (70 - 50)
+    assert hypervolume([(90.0, 10.0), (70.0, 5.0)], reference) == 900.0
+    # a dominated point and points outside the box add nothing
+    assert hypervolume([(90.0, 10.0), (80.0, 20.0), (40.0, 1.0), (99.0, 31.0)], reference) == 800.0
+    assert hypervolume([], reference) == 0.0
 
 
 def test_time_calls_returns_milliseconds_per_call() -> None:

@@ -28,3 +28,16 @@ def pareto_front(
             front.append(i)
             best = keyed[i][1]
     return sorted(front, key=lambda i: (points[i][0], i))
+
+
+def hypervolume(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area dominated by ``(accuracy, latency)`` points (higher accuracy, lower latency is better) and
+    bounded by ``reference`` = (worst accuracy, worst latency); points outside the box add nothing."""
+    worst_acc, worst_lat = reference
+    inside = sorted((lat, -acc) for acc, lat in points if acc > worst_acc and lat < worst_lat)
+    volume, best = 0.0, worst_acc
+    for lat, negative in inside:
+        if -negative > best:
+            volume += (worst_lat - lat) * (-negative - best)
+            best = -negative
+    return volume
