@@ -263,7 +263,7 @@ def _cli(tool: str, kind: str, *argv: str, code: int = 2, message: str) -> Case:
 
 
 ADAPT = ["adapt", "resnet18", "--data", "digits", "--out", "{new}"]
-PICK = ["pick", "--latency-ms", "10", "--no-cache"]
+PICK = ["pick", "--latency-ms", "10", "--no-cache", "--measure-all"]
 
 # ---------------------------------------------------------------------------------------------
 # the cases

@@ -92,6 +92,7 @@ def test_pick_says_when_no_model_meets_the_budget(tmp_path, capsys) -> None:
         "--rounds",
         "1",
         "--no-cache",
+        "--measure-all",
     ]
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -179,15 +180,19 @@ def test_every_knob_builds_at_its_narrowest(name: str) -> None:
         assert model(torch.empty(1, 3, size, size, device="meta")).shape == (1, 10), overrides
 
 
-def test_inherit_weights_copies_the_leading_channels() -> None:
+def test_inherit_weights_keeps_the_filters_of_largest_norm() -> None:
+    """The narrowed conv keeps whole filters of the wider one, the largest by L2 norm, in their order
+    (``tests/test_netadapt_inherit.py`` checks every coupled tensor and the function)."""
     tiny = {"depths": (1, 1, 1, 1), "stem_channels": 8}
     torch.manual_seed(0)
     wide = create_model("resnet18", widths=(16, 16, 16, 16), num_classes=10, **tiny)
     narrow = create_model("resnet18", widths=(16, 8, 16, 16), num_classes=10, **tiny)
-    inherit_weights(narrow, wide)
-    key = next(k for k in narrow.state_dict() if k.startswith("stages.2") and k.endswith("conv.weight"))
+    report = inherit_weights(narrow, wide)
+    key = next(k for k in narrow.state_dict() if k.startswith("stages.2") and k.endswith("conv1.conv.weight"))
     new, old = narrow.state_dict()[key], wide.state_dict()[key]
-    assert new.shape != old.shape and torch.equal(new, old[tuple(slice(0, n) for n in new.shape)])
+    norms = old.flatten(1).norm(dim=1) ** 2 + wide.state_dict()[key.replace("conv.weight", "norm.weight")] ** 2
+    largest = sorted(norms.argsort(descending=True)[:8].tolist())
+    assert new.shape == (8, *old.shape[1:]) and torch.equal(new, old[largest]) and report.fallbacks == []
 
 
 # Tiny starting points (``start_overrides``) so one NetAdapt step takes seconds on one thread.
@@ -322,10 +327,11 @@ def fake_measure(self, overrides, *, calibrate: bool = True) -> float:
     return fake_raw_ms(self, overrides)
 
 
+# steps 3 and 4 have 1 and 5 proposals: together longer than the longest delay before the kill
 ADAPT_KILL_ARGV = [
     "adapt", "resnet18", "--latency-fraction", "0.5", "--data", "digits", "--image-size", "32", "--repeats", "1",
     "--step-fraction", "0.1", "--tolerance", "0.02", "--pretrain-epochs", "0", "--final-epochs", "0",
-    "--proposal-images", "64", "--max-steps", "3",
+    "--proposal-images", "64", "--max-steps", "4",
     "--start", '{"depths": [1, 1, 1, 1], "widths": [16, 32, 32, 32], "stem_channels": 16}',
 ]  # fmt: skip
 
@@ -368,7 +374,7 @@ def test_adapt_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path,
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     assert cli_main([*ADAPT_KILL_ARGV, "--out", str(reference)]) == 0
     expected = _adapt_outcome(reference)
-    assert len(expected[-1]) == 4  # steps 0..3: the kill below always leaves at least one step to do
+    assert len(expected[-1]) == 5  # steps 0..4: the kill below always leaves at least one step to do
 
     seed = int(os.environ.get("KILL_SEED", "16"))
     rng = random.Random(seed)
@@ -406,6 +412,6 @@ def test_adapt_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path,
         f"KILL_SEED={seed}: finished steps were done again ({sorted(set(trained))})"
     )
     assert _adapt_outcome(resumed) == expected, f"KILL_SEED={seed}"
-    assert [s["step"] for s in _adapt_outcome(resumed)[-1]] == [0, 1, 2, 3]  # none lost, none repeated
+    assert [s["step"] for s in _adapt_outcome(resumed)[-1]] == [0, 1, 2, 3, 4]  # none lost, none repeated
     assert sorted(p.name for p in resumed.iterdir()) == ["arch.json", "log.jsonl", "path.png", "weights.safetensors"]
     capsys.readouterr()

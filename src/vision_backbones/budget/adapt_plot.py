@@ -17,8 +17,8 @@ def write_plot(
     title: str,
     final: tuple[float, float] | None = None,
 ) -> Path:
-    """``path`` (PNG): the path's validation top-1 per step, the target, the final fine-tune and the
-    uniform-width baseline of the same latency when given."""
+    """``path`` (PNG): the path's validation top-1 per step (the steps whose whole network was measured
+    marked), the target, the final fine-tune and the uniform-width baseline of the same latency when given."""
     fig, ax = pyplot().subplots(figsize=(9, 6), dpi=110)
     ax.plot(
         [s["latency_ms"] for s in steps],
@@ -27,6 +27,17 @@ def write_plot(
         color="tab:blue",
         label="NetAdapt path (val, after each step's fine-tune)",
     )
+    confirmed = [s for s in steps if s.get("measured_ms") is not None]
+    if confirmed:
+        ax.scatter(
+            [s["measured_ms"] for s in confirmed],
+            [s["val_acc1"] for s in confirmed],
+            marker="D",
+            s=36,
+            color="tab:green",
+            zorder=3,
+            label="whole network measured (between: calibrated prediction)",
+        )
     for s in steps[1:]:
         ax.annotate(s["stage"], (s["latency_ms"], s["val_acc1"]), xytext=(4, 4), textcoords="offset points", fontsize=7)
     if final is not None:

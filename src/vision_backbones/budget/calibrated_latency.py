@@ -1,38 +1,67 @@
-"""NetAdapt's latency model: the search's per-block table, calibrated by measuring whole networks.
+"""NetAdapt's latency model: a predictor (by default the search's per-block table), calibrated by
+measuring whole networks.
 
 Each distinct block is timed once on this machine (``search.latency.LatencyTable``, kept in memory for
-the run); the block sum is scaled by the last whole-network measurement, because on this CPU the
-sum alone was found 30 % off for thinner networks (mobilenet_v2 at width 0.7: 25 ms predicted, 35 ms
-measured). The sum only picks each knob's candidate width; measurements decide.
+the run), or any object with ``predict_ms(model_on_meta) -> float`` stands in for the table; the
+prediction is scaled by the last whole-network measurement, because on this CPU the block sum alone
+was found 30 % off for thinner networks (mobilenet_v2 at width 0.7: 25 ms predicted, 35 ms measured).
+The prediction picks each knob's width and the step's proposal, as NetAdapt's look-up tables do; the
+whole network is measured now and then to confirm it (and recalibrate).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from vision_backbones.budget.knobs import Knob, candidate_widths, with_channels
 from vision_backbones.registry import build_on_meta, create_model
 
 
+class LatencyPredictor(Protocol):
+    """What may stand in for the per-block table (``measure.predictor.KernelPredictor``): a latency in ms
+    for a network built on meta (3 input channels, 1000 classes) on an input of ``input_shape`` (batch 1,
+    the run's image size)."""
+
+    def predict_ms(self, model_on_meta: nn.Module, input_shape: tuple[int, ...]) -> float: ...
+
+
 class LatencyModel:
-    """Per-block predicted latency, calibrated by measuring whole networks now and then."""
+    """Predicted latency (``predictor``, or the per-block table), calibrated by measuring whole networks now and then."""
 
     def __init__(
-        self, name: str, image_size: int, threads: int, repeats: int, table_path: Path | None, clock: str = "wall"
+        self,
+        name: str,
+        image_size: int,
+        threads: int,
+        repeats: int,
+        table_path: Path | None,
+        clock: str = "wall",
+        predictor: LatencyPredictor | None = None,
     ) -> None:
-        from vision_backbones.search.latency import LatencySettings, LatencyTable
-
         self.name, self.image_size, self.threads, self.repeats, self.clock = name, image_size, threads, repeats, clock
-        settings = LatencySettings(image_size=image_size, threads=threads, repeats=5, warmup=2, clock=clock)
-        self.table = LatencyTable.load(table_path, settings)  # table_path None: in memory for the run
+        self.predictor = predictor
+        self.table_path = table_path
+        self.table: Any = None  # the block table, made on first use when no predictor is given
         self.calibration = 1.0
 
     def raw_ms(self, overrides: dict[str, Any]) -> float:
-        """The uncalibrated block sum of the network ``overrides`` give."""
-        return self.table.predict_ms(build_on_meta(self.name, num_classes=1000, **overrides), save=False)
+        """The uncalibrated prediction for the network ``overrides`` give."""
+        model = build_on_meta(self.name, num_classes=1000, **overrides)
+        if self.predictor is not None:
+            shape = (1, int(getattr(model, "in_channels", 3)), self.image_size, self.image_size)
+            return float(self.predictor.predict_ms(model, shape))
+        if self.table is None:
+            from vision_backbones.search.latency import LatencySettings, LatencyTable
+
+            settings = LatencySettings(
+                image_size=self.image_size, threads=self.threads, repeats=5, warmup=2, clock=self.clock
+            )
+            self.table = LatencyTable.load(self.table_path, settings)  # table_path None: in memory for the run
+        return float(self.table.predict_ms(model, save=False))
 
     def predict(self, overrides: dict[str, Any]) -> float:
         return self.calibration * self.raw_ms(overrides)

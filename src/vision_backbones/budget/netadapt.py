@@ -1,28 +1,34 @@
 """NetAdapt on this machine: shrink a model's channels until it meets a latency target.
 
 "NetAdapt: Platform-Aware Neural Network Adaptation for Mobile Applications" (Yang et al., ECCV
-2018, https://arxiv.org/abs/1804.03230), the step MobileNetV3 used after its search. Each step asks
-for ``step_fraction`` x the starting latency less; for every knob (one channel entry the family
-declares: ``widths[i]``, ``rows[i].out_channels``, ``head_channels``, see :mod:`.knobs`) it proposes
-the widest possible width whose predicted latency meets that step's goal, inherits the current
-weights (the first channels of every tensor), fine-tunes it briefly on the proxy task and keeps the
-proposal with the best accuracy change per millisecond saved. It stops once the *measured* latency
-is within ``tolerance`` of the target.
+2018, https://arxiv.org/abs/1804.03230), the step MobileNetV3 used after its search. Step ``t`` asks
+for ``step_fraction x step_decay^(t-1)`` x the starting latency less (the reference implementation's
+0.025 and 0.96); for every knob (one channel entry the family declares: ``widths[i]``,
+``rows[i].out_channels``, ``head_channels``, see :mod:`.knobs`) it proposes the widest width whose
+*predicted* latency meets that step's goal, inherits the current weights (in each coupled channel
+group the filters of largest L2 norm, :mod:`.inherit`), fine-tunes it briefly on the proxy task
+(short-term, ``proposal_images``) and keeps the proposal with the best accuracy change per
+millisecond saved. After the last step the kept network is fine-tuned longer (``final_epochs``).
 
-Latency (:mod:`.calibrated_latency`): the per-block table, calibrated every step by the measured
-current network, picks each knob's candidate width; every proposal is then *measured*
-(``search.latency.measure_latency_ms``: 3 input channels, 1000 classes, the given image size) and
-the measurement decides. The command line is ``backbones adapt`` (:mod:`vision_backbones.cli.adapt`).
+Latency (:mod:`.calibrated_latency`): the per-block table, or any ``predictor`` with
+``predict_ms(model_on_meta)``, scaled by the last measured whole network, picks the widths and the
+proposal; the whole network is *measured* (``search.latency.measure_latency_ms``: 3 input channels,
+1000 classes, the given image size) every ``confirm_every`` steps, whenever the prediction says the
+target is met, and at the end, and each measurement recalibrates the prediction. The run stops once
+the *measured* latency is within ``tolerance`` of the target. Every step's log holds the predicted and
+(where measured) the measured figure. The command line is ``backbones adapt`` (:mod:`vision_backbones.cli.adapt`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import io
 import math
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from vision_backbones.budget.calibrated_latency import LatencyModel, widest_meeting
-from vision_backbones.budget.inherit import inherit_weights
+from vision_backbones.budget.calibrated_latency import LatencyModel, LatencyPredictor, widest_meeting
+from vision_backbones.budget.inherit import channel_groups, check_torch_pruning, inherit_weights
 from vision_backbones.budget.knobs import Knob, candidate_widths, channel_knobs, knob_channels, narrowest, with_channels
 from vision_backbones.budget.proxy_data import check_proxy_data, load_splits
 from vision_backbones.io import atomic_write_bytes, jsonable, load_torch_file, write_jsonl
@@ -55,6 +61,7 @@ class AdaptResult:
 
 FINE_TUNE_LR_FACTOR = 0.2  # inherited weights: the proxy task's one-cycle peak (lr 0.01) undoes them in 15 steps
 PROXY_IMAGE_SIZE = 32  # the proxy images of every fine-tune (the latency is measured at --image-size)
+SECOND_SEED = 7919  # with rank_seeds=2 each proposal is also fine-tuned with seed + step + this
 
 
 def _train(
@@ -88,7 +95,8 @@ def check_adapt_arguments(
     data: str = "mnist",
     image_size: int = 224,
     threads: int = 1,
-    step_fraction: float = 0.02,
+    step_fraction: float = 0.025,
+    step_decay: float = 0.96,
     tolerance: float = 0.05,
     pretrain_epochs: int = 3,
     proposal_images: int = 1000,
@@ -99,6 +107,8 @@ def check_adapt_arguments(
     max_steps: int = 60,
     clock: str = "wall",
     start_overrides: dict[str, Any] | None = None,
+    confirm_every: int = 3,
+    rank_seeds: int = 1,
 ) -> list[Knob]:
     """Every argument of :func:`adapt` checked before anything is measured, trained or written (``backbones
     adapt`` calls it before creating ``--out``); returns the knobs. One ``ValueError`` naming the flag."""
@@ -118,6 +128,7 @@ def check_adapt_arguments(
             "give a target: --latency-ms (target_ms) in milliseconds or --latency-fraction (target_fraction) < 1"
         )
     check_float("--step-fraction (step_fraction)", step_fraction, min=0.0, max=1.0, min_open=True, max_open=True)
+    check_float("--step-decay (step_decay)", step_decay, min=0.0, max=1.0, min_open=True)
     # a negative tolerance once produced a false statement about the target
     check_float("--tolerance (tolerance)", tolerance, min=0.0, max=1.0, max_open=True)
     check_int("--image-size (image_size)", image_size, min=8)
@@ -129,8 +140,11 @@ def check_adapt_arguments(
     check_int("--repeats (repeats)", repeats, min=1)
     check_int("--seed (seed)", seed, min=0)
     check_int("--max-steps (max_steps)", max_steps, min=1)
+    check_int("--confirm-every (confirm_every)", confirm_every, min=1)
+    check_choice("--rank-seeds (rank_seeds)", rank_seeds, (1, 2))
     check_choice("--clock (clock)", clock, ("wall", "cpu"))
     check_proxy_data(data)
+    check_torch_pruning()  # the weight inheritance's dependency: one line now, not after the pretraining
     if start_overrides is not None:
         if not isinstance(start_overrides, dict):
             raise ValueError(f"--start (start_overrides) must be a dict of overrides, got {start_overrides!r}")
@@ -138,24 +152,31 @@ def check_adapt_arguments(
     return knobs
 
 
-def _identity(name: str, target_ms: float, settings: dict[str, Any]) -> dict[str, Any]:
-    """What a resumed run must share with the one it continues (``max_steps`` may grow); defaults filled in."""
+def _identity(
+    name: str, target_ms: float, settings: dict[str, Any], predictor: LatencyPredictor | None = None
+) -> dict[str, Any]:
+    """What a resumed run must share with the one it continues (``max_steps`` may grow); defaults filled
+    in, the predictor by its class name."""
     defaults = {
         key: parameter.default
         for key, parameter in inspect.signature(check_adapt_arguments).parameters.items()
         if parameter.default is not inspect.Parameter.empty
     }
     merged = {**defaults, **settings}
-    return jsonable({"name": name, "target_ms": target_ms, **{k: v for k, v in merged.items() if k != "max_steps"}})
+    kept = {k: v for k, v in merged.items() if k != "max_steps"}
+    predictor_name = type(predictor).__name__ if predictor is not None else None
+    return jsonable({"name": name, "target_ms": target_ms, **kept, "predictor": predictor_name})
 
 
-def resume_state(out: Path, name: str, target_ms: float, **settings: Any) -> dict[str, Any] | None:
+def resume_state(
+    out: Path, name: str, target_ms: float, predictor: LatencyPredictor | None = None, **settings: Any
+) -> dict[str, Any] | None:
     """The saved state of a killed run with these settings in ``out`` (None when there is none); a corrupt
     state or one of other settings is one ``ValueError`` naming the file and what to do."""
     path = Path(out) / STATE_FILE
     if not path.exists():
         return None
-    return _load_state(path, _identity(name, target_ms, settings))
+    return _load_state(path, _identity(name, target_ms, settings, predictor))
 
 
 def _load_state(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +203,63 @@ def _save_state(out: Path, state: dict[str, Any]) -> None:
     write_jsonl(out / LOG_FILE, state["steps"])
 
 
+def step_goal_ms(
+    current_ms: float, start_ms: float, target_ms: float, step: int, fraction: float, decay: float
+) -> float:
+    """Step ``step``'s latency goal (NetAdapt's schedule): ``fraction x decay^(step-1)`` x the starting
+    latency below the current one, never below the target."""
+    return max(target_ms, current_ms - fraction * start_ms * decay ** (step - 1))
+
+
+def rank_correlation(first: Sequence[float], second: Sequence[float]) -> float | None:
+    """Spearman's rank correlation of two accuracy lists (``scipy.stats.spearmanr``); ``None`` where it
+    is undefined (fewer than two proposals, or one list constant)."""
+    from scipy.stats import spearmanr
+
+    if len(first) != len(second):
+        raise ValueError(f"need two accuracy lists of one length, got {len(first)} and {len(second)}")
+    if len(first) < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant list: scipy warns and returns nan
+        value = float(spearmanr(first, second)[0])
+    return None if math.isnan(value) else value
+
+
+def _proposals(
+    latency: LatencyModel, name: str, overrides: dict[str, Any], knobs: list[Knob], goal_ms: float, current_ms: float
+) -> list[dict[str, Any]]:
+    """Each knob's proposal: its widest width whose predicted latency meets ``goal_ms``; when no knob
+    can meet it, each knob at its narrowest (``short``: the step then saves less than asked)."""
+    chosen = [(knob, widest_meeting(latency, name, overrides, knob, goal_ms)) for knob in knobs]
+    found = [(knob, width) for knob, width in chosen if width is not None]
+    short = not found
+    if short:
+        found = [(k, ws[0]) for k in knobs if (ws := candidate_widths(name, overrides, k))]
+    proposals = []
+    for knob, width in found:
+        arch = with_channels(name, overrides, knob, width)
+        predicted = latency.predict(arch)
+        if predicted < current_ms:
+            proposals.append(
+                {"knob": knob, "width": width, "arch": arch, "predicted_ms": predicted, "short": short}
+            )  # fmt: skip
+    return proposals
+
+
+def _choose(
+    proposals: list[dict[str, Any]], current_ms: float, current_acc: float, goal_ms: float, target_ms: float,
+    tolerance: float, delta_ms: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The proposal of best accuracy change per predicted millisecond saved, among those near the goal
+    (a coarse knob, 16 -> 8 channels, can overshoot the step by far)."""
+    for proposal in proposals:
+        proposal["score"] = (proposal["val_acc1"] - current_acc) / (current_ms - proposal["predicted_ms"])
+    floor = target_ms * (1 - tolerance) if goal_ms == target_ms else goal_ms - 2 * delta_ms
+    near = [p for p in proposals if p["predicted_ms"] >= floor] or proposals
+    return max(near, key=lambda p: p["score"])
+
+
 def adapt(
     name: str,
     target_ms: float,
@@ -189,7 +267,8 @@ def adapt(
     data: str = "mnist",
     image_size: int = 224,
     threads: int = 1,
-    step_fraction: float = 0.02,
+    step_fraction: float = 0.025,
+    step_decay: float = 0.96,
     tolerance: float = 0.05,
     pretrain_epochs: int = 3,
     proposal_images: int = 1000,
@@ -202,6 +281,9 @@ def adapt(
     clock: str = "wall",
     target_fraction: float = 1.0,
     start_overrides: dict[str, Any] | None = None,
+    confirm_every: int = 3,
+    rank_seeds: int = 1,
+    predictor: LatencyPredictor | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     out: Path | None = None,
     resume: bool = True,
@@ -209,6 +291,17 @@ def adapt(
     """Shrink ``name`` until its measured latency is within ``tolerance`` of the target: ``target_ms``,
     or ``target_fraction`` of the measured starting latency when that is lower. ``start_overrides``:
     the architecture to start from (default: the registered one).
+
+    ``step_fraction`` (0.025) and ``step_decay`` (0.96): step ``t`` asks for ``step_fraction x
+    step_decay^(t-1)`` x the starting latency less. ``proposal_images`` (default 1000): each proposal's
+    short-term fine-tune is one epoch over that many proxy training images, enough on MNIST-like data
+    for the proposals' accuracies to rank them (``rank_seeds=2`` fine-tunes each proposal with a second
+    seed too and logs Spearman's correlation of the two rankings as ``rank_spearman``; the first seed's
+    accuracies still choose). ``final_epochs``: the long-term fine-tune of the result.
+
+    ``predictor``: an object with ``predict_ms(model_on_meta) -> float`` that replaces the per-block
+    table; either way the prediction is calibrated by the last measured whole network, which is
+    measured every ``confirm_every`` steps, whenever the prediction meets the target, and at the end.
 
     ``out``: after every finished step, ``out/state.pt`` (the steps and the current proxy weights,
     written atomically) and ``out/log.jsonl``; with ``resume`` a run with the same settings continues
@@ -218,32 +311,26 @@ def adapt(
 
     settings = {
         "target_fraction": target_fraction, "data": data, "image_size": image_size, "threads": threads,
-        "step_fraction": step_fraction, "tolerance": tolerance, "pretrain_epochs": pretrain_epochs,
-        "proposal_images": proposal_images, "final_epochs": final_epochs, "proxy_image_size": proxy_image_size,
-        "repeats": repeats, "seed": seed, "max_steps": max_steps, "clock": clock, "start_overrides": start_overrides,
+        "step_fraction": step_fraction, "step_decay": step_decay, "tolerance": tolerance,
+        "pretrain_epochs": pretrain_epochs, "proposal_images": proposal_images, "final_epochs": final_epochs,
+        "proxy_image_size": proxy_image_size, "repeats": repeats, "seed": seed, "max_steps": max_steps,
+        "clock": clock, "start_overrides": start_overrides, "confirm_every": confirm_every, "rank_seeds": rank_seeds,
     }  # fmt: skip
     knobs = check_adapt_arguments(name, target_ms, **settings)  # type: ignore[arg-type]
-    identity = _identity(name, target_ms, settings)
-    saved = resume_state(Path(out), name, target_ms, **settings) if out is not None and resume else None
+    identity = _identity(name, target_ms, settings, predictor)
+    saved = resume_state(Path(out), name, target_ms, predictor, **settings) if out is not None and resume else None
     start = time.perf_counter()
     report = on_step or (lambda _: None)
-    latency = LatencyModel(name, image_size, threads, repeats, table_path, clock)
+    latency = LatencyModel(name, image_size, threads, repeats, table_path, clock, predictor)
     if saved is not None:
         start_ms, target_ms = float(saved["start_ms"]), float(saved["target_ms"])
         overrides: dict[str, Any] = dict(saved["overrides"])
+        latency.calibration = float(saved["steps"][-1]["calibration"])
     else:
         overrides = dict(start_overrides or {})
         start_ms = latency.measure(overrides)
         target_ms = min(target_ms, target_fraction * start_ms)
-        if start_ms <= target_ms * (1 + tolerance):
-            raise ValueError(
-                f"{name} already runs in {start_ms:.1f} ms here, within --latency-ms {target_ms:g} (+-{100 * tolerance:.0f} %); nothing to shrink"
-            )
-        floor_ms = latency.measure(narrowest(name, overrides, knobs), calibrate=False)
-        if floor_ms > target_ms * (1 + tolerance):
-            raise ValueError(
-                f"--latency-ms {target_ms:g} is below the {floor_ms:.1f} ms that {name} takes with every knob at its narrowest here (it starts at {start_ms:.1f} ms)"
-            )
+        _check_reachable(latency, name, overrides, knobs, start_ms, target_ms, tolerance)
     splits = load_splits(data, image_size=proxy_image_size, seed=seed)
     task = ProxyTask(data=data, image_size=proxy_image_size, threads=threads)
 
@@ -253,17 +340,9 @@ def adapt(
 
     def persist() -> None:
         if out is not None:
-            _save_state(
-                Path(out),
-                {
-                    "identity": identity,
-                    "start_ms": start_ms,
-                    "target_ms": target_ms,
-                    "steps": steps,
-                    "overrides": overrides,
-                    "model": model.state_dict(),
-                },
-            )
+            state = {"identity": identity, "start_ms": start_ms, "target_ms": target_ms, "steps": steps,
+                     "overrides": overrides, "model": model.state_dict()}  # fmt: skip
+            _save_state(Path(out), state)
 
     model = proxy_model(overrides)
     if saved is not None:
@@ -277,79 +356,44 @@ def adapt(
         scores = _train(model, splits, task, seed, pretrain_epochs)
         steps = [
             {
-                "step": 0,
-                "stage": None,
-                "latency_ms": start_ms,
-                "val_acc1": scores["val_acc1"],
-                "test_acc1": scores["test_acc1"],
-                "overrides": {},
+                "step": 0, "stage": None, "latency_ms": start_ms, "predicted_ms": latency.predict(overrides),
+                "measured_ms": start_ms, "calibration": latency.calibration, "val_acc1": scores["val_acc1"],
+                "test_acc1": scores["test_acc1"], "overrides": {},
             }
-        ]
+        ]  # fmt: skip
         persist()
         report(steps[0])
+    limit = target_ms * (1 + tolerance)
     current_ms, current_acc = float(steps[-1]["latency_ms"]), float(steps[-1]["val_acc1"])
-    delta = step_fraction * start_ms
     step = int(steps[-1]["step"])
-    while current_ms > target_ms * (1 + tolerance) and step < max_steps:
+    while current_ms > limit and step < max_steps:
         step += 1
-        goal = max(target_ms, current_ms - delta)
-        latency.calibration = current_ms / latency.raw_ms(overrides)
-        proposals = []
-        for knob in knobs:
-            width = widest_meeting(latency, name, overrides, knob, goal)
-            if width is None:  # the block sum can be far off here: fall back to halving the knob
-                possible = candidate_widths(name, overrides, knob)
-                if not possible:
-                    continue
-                half = knob_channels(name, overrides, knob) // 2
-                width = max([w for w in possible if w <= half] or possible[:1])
-            arch = with_channels(name, overrides, knob, width)
-            predicted = latency.predict(arch)
-            measured = latency.measure(arch, calibrate=False)  # the proposal's real latency decides
-            if measured >= current_ms:
-                continue
-            candidate = proxy_model(arch)
-            inherit_weights(candidate, model)
-            result = _train(candidate, splits, task, seed + step, 1, proposal_images, fine_tune=True)
-            saved_ms = current_ms - measured
-            proposals.append(
-                {
-                    "knob": knob,
-                    "arch": arch,
-                    "model": candidate,
-                    "val_acc1": result["val_acc1"],
-                    "test_acc1": result["test_acc1"],
-                    "predicted_ms": predicted,
-                    "measured_ms": measured,
-                    "score": (result["val_acc1"] - current_acc) / saved_ms,
-                    "width": width,
-                }
-            )
+        goal = step_goal_ms(current_ms, start_ms, target_ms, step, step_fraction, step_decay)
+        proposals = _proposals(latency, name, overrides, knobs, goal, current_ms)
         if not proposals:
-            break  # no stage can shrink further: the floor check above makes this rare
-        # A coarse stage (16 -> 8 channels) can overshoot the step by far; prefer proposals near the goal.
-        floor = target_ms * (1 - tolerance) if goal == target_ms else goal - 2 * delta
-        near = [p for p in proposals if p["measured_ms"] >= floor] or proposals
-        best = max(near, key=lambda p: p["score"])
-        overrides, model = best["arch"], best["model"]
-        current_ms = best["measured_ms"]
-        current_acc = best["val_acc1"]
-        steps.append(
-            {
-                "step": step,
-                "stage": best["knob"].label,
-                "width": best["width"],
-                "latency_ms": current_ms,
-                "predicted_ms": best["predicted_ms"],
-                "val_acc1": current_acc,
-                "test_acc1": best["test_acc1"],
-                "proposals": len(proposals),
-                "overrides": overrides,
-                "seconds": time.perf_counter() - start,
-            }
-        )
+            break  # no knob can shrink further: the floor check above makes this rare
+        groups = channel_groups(model)  # the current network's channel groups, once for all proposals
+        for proposal in proposals:
+            candidate = proxy_model(proposal["arch"])
+            proposal["fallbacks"] = len(inherit_weights(candidate, model, groups).fallbacks)
+            second = copy.deepcopy(candidate) if rank_seeds == 2 else None
+            result = _train(candidate, splits, task, seed + step, 1, proposal_images, fine_tune=True)
+            proposal.update(model=candidate, val_acc1=result["val_acc1"], test_acc1=result["test_acc1"])
+            if second is not None:
+                again = _train(second, splits, task, seed + step + SECOND_SEED, 1, proposal_images, fine_tune=True)
+                proposal["val_acc1_second_seed"] = again["val_acc1"]
+        best = _choose(proposals, current_ms, current_acc, goal, target_ms, tolerance, current_ms - goal)
+        confirm = step % confirm_every == 0 or best["predicted_ms"] <= limit or step == max_steps
+        measured = latency.measure(best["arch"]) if confirm else None  # recalibrates the prediction
+        overrides, model, current_acc = best["arch"], best["model"], best["val_acc1"]
+        current_ms = measured if measured is not None else best["predicted_ms"]
+        steps.append(_step_record(step, goal, best, proposals, measured, latency.calibration, rank_seeds, start))
         persist()
         report(steps[-1])
+    if steps[-1]["measured_ms"] is None:  # stopped between confirmations: the end is measured too
+        current_ms = steps[-1]["measured_ms"] = steps[-1]["latency_ms"] = latency.measure(overrides)
+        steps[-1]["calibration"] = latency.calibration
+        persist()
     final = _train(model, splits, task, seed, final_epochs, fine_tune=True)
     return AdaptResult(
         overrides,
@@ -362,6 +406,66 @@ def adapt(
         model,
         time.perf_counter() - start,
     )
+
+
+def _check_reachable(
+    latency: LatencyModel, name: str, overrides: dict[str, Any], knobs: list[Knob], start_ms: float, target_ms: float,
+    tolerance: float,
+) -> None:  # fmt: skip
+    """One line when there is nothing to shrink, or when the target is below the measured latency of
+    every knob at its narrowest (the smallest this run can reach)."""
+    if start_ms <= target_ms * (1 + tolerance):
+        raise ValueError(
+            f"{name} already runs in {start_ms:.1f} ms here, within --latency-ms {target_ms:g} (+-{100 * tolerance:.0f} %); nothing to shrink"
+        )
+    floor_ms = latency.measure(narrowest(name, overrides, knobs), calibrate=False)
+    if floor_ms > target_ms * (1 + tolerance):
+        lowest = floor_ms / (1 + tolerance)
+        raise ValueError(
+            f"the target {target_ms:.4g} ms is below {floor_ms:.4g} ms, the smallest latency {name} reaches here (every "
+            f"knob at its narrowest; it starts at {start_ms:.4g} ms); expected a target >= {lowest:.4g} ms "
+            f"(--latency-ms, or --latency-fraction >= {lowest / start_ms:.3g})"
+        )
+
+
+def _step_record(
+    step: int, goal: float, best: dict[str, Any], proposals: list[dict[str, Any]], measured: float | None,
+    calibration: float, rank_seeds: int, start: float,
+) -> dict[str, Any]:  # fmt: skip
+    """One line of ``log.jsonl``: the chosen proposal, its predicted and (when confirmed) measured latency,
+    every proposal's figures and, with ``rank_seeds=2``, the rank correlation of the two seeds."""
+    record = {
+        "step": step,
+        "stage": best["knob"].label,
+        "width": best["width"],
+        "goal_ms": goal,
+        "latency_ms": measured if measured is not None else best["predicted_ms"],
+        "predicted_ms": best["predicted_ms"],
+        "measured_ms": measured,
+        "calibration": calibration,
+        "val_acc1": best["val_acc1"],
+        "test_acc1": best["test_acc1"],
+        "proposals": len(proposals),
+        "short": best["short"],
+        "inherit_fallbacks": best["fallbacks"],
+        "candidates": [
+            {
+                "stage": p["knob"].label,
+                "width": p["width"],
+                "predicted_ms": p["predicted_ms"],
+                "val_acc1": p["val_acc1"],
+                "inherit_fallbacks": p["fallbacks"],
+            }
+            for p in proposals
+        ],
+        "overrides": best["arch"],
+        "seconds": time.perf_counter() - start,
+    }
+    if rank_seeds == 2:
+        record["rank_spearman"] = rank_correlation(
+            [p["val_acc1"] for p in proposals], [p["val_acc1_second_seed"] for p in proposals]
+        )
+    return record
 
 
 def width_baseline(

@@ -213,8 +213,14 @@ def measure_zoo(
     cache: Path | None = None,
     refresh: bool = False,
     on_progress: Callable[[str, int, int], None] | None = None,
+    predictor: Any = None,
 ) -> dict[str, Any]:
-    """Measure ``names`` (pruned as the module docstring says); ``{"models": {name: row}, ...}``."""
+    """Measure ``names`` (pruned as the module docstring says); ``{"models": {name: row}, ...}``.
+
+    With a kernel ``predictor`` (:class:`vision_backbones.measure.predictor.KernelPredictor`) every model
+    is first *predicted* (``predicted_ms``, no model built), and only the ones that matter are measured:
+    those predicted within ``NEAR`` of the budget and those on the predicted Pareto front under it. The
+    rest keep their prediction as their latency (``status`` "predicted")."""
     from vision_backbones.budget.published_top1 import published_top1
     from vision_backbones.registry import build_on_meta
 
@@ -261,6 +267,11 @@ def measure_zoo(
             flops=flops * settings.batch, params=params, lower_bound_ms=1e3 * flops * settings.batch / (peak * 1e9)
         )
         rows[name] = row
+        if predictor is not None:
+            meta = build_on_meta(name, num_classes=1000)
+            shape = (settings.batch, meta.in_channels, settings.image_size, settings.image_size)
+            row["predicted_ms"] = predictor.predict_ms(meta, shape)
+            continue
         cached = results.get(name)
         if cached and cached.get("flops") == row["flops"]:
             rows[name] = {
@@ -273,6 +284,11 @@ def measure_zoo(
         else:
             to_time.append(name)
 
+    if predictor is not None:
+        to_time = _worth_measuring(rows, budget_ms)
+        for name, row in rows.items():
+            if name not in to_time and "predicted_ms" in row:
+                row.update(status="predicted", latency_ms=row["predicted_ms"])
     if len(to_time) < MIN_TIMED:  # a budget below every model: time the cheapest few, to show the closest
         pruned = sorted(
             (r for r in rows.values() if r["status"].startswith("pruned")), key=lambda r: r["lower_bound_ms"]
@@ -331,6 +347,20 @@ def measure_zoo(
     }
 
 
+NEAR = (0.6, 1.5)  # with a predictor: models predicted within these multiples of the budget are measured
+
+
+def _worth_measuring(rows: dict[str, dict[str, Any]], budget_ms: float) -> list[str]:
+    """Models predicted near the budget, plus the predicted Pareto front (latency vs top-1) under it."""
+    from vision_backbones.pareto import pareto_front
+
+    predicted = [r for r in rows.values() if "predicted_ms" in r]
+    near = [r["name"] for r in predicted if NEAR[0] * budget_ms <= r["predicted_ms"] <= NEAR[1] * budget_ms]
+    with_top1 = [r for r in predicted if r["top1"] is not None and r["predicted_ms"] <= NEAR[1] * budget_ms]
+    front = [with_top1[i]["name"] for i in pareto_front([(r["predicted_ms"], r["top1"]) for r in with_top1])]
+    return list(dict.fromkeys(near + front))
+
+
 # ------------------------------------------------------------------------------------ ranking
 
 
@@ -376,6 +406,7 @@ def render(measured: dict[str, Any], ranking: dict[str, Any], budget_ms: float, 
         "top-1 %",
         "checkpoint (eval px)",
         "latency ms (IQR)",
+        "predicted ms",
         "GFLOPs",
         "params M",
         "memory MB",
@@ -387,11 +418,12 @@ def render(measured: dict[str, Any], ranking: dict[str, Any], budget_ms: float, 
 
 
 def _cells(index: int, row: dict[str, Any], front: Sequence[str]) -> list[str]:
-    iqr = (
-        f" ({row['latency_q1_ms']:.1f}-{row['latency_q3_ms']:.1f})"
-        if row.get("latency_q1_ms") is not None
-        else " (1 call)"
-    )
+    if row.get("status") == "predicted":
+        iqr = " (predicted)"
+    elif row.get("latency_q1_ms") is not None:
+        iqr = f" ({row['latency_q1_ms']:.1f}-{row['latency_q3_ms']:.1f})"
+    else:
+        iqr = " (1 call)"
     memory = memory_mb(row)
     return [
         str(index),
@@ -399,6 +431,7 @@ def _cells(index: int, row: dict[str, Any], front: Sequence[str]) -> list[str]:
         "-" if row["top1"] is None else f"{row['top1']:.2f}",
         "-" if row["top1"] is None else f"{row['checkpoint']} ({row.get('top1_image_size') or '?'})",
         f"{row['latency_ms']:.2f}{iqr}",
+        "-" if row.get("predicted_ms") is None else f"{row['predicted_ms']:.2f}",
         f"{row['flops'] / 1e9:.2f}",
         f"{row['params'] / 1e6:.2f}",
         "-" if memory is None else f"{memory:.0f}",
@@ -406,8 +439,8 @@ def _cells(index: int, row: dict[str, Any], front: Sequence[str]) -> list[str]:
 
 
 def markdown(measured: dict[str, Any], ranking: dict[str, Any], top: int) -> str:
-    header = "| # | model | top-1 % | checkpoint (eval px) | latency ms (IQR) | GFLOPs | params M | memory MB |"
-    lines = [header, "|" + "---|" * 8]
+    header = "| # | model | top-1 % | checkpoint (eval px) | latency ms (IQR) | predicted ms | GFLOPs | params M | memory MB |"
+    lines = [header, "|" + "---|" * 9]
     lines += [
         "| " + " | ".join(_cells(i, row, ranking["front"])) + " |" for i, row in enumerate(ranking["meeting"][:top], 1)
     ]

@@ -65,9 +65,36 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--step-fraction",
         type=float,
-        default=0.02,
-        help="latency removed per step, share of the start (NetAdapt: ~0.01-0.02)",
+        default=0.025,
+        help="latency removed by the first step, share of the start (NetAdapt's reference code: 0.025)",
     )
+    parser.add_argument(
+        "--step-decay",
+        type=float,
+        default=0.96,
+        help="each step removes this times the previous step's share (NetAdapt's reference code: 0.96)",
+    )
+    parser.add_argument(
+        "--confirm-every",
+        type=int,
+        default=3,
+        help="measure the whole network every this many steps (and when the prediction meets the target, and at the end); "
+        "the per-block prediction, calibrated by the last measurement, chooses in between",
+    )
+    parser.add_argument(
+        "--rank-seeds",
+        type=int,
+        default=1,
+        help="2: also fine-tune every proposal with a second seed and log the Spearman correlation of the two rankings",
+    )
+    parser.add_argument(
+        "--predictor",
+        choices=("blocks", "kernels"),
+        default="blocks",
+        help="what chooses between measurements: the per-block table (timed as the run goes) or the kernel-level "
+        "latency predictor of this machine (measure.predictor; built once into --predictor-cache, ~25 min)",
+    )
+    parser.add_argument("--predictor-cache", type=Path, default=None, help="the kernel predictor's cache file")
     parser.add_argument("--tolerance", type=float, default=0.05, help="stop within this share of the target")
     parser.add_argument("--pretrain-epochs", type=int_at_least(0), default=3)
     parser.add_argument("--final-epochs", type=int_at_least(0), default=3)
@@ -75,7 +102,7 @@ def build_parser() -> ArgumentParser:
         "--proposal-images",
         type=int_at_least(64),
         default=1000,
-        help="training images of each proposal's fine-tune (one epoch)",
+        help="training images of each proposal's short-term fine-tune (one epoch; default 1000)",
     )
     parser.add_argument("--repeats", type=int_at_least(1), default=10, help="timed calls per latency measurement")
     parser.add_argument(
@@ -129,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "image_size": args.image_size,
         "threads": args.threads,
         "step_fraction": args.step_fraction,
+        "step_decay": args.step_decay,
+        "confirm_every": args.confirm_every,
+        "rank_seeds": args.rank_seeds,
         "tolerance": args.tolerance,
         "pretrain_epochs": args.pretrain_epochs,
         "final_epochs": args.final_epochs,
@@ -141,6 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     check_adapt_arguments(args.name, target_ms, **settings)
     load_splits(args.data, image_size=PROXY_IMAGE_SIZE, seed=args.seed)  # a corrupt image: one line, no --out yet
+    predictor = None
+    if args.predictor == "kernels":
+        from vision_backbones.measure.predictor import DEFAULT_CACHE
+        from vision_backbones.measure.predictor_build import load_or_build
+
+        # CPU time (steadier); NetAdapt calibrates it by its own --clock measurements
+        predictor = load_or_build(args.predictor_cache or DEFAULT_CACHE, threads=args.threads)
     out: Path = check_output_folder("--out", args.out)
     if (out / "arch.json").exists() and not args.force:
         raise ValueError(
@@ -148,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     resuming = (out / STATE_FILE).exists() and not args.force  # a killed run with the same --out continues
     if resuming:
-        resume_state(out, args.name, target_ms, **settings)  # another run's or a corrupt state: one line, now
+        resume_state(out, args.name, target_ms, predictor, **settings)  # another run's or a corrupt state: one line
     else:
         for file in ("arch.json", "weights.safetensors", "log.jsonl", "path.png"):
             check_overwrite(out / file, force=args.force)
@@ -176,10 +213,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 completed=min(1.0, max(0.0, done)),
                 status=f"step {step['step']}: {step['latency_ms']:.1f} ms, val {step['val_acc1']:.1f} %",
             )
+            measured = step.get("measured_ms")
             console.print(
                 f"step {step['step']}: {step['stage'] or 'start'}"
                 + (f" -> {step['width']} ch" if step.get("width") else "")
-                + f", {step['latency_ms']:.2f} ms, val {step['val_acc1']:.2f} %"
+                + (f", {measured:.2f} ms measured" if measured is not None else "")
+                + (f", {step['predicted_ms']:.2f} ms predicted" if step.get("predicted_ms") is not None else "")
+                + f", val {step['val_acc1']:.2f} %"
+                + (
+                    f", rank correlation of 2 seeds {step['rank_spearman']:.2f}"
+                    if step.get("rank_spearman") is not None
+                    else ""
+                )
             )
 
         result = adapt(
@@ -187,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target_ms,
             **settings,
             table_path=table_path,
+            predictor=predictor,
             on_step=on_step,
             out=out,
             resume=not args.force,

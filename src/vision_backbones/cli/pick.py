@@ -28,6 +28,7 @@ from vision_backbones.budget.pick import (
 from vision_backbones.cli import ArgumentParser, int_at_least
 from vision_backbones.io import check_output_file, write_json
 from vision_backbones.measure.machine import cpu_model
+from vision_backbones.measure.predictor import DEFAULT_CACHE as PREDICTOR_CACHE
 
 
 def build_parser() -> ArgumentParser:
@@ -51,6 +52,17 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"results cache (default {DEFAULT_CACHE})")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument(
+        "--measure-all",
+        action="store_true",
+        help="time every model (FLOPs-pruned) instead of predicting the zoo and timing the ones near the budget",
+    )
+    parser.add_argument(
+        "--predictor-cache",
+        type=Path,
+        default=PREDICTOR_CACHE,
+        help=f"the kernel latency predictor of this machine (default {PREDICTOR_CACHE}; built there when missing or stale)",
+    )
     parser.add_argument("--refresh", action="store_true", help="measure again, replacing cached figures")
     parser.add_argument("--plot", type=Path, metavar="F.png", help="latency vs top-1 chart with the Pareto front")
     parser.add_argument("--json", type=Path, metavar="F", help="every measured row and the ranking")
@@ -90,6 +102,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         def report(text: str, done: int, total: int) -> None:
             progress.update(task, description=text, completed=done, total=total)
 
+        predictor = None
+        if not args.measure_all and args.runtime == "eager":
+            from vision_backbones.measure.predictor_build import load_or_build
+
+            check_output_file("--predictor-cache", args.predictor_cache, (".json",))
+            predictor = load_or_build(
+                args.predictor_cache,
+                threads=args.threads,  # predicted in CPU time (steadier); candidates measured in --clock
+                on_progress=lambda label, i, n: report(f"building the latency predictor: {label}", i, n),
+            )
         measured = measure_zoo(
             names,
             args.latency_ms,
@@ -97,13 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache=None if args.no_cache else args.cache,
             refresh=args.refresh,
             on_progress=report,
+            predictor=predictor,
         )
     ranking = rank(measured, args.latency_ms, args.memory_mb)
     load = measured["load_average"]
     statuses = [r["status"] for r in measured["models"].values()]
     print(
-        f"{len(names)} models: {sum(r.get('latency_ms') is not None for r in measured['models'].values())} timed "
-        f"({measured['timed_now']} now, the rest from the cache), {sum(s.startswith('pruned') for s in statuses)} pruned by FLOPs "
+        f"{len(names)} models: {sum(s == 'measured' for s in statuses)} timed "
+        f"({measured['timed_now']} now, the rest from the cache), {sum(s == 'predicted' for s in statuses)} predicted only, "
+        f"{sum(s.startswith('pruned') for s in statuses)} pruned by FLOPs "
         f"(peak {measured['peak_gflops_per_second']:.0f} GFLOP/s here), {sum(s.startswith(('needs', 'cannot')) for s in statuses)} not runnable; "
         f"{measured['seconds']:.0f} s; load average {load['before'][0]:.1f} -> {load['after'][0]:.1f} on {os.cpu_count()} CPUs; {cpu_model()}"
     )

@@ -66,16 +66,16 @@ class Fidelity:
 
     def study(self, max_epochs: int) -> Any:
         """The pruner's study (created on first use; every worker loads the same one)."""
-        import optuna
+        from vision_backbones.search.study_log import quiet_optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.create_study(
-            storage=self.storage,
-            study_name=self.study_name,
-            direction="maximize",
-            pruner=self.pruner(max_epochs),
-            load_if_exists=True,
-        )
+        with quiet_optuna() as optuna:  # "A new study created": Optuna's INFO lines, not ours to print
+            return optuna.create_study(
+                storage=self.storage,
+                study_name=self.study_name,
+                direction="maximize",
+                pruner=self.pruner(max_epochs),
+                load_if_exists=True,
+            )
 
 
 class RungReporter:
@@ -99,12 +99,13 @@ class RungReporter:
         return bool(self.trial.should_prune())
 
     def finish(self, value: float, *, pruned: bool) -> None:
-        import optuna
+        from vision_backbones.search.study_log import quiet_optuna
 
-        if pruned:
-            self.study.tell(self.trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            self.study.tell(self.trial, value)
+        with quiet_optuna() as optuna:  # Optuna logs every told trial at INFO
+            if pruned:
+                self.study.tell(self.trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                self.study.tell(self.trial, value)
 
 
 def fail_stale_trials(fidelity: Fidelity, max_epochs: int) -> int:
@@ -115,8 +116,11 @@ def fail_stale_trials(fidelity: Fidelity, max_epochs: int) -> int:
 
     study = fidelity.study(max_epochs)
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for trial in stale:
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+    from vision_backbones.search.study_log import quiet_optuna
+
+    with quiet_optuna():
+        for trial in stale:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
     return len(stale)
 
 

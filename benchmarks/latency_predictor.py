@@ -1,0 +1,277 @@
+#!/usr/bin/env python
+"""The kernel-level latency predictor against measured latency, reported as nn-Meter reports it.
+
+    python benchmarks/latency_predictor.py [--per-space 200] [--clock cpu] [--spaces mnasnet resnet ...]
+
+Eager PyTorch, batch 1, 224 px, one thread pinned to one CPU. Three predictors, all in this run:
+
+- **kernels**: ``measure.predictor`` (per-kernel-type random forests on kernels timed inside their
+  networks; built here, or read from ``--cache`` when it was built on this machine);
+- **FLOPs-linear**: ``ms = a * FLOPs + b``, least squares on the networks the kernel predictor was built on;
+- **per-block table**: ``search.latency.LatencyTable`` (each distinct block timed alone, summed), the
+  predictor the search and NetAdapt used until now.
+
+Two test sets: (a) ``--per-space`` random full-size members of each search space, drawn with another
+seed than the build's; (b) every registered model, each predicted by a kernel predictor and a FLOPs line
+fitted *without its family* (its registered variants, their width-scaled copies and the members of the
+spaces built on it never seen). Every network is measured whole (median of ``--repeats`` after a
+warm-up). Per-network rows go to ``runs.jsonl`` as they finish, so the command resumes.
+Writes ``benchmarks/latency_predictor/report.md``, ``results.json``, ``predicted_vs_measured.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vision_backbones.io import append_jsonl, atomic_write_bytes, read_jsonl
+
+OUT = Path(__file__).resolve().parent / "latency_predictor"
+METHODS = ("kernels", "flops_linear", "block_table")
+
+
+def _flops(base: str, overrides: dict[str, Any], image_size: int) -> float:
+    from vision_backbones.flops import count_flops
+    from vision_backbones.registry import build_on_meta
+
+    model = build_on_meta(base, **overrides)
+    return float(count_flops(model, torch.empty(1, 3, image_size, image_size, device="meta")).total)
+
+
+def _flops_line(points: list[tuple[float, float]]) -> tuple[float, float]:
+    import numpy as np
+
+    x = np.array([[f, 1.0] for f, _ in points])
+    y = np.array([ms for _, ms in points])
+    (a, b), *_ = np.linalg.lstsq(x, y, rcond=None)
+    return float(a), float(b)
+
+
+def scores(predicted: list[float], measured: list[float]) -> dict[str, float]:
+    errors = [p / m - 1 for p, m in zip(predicted, measured)]
+    return {
+        "n": len(errors),
+        "within_10": 100 * sum(abs(e) <= 0.10 for e in errors) / len(errors),
+        "within_5": 100 * sum(abs(e) <= 0.05 for e in errors) / len(errors),
+        "rmse_ms": math.sqrt(statistics.fmean((p - m) ** 2 for p, m in zip(predicted, measured))),
+        "rmspe": 100 * math.sqrt(statistics.fmean(e * e for e in errors)),
+        "median_error": 100 * statistics.median(errors),
+    }
+
+
+def main() -> int:
+    from vision_backbones.measure.kernels import trace_ops
+    from vision_backbones.measure.machine import describe, machine_info
+    from vision_backbones.measure.predictor import pinned
+    from vision_backbones.measure.predictor_build import (
+        SPACES_FOR_PREDICTOR,
+        load_or_build,
+        space_plan,
+        zoo_plan,
+    )
+    from vision_backbones.measure.timing import time_calls
+    from vision_backbones.progress import progress_bar
+    from vision_backbones.registry import create_model, list_models
+    from vision_backbones.search.latency import LatencySettings, LatencyTable
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-space", type=int, default=200)
+    parser.add_argument("--build-per-space", type=int, default=25)
+    parser.add_argument("--spaces", nargs="+", default=list(SPACES_FOR_PREDICTOR))
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--budget-s", type=float, default=1500.0, help="the predictor's build budget")
+    parser.add_argument("--cache", type=Path, default=OUT / f"kernels_{'{clock}'}.json")
+    parser.add_argument("--models", default="*", help="shell pattern over the registered models (default: all)")
+    parser.add_argument("--skip-zoo", action="store_true")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    zoo_names = list_models(args.models)
+    cache = Path(str(args.cache).replace("{clock}", args.clock))
+    runs_path = OUT / f"runs_{args.clock}.jsonl"
+    load_before = os.getloadavg()
+    with progress_bar(remaining=True) as bar:
+        task = bar.add_task("build", total=None)
+        predictor = load_or_build(
+            cache,
+            clock=args.clock,
+            per_space=args.build_per_space,
+            budget_s=args.budget_s,
+            models=zoo_names,
+            on_progress=lambda label, i, n: bar.update(task, description=f"build: {label}", completed=i, total=n),
+        )
+    print(f"predictor: {len(predictor.samples)} networks, built in {predictor.build_seconds:.0f} s", flush=True)
+    settings = LatencySettings(image_size=224, threads=1, repeats=5, warmup=2, clock=args.clock)
+    table = LatencyTable.load(OUT / f"block_table_{args.clock}.json", settings)
+    done = {row["label"]: row for row in read_jsonl(runs_path)}
+
+    # FLOPs line: the networks the kernel predictor was built on
+    plan = {p.label: p for p in zoo_plan(zoo_names) + space_plan(args.build_per_space, 0)}
+    build_points: list[tuple[str, float, float]] = []
+    for sample in predictor.samples:
+        planned = plan.get(sample.label)
+        if planned is not None:
+            build_points.append((sample.family, _flops(planned.base, planned.overrides, 224), sample.network_ms))
+
+    tests = [] if args.skip_zoo else zoo_plan(zoo_names)
+    tests += space_plan(args.per_space, 1, list(args.spaces))
+    held_out_fits: dict[str, Any] = {}
+    with pinned(1), progress_bar(remaining=True) as bar:
+        task = bar.add_task("measure", total=len(tests))
+        for planned in tests:
+            bar.update(task, description=f"measure {planned.label}")
+            if planned.label not in done:
+                torch.manual_seed(0)
+                model = create_model(planned.base, **planned.overrides).eval()
+                example = torch.randn(1, 3, 224, 224)
+                with torch.no_grad():
+                    forward = lambda model=model, example=example: model(example)
+                    measured = statistics.median(time_calls(forward, repeats=args.repeats, warmup=2, clock=args.clock))
+                try:
+                    block: float | None = table.predict_ms(model)
+                except (AttributeError, ValueError, RuntimeError):  # blocks that pass tuples (NASNet cells)
+                    block = None
+                row = {
+                    "label": planned.label,
+                    "family": planned.family,
+                    "origin": planned.origin,
+                    "measured_ms": measured,
+                    "block_table": block,
+                    "flops": _flops(planned.base, planned.overrides, 224),
+                    "load": os.getloadavg()[0],
+                }
+                append_jsonl(runs_path, row)
+                done[planned.label] = row
+                del model
+            bar.advance(task)
+    load_after = os.getloadavg()
+
+    # predictions (cheap: meta traces and forests)
+    from vision_backbones.registry import build_on_meta
+
+    start = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    for planned in tests:
+        row = dict(done[planned.label])
+        ops = trace_ops(build_on_meta(planned.base, **planned.overrides), (1, 3, 224, 224))
+        held = planned.origin == "zoo"
+        if held:
+            if planned.family not in held_out_fits:
+                from copy import copy
+
+                fitted = copy(predictor).fit(exclude_families=[planned.family])
+                line = _flops_line([(f, ms) for fam, f, ms in build_points if fam != planned.family])
+                held_out_fits[planned.family] = (fitted, line)
+            fitted, line = held_out_fits[planned.family]
+        else:
+            fitted, line = predictor, _flops_line([(f, ms) for _, f, ms in build_points])
+        row["kernels"] = fitted.predict_ops(ops)
+        row["flops_linear"] = line[0] * row["flops"] + line[1]
+        results[planned.label] = row
+    predict_seconds = time.perf_counter() - start
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in results.values():
+        groups.setdefault("registered models, family held out" if row["origin"] == "zoo" else row["origin"], []).append(
+            row
+        )
+    every_space = [r for r in results.values() if r["origin"] != "zoo"]
+    if every_space:
+        groups["all space members"] = every_space
+    table_rows = {
+        group: {
+            m: scores([r[m] for r in rows if r[m] is not None], [r["measured_ms"] for r in rows if r[m] is not None])
+            for m in METHODS
+        }
+        for group, rows in groups.items()
+    }
+    summary = {
+        "machine": machine_info(),
+        "clock": args.clock,
+        "build_seconds": predictor.build_seconds,
+        "build_networks": len(predictor.samples),
+        "fusion": predictor.fusion,
+        "overhead_ms": predictor.overhead_ms,
+        "predict_seconds": predict_seconds,
+        "load_before": load_before,
+        "load_after": load_after,
+        "scores": table_rows,
+        "rows": results,
+    }
+    atomic_write_bytes(OUT / f"results_{args.clock}.json", (json.dumps(summary, indent=1) + "\n").encode())
+    _plot(results, OUT / f"predicted_vs_measured_{args.clock}.png")
+    lines = [
+        f"# Latency predictors against measured latency ({args.clock} clock)",
+        "",
+        f"`python benchmarks/latency_predictor.py --clock {args.clock} --per-space {args.per_space}` on "
+        f"{describe(summary['machine'])}.",
+        f"Eager PyTorch {torch.__version__}, batch 1, 224 px, 1 thread pinned to one CPU; load average "
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after.",
+        f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min; "
+        f"fusion test: {_fusion_text(predictor.fusion)}; predicting all {len(results)} networks took {predict_seconds:.1f} s.",
+        "",
+        "| test set | n | predictor | within ±10 % | within ±5 % | RMSE ms | RMSPE % | median error % |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"kernels": "**kernels**", "flops_linear": "FLOPs-linear", "block_table": "per-block table"}
+    for group, by_method in table_rows.items():
+        for method, s in by_method.items():
+            lines.append(
+                f"| {group} | {s['n']} | {names[method]} | {s['within_10']:.1f} | {s['within_5']:.1f} | "
+                f"{s['rmse_ms']:.2f} | {s['rmspe']:.1f} | {s['median_error']:+.1f} |"
+            )
+    atomic_write_bytes(OUT / f"report_{args.clock}.md", ("\n".join(lines) + "\n").encode())
+    print("\n".join(lines))
+    return 0
+
+
+def _fusion_text(fusion: dict[str, dict[str, float]]) -> str:
+    if not fusion:
+        return "not run"
+    return ", ".join(
+        f"{pair} {'fused' if v['fused'] else 'not fused'} ({v['share_of_second']:.2f} of the second op)"
+        for pair, v in sorted(fusion.items())
+    )
+
+
+def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    from vision_backbones.plots import pyplot, save_figure
+
+    plt = pyplot()
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4.3), sharex=True, sharey=True)
+    for ax, method in zip(axes, METHODS):
+        for origin, marker in (("zoo", "s"), ("space", ".")):
+            rows = [
+                r for r in results.values() if (r["origin"] == "zoo") == (origin == "zoo") and r[method] is not None
+            ]
+            ax.scatter(
+                [r["measured_ms"] for r in rows],
+                [r[method] for r in rows],
+                marker=marker,
+                s=12,
+                alpha=0.6,
+                label=origin,
+            )
+        top = max(r["measured_ms"] for r in results.values())
+        ax.plot([0.5, top], [0.5, top], "k-", lw=0.8)
+        ax.fill_between([0.5, top], [0.45, 0.9 * top], [0.55, 1.1 * top], color="grey", alpha=0.2, label="±10 %")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(method)
+        ax.set_xlabel("measured ms")
+    axes[0].set_ylabel("predicted ms")
+    axes[0].legend()
+    save_figure(figure, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""Kernel-level latency prediction on this machine: nn-Meter's method for PyTorch eager on a CPU.
+
+A network's latency is predicted as the sum of its kernels (:mod:`.kernels`: one meta-device trace), each
+kernel predicted by the random forest of its kernel type (scikit-learn), plus the runtime's per-kernel
+dispatch overhead. The forests learn from kernels timed *inside* real forwards: a profiling pass runs a
+network under a dispatch mode that times every ATen op where it runs, so each kernel is timed with the
+caches and memory traffic the network gives it (a kernel replayed alone, with its weights hot in cache,
+ran 1.5-2.6x faster than in its network here). The sampled networks are the registered zoo and random
+members of the search spaces, then adaptively more: width-scaled copies of the networks whose
+prediction misses the measured latency most (nn-Meter samples more configurations where error is high).
+
+Which consecutive ops the runtime fuses is decided by measurement (:func:`detect_fusion`): a chain of
+two replayed ops that runs faster than the two alone by more than half the second is fused, and the
+second op's kernel is then folded into the first. PyTorch eager fuses nothing; the test is kept so a
+runtime that does (ONNX Runtime folds batch norms and activations into convolutions) is described the
+same way.
+
+A predictor is tied to what it measured: the CPU model, its ISA flags, the torch version, the runtime
+and the thread count (:func:`fingerprint`). The samples (never pickled models) are cached in a JSON
+file; a cache built elsewhere is refused with one line and rebuilt, never silently reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from vision_backbones.io import atomic_write_bytes
+from vision_backbones.measure.kernels import FREE_OPS, KERNEL_TYPES, Op, features, kernel_type, replay, trace_ops
+from vision_backbones.measure.machine import cpu_model, isa_flags
+from vision_backbones.measure.timing import CLOCKS, time_calls
+from vision_backbones.validate import check_choice, check_int
+
+RUNTIMES = ("eager",)
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vision_backbones" / "kernels.json"
+FUSION_PAIRS = (("conv", "bn"), ("dwconv", "bn"), ("bn", "unary"), ("conv", "unary"), ("binary", "unary"))
+FORMAT = 1
+
+
+def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") -> dict[str, Any]:
+    """What a predictor's measurements depend on besides the kernels: a cache with another one is stale."""
+    check_choice("runtime", runtime, RUNTIMES)
+    check_int("threads", threads, min=1)
+    check_choice("clock", clock, tuple(CLOCKS))
+    return {
+        "format": FORMAT,
+        "cpu": cpu_model(),
+        "isa": isa_flags(),
+        "torch": torch.__version__,
+        "runtime": runtime,
+        "threads": threads,
+        "clock": clock,
+    }
+
+
+@contextlib.contextmanager
+def pinned(threads: int) -> Iterator[None]:
+    """``threads`` intra-op threads on the first ``threads`` CPUs this process may use, then restored."""
+    before_threads = torch.get_num_threads()
+    before_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    torch.set_num_threads(threads)
+    if before_cpus is not None and len(before_cpus) > threads:
+        os.sched_setaffinity(0, sorted(before_cpus)[:threads])
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before_threads)
+        if before_cpus is not None:
+            os.sched_setaffinity(0, before_cpus)
+
+
+# ----------------------------------------------------------------- measuring kernels in their network
+
+
+class _OpTimer(TorchDispatchMode):
+    """Times every costly ATen op of a real forward where it runs (around the kernel only)."""
+
+    def __init__(self, clock: str) -> None:
+        super().__init__()
+        self.now = CLOCKS[clock]
+        self.times: list[float] = []
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        start = self.now()
+        out = func(*args, **(kwargs or {}))
+        elapsed = self.now() - start
+        if str(func).split(".")[1] not in FREE_OPS:
+            self.times.append(1e3 * elapsed)
+            self.names.append(str(func))
+        return out
+
+
+@dataclass
+class NetworkSample:
+    """One profiled network: each kernel's type, features and in-network milliseconds, and the whole
+    forward measured without the profiler (wall clock, median)."""
+
+    label: str
+    family: str
+    kernels: list[tuple[str, list[float], float]]
+    network_ms: float
+    origin: str = "zoo"  # zoo, space:<name>, scaled
+
+    @property
+    def kernel_sum_ms(self) -> float:
+        return sum(ms for _, _, ms in self.kernels)
+
+
+@torch.no_grad()
+def profile_network(
+    model: nn.Module, input_shape: Sequence[int], *, repeats: int = 5, warmup: int = 2, clock: str = "cpu"
+) -> tuple[list[Op], list[float], float]:
+    """``(ops, median ms of each op inside the forward, median ms of the whole forward)``; the whole forward
+    is timed without the profiler, rounds of both interleaved. ``clock``: ``cpu`` (this process's CPU
+    time: with one thread, the work done, barely moved by other processes) or ``wall``."""
+    model = model.eval()
+    ops = trace_ops(model, input_shape)
+    example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    per_round: list[list[float]] = []
+    whole: list[float] = []
+    for _ in range(warmup):
+        model(example)
+    for _ in range(repeats):
+        timer = _OpTimer(clock)
+        with timer:
+            model(example)
+        if timer.names != [op.name for op in ops]:
+            extra = sorted(set(timer.names) ^ {op.name for op in ops}) or "the same ops in another order"
+            raise RuntimeError(
+                f"the forward ran {len(timer.names)} costly ops, its meta trace {len(ops)} (differing: {extra}); "
+                "expected the same ops"
+            )
+        per_round.append(timer.times)
+        whole += time_calls(lambda: model(example), repeats=1, warmup=0, clock=clock)
+    op_ms = [statistics.median(column) for column in zip(*per_round)]
+    return ops, op_ms, statistics.median(whole)
+
+
+def sample_network(
+    label: str,
+    family: str,
+    model: nn.Module,
+    input_shape: Sequence[int],
+    origin: str,
+    *,
+    repeats: int = 5,
+    clock: str = "cpu",
+) -> NetworkSample:
+    ops, op_ms, network_ms = profile_network(model, input_shape, repeats=repeats, clock=clock)
+    kernels = [(kernel_type(op), [float(v) for v in features(op)], ms) for op, ms in zip(ops, op_ms)]
+    return NetworkSample(label, family, kernels, network_ms, origin)
+
+
+# ----------------------------------------------------------------- fusion, by measurement
+
+
+def fused_pairs(ops: Sequence[Op]) -> Iterable[tuple[int, int]]:
+    """``(producer, consumer)`` indices of consecutive op pairs whose types are a :data:`FUSION_PAIRS`
+    candidate and where the consumer is the producer's only reader."""
+    for index, op in enumerate(ops):
+        if len(op.consumers) != 1:
+            continue
+        consumer = op.consumers[0]
+        if (kernel_type(op), kernel_type(ops[consumer])) in FUSION_PAIRS and ops[consumer].producers == (index,):
+            yield index, consumer
+
+
+def detect_fusion(samples: Sequence[tuple[Op, Op]], *, repeats: int = 9) -> dict[str, dict[str, float]]:
+    """For each pair type: median of ``(t(a then b) - t(a)) / t(b)`` over its samples and whether it
+    fuses (below 0.5: running b after a costs less than half of b alone)."""
+    shares: dict[str, list[float]] = defaultdict(list)
+    with torch.no_grad():
+        for first, second in samples:
+            run_first, run_second = replay(first), replay(second)
+            both = lambda run_first=run_first, run_second=run_second: (run_first(), run_second())
+            t_first, t_second, t_both = (
+                statistics.median(time_calls(f, repeats=repeats, warmup=2)) for f in (run_first, run_second, both)
+            )
+            shares[f"{kernel_type(first)}+{kernel_type(second)}"].append((t_both - t_first) / max(t_second, 1e-6))
+    return {
+        pair: {"share_of_second": statistics.median(values), "fused": float(statistics.median(values) < 0.5)}
+        for pair, values in shares.items()
+    }
+
+
+# ----------------------------------------------------------------- the regressors
+
+
+def _forest(features_rows: list[list[float]], log_ms: list[float], seed: int) -> Any:
+    from sklearn.ensemble import RandomForestRegressor
+
+    forest = RandomForestRegressor(n_estimators=60, min_samples_leaf=1, random_state=seed, n_jobs=1)
+    return forest.fit(features_rows, log_ms)
+
+
+def _cost(kind: str, row: Sequence[float]) -> float:
+    """A size the forest's target is divided by (it then learns a rate, which varies far less)."""
+    if kind in ("conv", "dwconv", "gconv"):
+        return row[10] / 1e6 + (row[11] + row[12]) / 1e5 + 1e-3
+    if kind == "linear":
+        return row[3] / 1e6 + 1e-3
+    return row[0] / 1e5 + 1e-3
+
+
+@dataclass
+class KernelPredictor:
+    """Per-kernel-type random forests plus a per-kernel overhead, fitted on :class:`NetworkSample` s."""
+
+    fingerprint: dict[str, Any]
+    samples: list[NetworkSample] = field(default_factory=list)
+    fusion: dict[str, dict[str, float]] = field(default_factory=dict)
+    build_seconds: float = 0.0
+    excluded_families: tuple[str, ...] = ()
+    forests: dict[str, Any] = field(default_factory=dict, repr=False)
+    fallback: dict[str, float] = field(default_factory=dict, repr=False)
+    overhead_ms: tuple[float, float] = (0.0, 0.0)  # per kernel, per network
+
+    def fit(self, *, exclude_families: Sequence[str] = (), seed: int = 0) -> KernelPredictor:
+        """Fit the forests and the overhead on every sample whose family is not in ``exclude_families``."""
+        kept = [s for s in self.samples if s.family not in set(exclude_families)]
+        if not kept:
+            raise ValueError(f"no samples left to fit after leaving out {sorted(exclude_families)}")
+        rows: dict[str, list[list[float]]] = defaultdict(list)
+        targets: dict[str, list[float]] = defaultdict(list)
+        seen: set[tuple[str, tuple[float, ...]]] = set()
+        for sample in kept:
+            for kind, row, ms in sample.kernels:
+                key = (kind, tuple(row))
+                if key in seen:  # one network's repeated kernels would weigh it up
+                    continue
+                seen.add(key)
+                rows[kind].append(row)
+                targets[kind].append(math.log(max(ms, 1e-4) / _cost(kind, row)))
+        self.forests, self.fallback = {}, {}
+        for kind in rows:
+            self.fallback[kind] = statistics.median(targets[kind])
+            if len(rows[kind]) >= 5:
+                self.forests[kind] = _forest(rows[kind], targets[kind], seed)
+        self.excluded_families = tuple(sorted(exclude_families))
+        # dispatch overhead: network time minus its kernels' in-network times, per kernel and per network
+        import numpy as np
+
+        counts = np.array([[len(s.kernels), 1.0] for s in kept])
+        gaps = np.array([s.network_ms - s.kernel_sum_ms for s in kept])
+        solution, *_ = np.linalg.lstsq(counts, gaps, rcond=None)
+        self.overhead_ms = (float(max(solution[0], 0.0)), float(solution[1]))
+        return self
+
+    def predict_kernels(self, kernels: Sequence[tuple[str, Sequence[float]]]) -> list[float]:
+        """Milliseconds of each ``(kernel type, features)``."""
+        by_kind: dict[str, list[int]] = defaultdict(list)
+        for index, (kind, _) in enumerate(kernels):
+            by_kind[kind].append(index)
+        predicted = [0.0] * len(kernels)
+        for kind, indices in by_kind.items():
+            rows = [list(kernels[i][1]) for i in indices]
+            forest = self.forests.get(kind)
+            if forest is not None:
+                logs = forest.predict(rows)
+            else:
+                logs = [self.fallback.get(kind, self._default_log())] * len(rows)
+            for index, row, log_rate in zip(indices, rows, logs):
+                predicted[index] = math.exp(float(log_rate)) * _cost(kind, row)
+        return predicted
+
+    def _default_log(self) -> float:
+        return statistics.median(self.fallback.values()) if self.fallback else 0.0
+
+    def predict_ms(self, model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224)) -> float:
+        """Predicted milliseconds of one forward of ``model`` (meta or real weights) on ``input_shape``."""
+        ops = trace_ops(model, input_shape)
+        return self.predict_ops(ops)
+
+    def predict_ops(self, ops: Sequence[Op]) -> float:
+        if not self.forests and not self.fallback:
+            raise ValueError("the predictor is not fitted; call fit() or load it with load_or_build()")
+        kernels = [(kernel_type(op), features(op)) for op in ops]
+        per_kernel, per_network = self.overhead_ms
+        return sum(self.predict_kernels(kernels)) + per_kernel * len(kernels) + per_network
+
+    def predict_sample(self, sample: NetworkSample) -> float:
+        per_kernel, per_network = self.overhead_ms
+        kernels = [(kind, row) for kind, row, _ in sample.kernels]
+        return sum(self.predict_kernels(kernels)) + per_kernel * len(kernels) + per_network
+
+    # ------------------------------------------------------------- cache
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "fusion": self.fusion,
+            "build_seconds": self.build_seconds,
+            "samples": [
+                {
+                    "label": s.label,
+                    "family": s.family,
+                    "origin": s.origin,
+                    "network_ms": s.network_ms,
+                    "kernels": [[kind, row, ms] for kind, row, ms in s.kernels],
+                }
+                for s in self.samples
+            ],
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(self.to_json()).encode())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], expected: dict[str, Any]) -> KernelPredictor:
+        """The predictor cached in ``path``; a cache of another machine, library version or runtime is a
+        one-line ``ValueError`` saying what differs (the caller rebuilds)."""
+        try:
+            stored = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"latency predictor cache {str(path)!r} cannot be read ({error}); expected a file this library wrote"
+            ) from None
+        recorded = stored.get("fingerprint", {}) if isinstance(stored, dict) else {}
+        differing = sorted(k for k in set(expected) | set(recorded) if expected.get(k) != recorded.get(k))
+        if differing:
+            details = ", ".join(f"{k} {recorded.get(k)!r} (here {expected.get(k)!r})" for k in differing)
+            raise ValueError(f"latency predictor cache {str(path)!r} was built with {details}; expected this machine's")
+        samples = [
+            NetworkSample(
+                s["label"],
+                s["family"],
+                [(k, list(r), float(ms)) for k, r, ms in s["kernels"]],
+                float(s["network_ms"]),
+                s["origin"],
+            )
+            for s in stored["samples"]
+        ]
+        return cls(expected, samples, stored.get("fusion", {}), float(stored.get("build_seconds", 0.0)))
+
+
+def check_kernel_types(kinds: Iterable[str]) -> None:
+    unknown = sorted(set(kinds) - set(KERNEL_TYPES))
+    if unknown:
+        raise ValueError(f"unknown kernel types {unknown}; expected some of {', '.join(KERNEL_TYPES)}")
+
+
+ProgressFn = Callable[[str], None]
+
+
+def _as_input(model: nn.Module, image_size: int) -> tuple[int, int, int, int]:
+    return (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
+
+
+def example_input(image_size: int = 224) -> Tensor:
+    return torch.randn(1, 3, image_size, image_size)

@@ -1,0 +1,212 @@
+"""Building the kernel-level latency predictor: which networks are profiled, in what order, for how long.
+
+``load_or_build(cache)`` returns the cached predictor of this machine, or builds one:
+
+1. every registered model (224 px unless given), profiled kernel by kernel in its own forward;
+2. ``per_space`` random members of each search space at full size (their own random seed);
+3. the fusion test on pairs of consecutive ops of those networks (:func:`.predictor.detect_fusion`);
+4. adaptive rounds while the time budget lasts: the predictor is fitted leaving each family out, and the
+   networks it misses most get width-scaled copies (``scaling``'s width multiplier 0.5 / 0.75 / 1.25)
+   profiled and added, as nn-Meter samples more where its error is high.
+
+Everything runs at the predictor's thread count, pinned to that many CPUs, wall clock.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vision_backbones.measure.predictor import (
+    DEFAULT_CACHE,
+    KernelPredictor,
+    NetworkSample,
+    detect_fusion,
+    fingerprint,
+    fused_pairs,
+    pinned,
+    sample_network,
+)
+from vision_backbones.validate import check_int
+
+SPACES_FOR_PREDICTOR = ("mnasnet", "mnasnet_oneshot", "resnet", "nasbench_resnet", "nasbench_mb", "zoph_le")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One network to profile: ``create_model(base, **overrides)`` labelled for its family."""
+
+    label: str
+    family: str
+    base: str
+    overrides: dict[str, Any]
+    origin: str
+
+
+def zoo_plan(names: Sequence[str] | None = None) -> list[Planned]:
+    from vision_backbones.registry import get_entry, list_models
+
+    return [Planned(n, get_entry(n).family, n, {}, "zoo") for n in (names or list_models())]
+
+
+def space_plan(per_space: int, seed: int, spaces: Sequence[str] = SPACES_FOR_PREDICTOR) -> list[Planned]:
+    """``per_space`` random full-size members of each space; each space's members form their own family
+    (``space:mnasnet``), since a held-out-family test must not see them either."""
+    from vision_backbones.registry import get_entry
+    from vision_backbones.search.spaces import get_space
+
+    plan = []
+    for name in spaces:
+        space = get_space(name)
+        rng = random.Random(f"{seed}:{name}")
+        for i in range(per_space):
+            arch = space.full_size(space.architecture(space.random_indices(rng)))
+            plan.append(
+                Planned(f"{name}#{seed}.{i}", get_entry(space.base).family, space.base, dict(arch), f"space:{name}")
+            )
+    return plan
+
+
+def profile_planned(planned: Planned, image_size: int, repeats: int, clock: str = "cpu") -> NetworkSample:
+    from vision_backbones.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model(planned.base, **planned.overrides).eval()
+    shape = (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
+    return sample_network(planned.label, planned.family, model, shape, planned.origin, repeats=repeats, clock=clock)
+
+
+def _scaled(sample_label: str, plan: dict[str, Planned], factor: float) -> Planned | None:
+    from vision_backbones.scaling import Multipliers, scaled_overrides
+
+    source = plan.get(sample_label)
+    if source is None or source.overrides:  # scale registered models only: their overrides are empty
+        return None
+    try:
+        overrides = scaled_overrides(source.base, Multipliers(width=factor))
+    except ValueError:
+        return None
+    return Planned(f"{source.label}@w{factor:g}", source.family, source.base, overrides, "scaled")
+
+
+def load_or_build(
+    cache: str | os.PathLike[str] | None = DEFAULT_CACHE,
+    *,
+    runtime: str = "eager",
+    threads: int = 1,
+    clock: str = "cpu",
+    image_size: int = 224,
+    per_space: int = 25,
+    budget_s: float = 1500.0,
+    repeats: int = 3,
+    seed: int = 0,
+    models: Sequence[str] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    rebuild: bool = False,
+) -> KernelPredictor:
+    """The fitted predictor of this machine: read from ``cache`` when it holds one built here with these
+    settings, else built (and saved). A cache from another CPU, torch version, runtime or thread count is
+    reported on stderr and rebuilt."""
+    import sys
+
+    check_int("threads", threads, min=1)
+    check_int("image_size", image_size, min=8)
+    check_int("per_space", per_space, min=0)
+    expected = fingerprint(runtime, threads, clock)
+    path = Path(cache) if cache is not None else None
+    if path is not None and path.exists() and not rebuild:
+        try:
+            return KernelPredictor.load(path, expected).fit(seed=seed)
+        except ValueError as error:
+            print(f"rebuilding the latency predictor: {error}", file=sys.stderr)
+    predictor = build(
+        expected,
+        threads=threads,
+        clock=clock,
+        image_size=image_size,
+        per_space=per_space,
+        budget_s=budget_s,
+        repeats=repeats,
+        seed=seed,
+        models=models,
+        on_progress=on_progress,
+    )
+    if path is not None:
+        predictor.save(path)
+    return predictor
+
+
+def build(
+    expected: dict[str, Any],
+    *,
+    threads: int,
+    clock: str,
+    image_size: int,
+    per_space: int,
+    budget_s: float,
+    repeats: int,
+    seed: int,
+    models: Sequence[str] | None,
+    on_progress: Callable[[str, int, int], None] | None,
+) -> KernelPredictor:
+    report = on_progress or (lambda *_: None)
+    start = time.perf_counter()
+    plan = zoo_plan(models) + space_plan(per_space, seed)
+    by_label = {p.label: p for p in plan}
+    predictor = KernelPredictor(expected)
+    with pinned(threads):
+        for i, planned in enumerate(plan):
+            report(planned.label, i, len(plan))
+            predictor.samples.append(profile_planned(planned, image_size, repeats, clock))
+        predictor.fusion = _fusion(plan[: min(len(plan), 12)], image_size)
+        rounds = 0
+        while time.perf_counter() - start < budget_s * 0.8 and rounds < 3:
+            rounds += 1
+            worst = worst_networks(predictor, seed)
+            added = 0
+            for label, _ in worst:
+                for factor in (0.5, 0.75, 1.25):
+                    if time.perf_counter() - start > budget_s:
+                        break
+                    scaled = _scaled(label, by_label, factor)
+                    if scaled is None or scaled.label in by_label:
+                        continue
+                    by_label[scaled.label] = scaled
+                    report(scaled.label, rounds, 3)
+                    predictor.samples.append(profile_planned(scaled, image_size, repeats, clock))
+                    added += 1
+            if not added:
+                break
+    predictor.build_seconds = time.perf_counter() - start
+    return predictor.fit(seed=seed)
+
+
+def _fusion(plan: Sequence[Planned], image_size: int) -> dict[str, dict[str, float]]:
+    from vision_backbones.measure.kernels import trace_ops
+    from vision_backbones.registry import build_on_meta
+
+    pairs = []
+    for planned in plan:
+        model = build_on_meta(planned.base, **planned.overrides)
+        ops = trace_ops(model, (1, int(getattr(model, "in_channels", 3)), image_size, image_size))
+        pairs += [(ops[a], ops[b]) for a, b in list(fused_pairs(ops))[:3]]
+    return detect_fusion(pairs[:40])
+
+
+def worst_networks(predictor: KernelPredictor, seed: int, count: int = 8) -> list[tuple[str, float]]:
+    """The registered networks whose leave-their-family-out prediction misses most, as ``(label, error)``."""
+    errors = []
+    families = sorted({s.family for s in predictor.samples if s.origin == "zoo"})
+    for family in families:
+        held_out = predictor.fit(exclude_families=[family], seed=seed)
+        for sample in predictor.samples:
+            if sample.family == family and sample.origin == "zoo":
+                errors.append((sample.label, abs(held_out.predict_sample(sample) / sample.network_ms - 1)))
+    return sorted(errors, key=lambda e: -e[1])[:count]

@@ -1,0 +1,152 @@
+"""The kernel-level latency predictor: its trace, its kernels, its forests, its cache and ``backbones pick`` on it."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from vision_backbones.measure.kernels import KERNEL_TYPES, features, kernel_type, replay, trace_ops
+from vision_backbones.measure.predictor import KernelPredictor, NetworkSample, fingerprint, profile_network
+from vision_backbones.measure.predictor_build import load_or_build
+from vision_backbones.registry import build_on_meta, create_model
+
+
+class _Small(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.conv(x)))
+        y = y + self.dw(y)
+        return self.fc(y.mean((2, 3)))
+
+
+def test_trace_types_the_kernels_and_links_producers_to_consumers() -> None:
+    ops = trace_ops(_Small(), (1, 3, 16, 16))
+    kinds = [kernel_type(op) for op in ops]
+    assert kinds == ["conv", "bn", "unary", "dwconv", "binary", "pool", "linear"]
+    assert set(kinds) <= set(KERNEL_TYPES)
+    conv, bn, relu, dw, add = ops[:5]
+    assert bn.producers == (0,) and relu.producers == (1,)
+    assert set(add.producers) == {2, 3}  # the residual add reads the relu and the depthwise conv
+    assert sorted(relu.consumers) == [3, 4]
+    # conv features: in 3, out 8, 16 x 16, 3 x 3, stride 1, MACs = 8 * 16 * 16 * 3 * 9
+    row = features(conv)
+    assert row[:5] == [3, 8, 16, 16, 3] and row[10] == 8 * 16 * 16 * 3 * 9
+    assert len({len(features(op)) for op in ops if kernel_type(op) == "conv"}) == 1
+
+
+def test_replay_runs_the_op_on_real_tensors_of_the_recorded_shapes() -> None:
+    ops = trace_ops(_Small(), (2, 3, 16, 16))
+    with torch.no_grad():
+        outputs = [replay(op)() for op in ops]
+    for op, out in zip(ops, outputs):
+        first = out[0] if isinstance(out, tuple) else out
+        assert tuple(first.shape) == op.output.shape
+
+
+def test_trace_is_on_meta_and_matches_what_the_cpu_forward_runs() -> None:
+    model = create_model("mnasnet0_5").eval()
+    ops, op_ms, whole_ms = profile_network(model, (1, 3, 64, 64), repeats=2, warmup=1)
+    assert len(ops) == len(op_ms) > 100 and all(ms >= 0 for ms in op_ms) and whole_ms > 0
+    assert next(model.parameters()).device.type == "cpu"  # the trace used a meta copy
+    assert [op.name for op in trace_ops(build_on_meta("mnasnet0_5"), (1, 3, 64, 64))] == [op.name for op in ops]
+
+
+def _synthetic(label: str, family: str, rng: random.Random) -> NetworkSample:
+    """A network whose convs take 1 ms per 10 MMACs and whose other kernels take 0.01 ms."""
+    kernels = []
+    for _ in range(20):
+        c, o, h = rng.choice((16, 32, 64)), rng.choice((16, 32, 64)), rng.choice((8, 16, 32))
+        macs = c * o * h * h * 9
+        row = [c, o, h, h, 3, 3, 1, 1, 1, 1, macs, c * h * h, o * h * h, o * c * 9, 0.0]
+        kernels.append(("conv", [float(v) for v in row], macs / 1e7))
+        kernels.append(("unary", [float(o * h * h), 1.0] + [0.0] * 18, 0.01))
+    total = sum(ms for _, _, ms in kernels)
+    return NetworkSample(label, family, kernels, total + 0.002 * len(kernels))
+
+
+def test_forests_learn_kernel_latency_and_the_overhead_per_kernel() -> None:
+    rng = random.Random(0)
+    predictor = KernelPredictor(fingerprint())
+    predictor.samples = [_synthetic(f"n{i}", f"f{i % 4}", rng) for i in range(40)]
+    predictor.fit()
+    assert predictor.overhead_ms[0] == pytest.approx(0.002, abs=5e-4)
+    unseen = _synthetic("new", "f9", random.Random(1))
+    assert predictor.predict_sample(unseen) == pytest.approx(unseen.network_ms, rel=0.05)
+    # leaving families out changes what the forests saw
+    assert predictor.fit(exclude_families=["f0"]).excluded_families == ("f0",)
+    with pytest.raises(ValueError, match="no samples left"):
+        predictor.fit(exclude_families=["f0", "f1", "f2", "f3"])
+
+
+def test_unknown_runtime_is_one_line() -> None:
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        fingerprint("tflite")
+
+
+def _tiny_build(cache: Path) -> KernelPredictor:
+    return load_or_build(cache, models=["mobilenet_v3_small", "mnasnet0_5"], per_space=0, budget_s=0, image_size=64)
+
+
+def test_cache_of_another_machine_is_refused_and_rebuilt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tmp_path / "kernels.json"
+    built = _tiny_build(cache)
+    assert [s.label for s in built.samples] == ["mobilenet_v3_small", "mnasnet0_5"]
+    assert built.fusion and all(not v["fused"] for v in built.fusion.values())  # eager PyTorch fuses nothing
+    again = _tiny_build(cache)  # read back, not rebuilt: same measurements
+    assert [s.network_ms for s in again.samples] == [s.network_ms for s in built.samples]
+    stored = json.loads(cache.read_text())
+    stored["fingerprint"]["cpu"] = "Some Other CPU"
+    stored["fingerprint"]["torch"] = "1.0"
+    cache.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"built with cpu 'Some Other CPU' \(here .*torch '1.0'"):
+        KernelPredictor.load(cache, fingerprint())
+    rebuilt = _tiny_build(cache)
+    assert "rebuilding the latency predictor" in capsys.readouterr().err
+    assert json.loads(cache.read_text())["fingerprint"] == fingerprint()
+    assert rebuilt.samples[0].network_ms != -1
+    cache.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot be read"):
+        KernelPredictor.load(cache, fingerprint())
+
+
+def test_predictions_follow_the_work(tmp_path: Path) -> None:
+    predictor = _tiny_build(tmp_path / "kernels.json")
+    small, large = (predictor.predict_ms(build_on_meta(n), (1, 3, 64, 64)) for n in ("mnasnet0_5", "mnasnet1_3"))
+    assert 0 < small < large and math.isfinite(large)
+
+
+def test_pick_predicts_the_zoo_and_times_only_the_models_near_the_budget(tmp_path: Path, capsys) -> None:
+    from vision_backbones.cli import main as cli_main
+
+    cache = tmp_path / "kernels.json"
+    predictor = _tiny_build(cache)
+    from vision_backbones.registry import list_models
+
+    slowest = max(predictor.predict_ms(build_on_meta(n), (1, 3, 64, 64)) for n in list_models("m[no]*"))
+    budget = slowest / 2  # the slowest is then predicted far over it: left out of the timing
+    argv = ["pick", "--latency-ms", f"{budget:.4f}", "--models", "m[no]*", "--image-size", "64", "--threads", "1"]
+    argv += ["--rounds", "1", "--no-cache", "--predictor-cache", str(cache), "--json", str(tmp_path / "pick.json")]
+    code = cli_main(argv)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    rows = json.loads((tmp_path / "pick.json").read_text())["models"]
+    assert len(rows) > 8 and all(n.startswith(("mnasnet", "mobilenet")) for n in rows)
+    for row in rows.values():
+        assert row["predicted_ms"] > 0
+        if row["status"] == "predicted":
+            assert row["latency_ms"] == row["predicted_ms"]
+    statuses = {row["status"] for row in rows.values()}
+    assert "measured" in statuses and "predicted" in statuses  # the far ones are only predicted
+    assert "predicted ms" in out.out
