@@ -196,7 +196,7 @@ def _dim_index(removed: Removed, name: str, module: nn.Module, dim: int, have: i
     entries (``None``: no group says which). Dim 0 is the output side; a depthwise conv's or a norm's
     output side is also its input side."""
     sides = [OUT] if dim == 0 else [IN] if dim == 1 else []
-    depthwise = getattr(module, "groups", 1) > 1 and getattr(module, "groups", 1) == getattr(module, "in_channels", 0)
+    depthwise = _conv_groups(module) > 1 and _conv_groups(module) == getattr(module, "in_channels", 0)
     if dim == 0 and (depthwise or isinstance(module, nn.modules.batchnorm._NormBase)):
         sides.append(IN)
     for side in sides:
@@ -267,9 +267,7 @@ def _kept(source: nn.Module, removed: Removed) -> dict[tuple[str, str], list[int
         weight = getattr(module, "weight", None)
         width = getattr(module, "num_features", 0)
         if isinstance(weight, torch.Tensor):
-            width = (
-                weight.shape[0] if side == OUT or weight.ndim == 1 else weight.shape[1] * getattr(module, "groups", 1)
-            )
+            width = weight.shape[0] if side == OUT or weight.ndim == 1 else weight.shape[1] * _conv_groups(module)
         kept[(name, side)] = [i for i in range(width) if i not in dropped]
     return kept
 
@@ -305,3 +303,8 @@ def inherit_weights(target: nn.Module, source: nn.Module, groups: ChannelGroups 
                     )
                 tensor.copy_(picked)
     return report
+
+
+def _conv_groups(module: nn.Module) -> int:
+    """A convolution's group count (1 for every other module)."""
+    return int(module.groups) if isinstance(module, nn.modules.conv._ConvNd) else 1

@@ -205,6 +205,11 @@ def _save_cache(path: Path | None, key: str, results: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def check_cache(path: Path, settings: PickSettings) -> None:
+    """Read the results cache once, so that a corrupt one is its one-line error before anything is built."""
+    _load_cache(path, settings.key())
+
+
 def measure_zoo(
     names: Sequence[str],
     budget_ms: float,

@@ -18,6 +18,7 @@ from vision_backbones.budget.pick import (
     RUNTIMES,
     PickSettings,
     check_budget,
+    check_cache,
     markdown,
     measure_zoo,
     memory_mb,
@@ -103,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress.update(task, description=text, completed=done, total=total)
 
         predictor = None
+        if not args.no_cache:
+            check_cache(args.cache, settings)  # a corrupt cache: its one line now, not after building the predictor
         if not args.measure_all and args.runtime == "eager":
             from vision_backbones.measure.predictor_build import load_or_build
 
