@@ -87,13 +87,14 @@ def peak_gflops_per_second(threads: int) -> float:
     return flops / min(times) / 1e9
 
 
-def model_flops(name: str, image_size: int) -> tuple[int, int]:
-    """``(FLOPs, parameters)`` of the whole network (head included), on meta tensors."""
+def model_flops(name: str, image_size: int, model: torch.nn.Module | None = None) -> tuple[int, int]:
+    """``(FLOPs, parameters)`` of the whole network (head included), on meta tensors (``model``: that
+    network already built on meta)."""
     from vision_backbones.flops import count_flops
     from vision_backbones.registry import build_on_meta
 
-    model = build_on_meta(name, num_classes=1000)
-    x = torch.empty(1, model.in_channels, image_size, image_size, device="meta")
+    model = model if model is not None else build_on_meta(name, num_classes=1000)
+    x = torch.empty(1, int(getattr(model, "in_channels", 3)), image_size, image_size, device="meta")
     return count_flops(model, x).total, sum(p.numel() for p in model.parameters())
 
 
@@ -227,6 +228,7 @@ def measure_zoo(
     those predicted within ``NEAR`` of the budget and those on the predicted Pareto front under it. The
     rest keep their prediction as their latency (``status`` "predicted")."""
     from vision_backbones.budget.published_top1 import published_top1
+    from vision_backbones.measure.kernels import trace_ops
     from vision_backbones.registry import build_on_meta
 
     check_budget(budget_ms)
@@ -244,6 +246,7 @@ def measure_zoo(
     peak = peak_gflops_per_second(settings.threads)
     rows: dict[str, dict[str, Any]] = {}
     to_time: list[str] = []
+    traces: dict[str, list[Any]] = {}
     for index, name in enumerate(names):
         progress(f"{name}: FLOPs", index, len(names))
         row: dict[str, Any] = {"name": name, "status": "measured"}
@@ -260,11 +263,12 @@ def measure_zoo(
             else {"top1": None}
         )
         try:
-            smallest = build_on_meta(name, features_only=True).min_input_size
+            meta = build_on_meta(name, num_classes=1000)
+            smallest = meta.min_input_size
             if settings.image_size < smallest:
                 rows[name] = {**row, "status": f"needs inputs >= {smallest}px"}
                 continue
-            flops, params = model_flops(name, settings.image_size)
+            flops, params = model_flops(name, settings.image_size, meta)
         except (RuntimeError, ValueError) as error:
             rows[name] = {**row, "status": f"cannot build: {str(error).splitlines()[0]}"}
             continue
@@ -273,9 +277,8 @@ def measure_zoo(
         )
         rows[name] = row
         if predictor is not None:
-            meta = build_on_meta(name, num_classes=1000)
             shape = (settings.batch, meta.in_channels, settings.image_size, settings.image_size)
-            row["predicted_ms"] = predictor.predict_ms(meta, shape)
+            traces[name] = trace_ops(meta, shape)  # predicted below, every model's kernels in one pass
             continue
         cached = results.get(name)
         if cached and cached.get("flops") == row["flops"]:
@@ -290,6 +293,8 @@ def measure_zoo(
             to_time.append(name)
 
     if predictor is not None:
+        for name, predicted in zip(traces, predictor.predict_many(list(traces.values()))):
+            rows[name]["predicted_ms"] = predicted
         to_time = _worth_measuring(rows, budget_ms)
         for name, row in rows.items():
             if name not in to_time and "predicted_ms" in row:
