@@ -103,7 +103,8 @@ def test_cache_of_another_machine_is_refused_and_rebuilt(tmp_path: Path, capsys:
     cache = tmp_path / "kernels.json"
     built = _tiny_build(cache)
     assert [s.label for s in built.samples] == ["mobilenet_v3_small", "mnasnet0_5"]
-    assert built.fusion and all(not v["fused"] for v in built.fusion.values())  # eager PyTorch fuses nothing
+    # the fusion test ran on the traced pairs (its verdict is a timing: benchmarks report it, tests do not)
+    assert built.fusion and all(set(v) == {"share_of_second", "fused"} for v in built.fusion.values())
     again = _tiny_build(cache)  # read back, not rebuilt: same measurements
     assert [s.network_ms for s in again.samples] == [s.network_ms for s in built.samples]
     stored = json.loads(cache.read_text())
