@@ -40,11 +40,10 @@ METHODS = ("kernels", "flops_linear", "block_table")
 
 
 def _flops(base: str, overrides: dict[str, Any], image_size: int) -> float:
-    from vision_backbones.flops import count_flops
+    from vision_backbones.budget.pick import model_flops
     from vision_backbones.registry import build_on_meta
 
-    model = build_on_meta(base, **overrides)
-    return float(count_flops(model, torch.empty(1, 3, image_size, image_size, device="meta")).total)
+    return float(model_flops(base, image_size, build_on_meta(base, **overrides))[0])
 
 
 def _flops_line(points: list[tuple[float, float]]) -> tuple[float, float]:

@@ -246,16 +246,6 @@ def _contiguous_stride(shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
-def op_flops(op: Op) -> float:
-    """Multiply-accumulates of convolutions and matrix products; the output size of every other op."""
-    kind = kernel_type(op)
-    if kind in ("conv", "dwconv", "gconv"):
-        return features(op)[10]
-    if kind == "linear":
-        return features(op)[3]
-    return op.output.numel if op.output is not None else 0
-
-
 def _real(spec: TensorSpec, generator: torch.Generator) -> Tensor:
     dtype = getattr(torch, spec.dtype)
     size = sum((s - 1) * st for s, st in zip(spec.shape, spec.stride)) + 1 if spec.shape else 1

@@ -28,19 +28,19 @@ import math
 import os
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from vision_backbones.io import atomic_write_bytes
-from vision_backbones.measure.kernels import FREE_OPS, KERNEL_TYPES, Op, features, kernel_type, replay, trace_ops
+from vision_backbones.measure.kernels import FREE_OPS, Op, features, kernel_type, replay, trace_ops
 from vision_backbones.measure.machine import cpu_model, isa_flags
-from vision_backbones.measure.timing import CLOCKS, time_calls
+from vision_backbones.measure.timing import CLOCKS, num_threads, time_calls
 from vision_backbones.validate import check_choice, check_int
 
 RUNTIMES = ("eager",)
@@ -68,15 +68,13 @@ def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") ->
 @contextlib.contextmanager
 def pinned(threads: int) -> Iterator[None]:
     """``threads`` intra-op threads on the first ``threads`` CPUs this process may use, then restored."""
-    before_threads = torch.get_num_threads()
     before_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    torch.set_num_threads(threads)
     if before_cpus is not None and len(before_cpus) > threads:
         os.sched_setaffinity(0, sorted(before_cpus)[:threads])
     try:
-        yield
+        with num_threads(threads):
+            yield
     finally:
-        torch.set_num_threads(before_threads)
         if before_cpus is not None:
             os.sched_setaffinity(0, before_cpus)
 
@@ -285,23 +283,22 @@ class KernelPredictor:
         return self.predict_ops(ops)
 
     def predict_ops(self, ops: Sequence[Op]) -> float:
-        if not self.forests and not self.fallback:
-            raise ValueError("the predictor is not fitted; call fit() or load it with load_or_build()")
-        kernels = [(kernel_type(op), features(op)) for op in ops]
-        per_kernel, per_network = self.overhead_ms
-        return sum(self.predict_kernels(kernels)) + per_kernel * len(kernels) + per_network
+        return self.predict_many([ops])[0]
 
     def predict_many(self, traces: Sequence[Sequence[Op]]) -> list[float]:
         """``predict_ops`` of several networks, their kernels sent through each forest in one call."""
-        kernels = [(kernel_type(op), features(op)) for ops in traces for op in ops]
-        flat = iter(self.predict_kernels(kernels))
-        per_kernel, per_network = self.overhead_ms
-        return [sum(next(flat) for _ in ops) + per_kernel * len(ops) + per_network for ops in traces]
+        return self._totals([[(kernel_type(op), features(op)) for op in ops] for ops in traces])
 
     def predict_sample(self, sample: NetworkSample) -> float:
+        return self._totals([[(kind, row) for kind, row, _ in sample.kernels]])[0]
+
+    def _totals(self, networks: Sequence[Sequence[tuple[str, Sequence[float]]]]) -> list[float]:
+        """Each network's kernels predicted and summed, plus the per-kernel and per-network overhead."""
+        if not self.forests and not self.fallback:
+            raise ValueError("the predictor is not fitted; call fit() or load it with load_or_build()")
+        flat = iter(self.predict_kernels([kernel for kernels in networks for kernel in kernels]))
         per_kernel, per_network = self.overhead_ms
-        kernels = [(kind, row) for kind, row, _ in sample.kernels]
-        return sum(self.predict_kernels(kernels)) + per_kernel * len(kernels) + per_network
+        return [sum(next(flat) for _ in kernels) + per_kernel * len(kernels) + per_network for kernels in networks]
 
     # ------------------------------------------------------------- cache
     def to_json(self) -> dict[str, Any]:
@@ -353,20 +350,3 @@ class KernelPredictor:
             for s in stored["samples"]
         ]
         return cls(expected, samples, stored.get("fusion", {}), float(stored.get("build_seconds", 0.0)))
-
-
-def check_kernel_types(kinds: Iterable[str]) -> None:
-    unknown = sorted(set(kinds) - set(KERNEL_TYPES))
-    if unknown:
-        raise ValueError(f"unknown kernel types {unknown}; expected some of {', '.join(KERNEL_TYPES)}")
-
-
-ProgressFn = Callable[[str], None]
-
-
-def _as_input(model: nn.Module, image_size: int) -> tuple[int, int, int, int]:
-    return (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
-
-
-def example_input(image_size: int = 224) -> Tensor:
-    return torch.randn(1, 3, image_size, image_size)
