@@ -484,8 +484,6 @@ def width_baseline(
 ) -> dict[str, Any]:
     """The same network thinned uniformly (``scaling.scaled_overrides`` at one width multiplier) to
     ``target_ms`` (bisection on the measured latency), trained from scratch for ``epochs`` on the same split."""
-    from vision_backbones.search.evaluate import ProxyTask
-
     latency = LatencyModel(name, image_size, threads, repeats, table_path, clock)
     low, high = 0.1, 1.0  # bisection on the measured latency (the block sum was far off on this machine)
     measured = math.inf
@@ -499,14 +497,30 @@ def width_baseline(
     arch = scaled_overrides(name, Multipliers(width=round(low, 4)))
     if not math.isfinite(measured):
         measured = latency.measure(arch, calibrate=False)
+    scores = train_from_scratch(
+        name, arch, data=data, epochs=epochs, seed=seed, threads=threads, proxy_image_size=proxy_image_size
+    )
+    return {"width": round(low, 4), "overrides": arch, "latency_ms": measured, **scores}
+
+
+def train_from_scratch(
+    name: str,
+    overrides: dict[str, Any],
+    *,
+    data: str,
+    epochs: int,
+    seed: int = 0,
+    threads: int = 1,
+    proxy_image_size: int = PROXY_IMAGE_SIZE,
+) -> dict[str, float]:
+    """``create_model(name, **overrides)`` trained from scratch for ``epochs`` on the proxy split of
+    ``seed`` (the split and the initialisation NetAdapt's run of that seed uses): val and test top-1."""
+    from vision_backbones.search.evaluate import ProxyTask
+
+    check_proxy_data(data)
+    check_int("epochs", epochs, min=1)
     splits = load_splits(data, image_size=proxy_image_size, seed=seed)
     torch.manual_seed(seed)
-    model = create_model(name, **splits.model_kwargs(), **arch)
+    model = create_model(name, **splits.model_kwargs(), **overrides)
     scores = _train(model, splits, ProxyTask(data=data, image_size=proxy_image_size, threads=threads), seed, epochs)
-    return {
-        "width": round(low, 4),
-        "overrides": arch,
-        "latency_ms": measured,
-        "val_acc1": scores["val_acc1"],
-        "test_acc1": scores["test_acc1"],
-    }
+    return {"val_acc1": float(scores["val_acc1"]), "test_acc1": float(scores["test_acc1"])}
