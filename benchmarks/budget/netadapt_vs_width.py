@@ -11,15 +11,17 @@ Latency: batch 1, 3x224x224, 1000 classes, 1 thread, this process's CPU time (``
 
 * **NetAdapt** (``budget.netadapt.adapt``): pretrain 3 epochs on the proxy (MNIST-5k, 32 px, the seed's
   split), then steps of ``STEP_FRACTION`` x 0.96^(t-1) of the start latency, one proposal per channel knob
-  (L2 filter selection, one epoch over 1,000 images each), confirmed by measurement every 3 steps, until
-  the measured latency is within 5 % of the target; then 3 epochs of long-term fine-tune. Seed 0 at
+  (L2 filter selection, one epoch over 1,000 images each) sized by the kernel-level predictor, confirmed
+  by measurement every 3 steps, until the measured latency is within 5 % of the target; then 3 epochs of
+  long-term fine-tune. NetAdapt jobs run one at a time with nothing beside them: a first attempt with two
+  jobs side by side measured the same network at 13.8 to 52.8 ms and was discarded before any comparison. Seed 0 at
   75 % also fine-tunes every proposal with a second seed (rank stability, ``rank_spearman``).
 * **Width multiplier**: ``scaling.scaled_overrides`` at width ``w``, trained from scratch for
   ``WIDTH_EPOCHS`` on the same split and initialisation seed. ``calibrate`` times ``w`` = 0.30, 0.35, ..
   1.00 and picks, per target, the widest ``w`` whose latency meets it as NetAdapt must (within +5 %),
   plus the same for 35, 62, 88 and 100 % as curve points for the latency ratio at equal accuracy.
 
-``run`` starts each job as its own process (fresh memory, one thread), two at a time; finished jobs
+``run`` starts each job as its own process (fresh memory, one thread), width jobs two at a time; finished jobs
 (``result.json``) are skipped, a killed NetAdapt job resumes from its ``state.pt``. ``measure`` re-times
 the start network, every NetAdapt result and every width point in one process, interleaved rounds, so
 the comparison does not rest on latencies taken while another job ran. Outputs beside this file:
@@ -52,6 +54,7 @@ STEP_FRACTION = 0.05  # twice the reference 0.025: 13 steps to 50 % instead of 4
 PRETRAIN_EPOCHS, FINAL_EPOCHS, PROPOSAL_IMAGES = 3, 3, 1000
 WIDTH_EPOCHS = 9  # 3 + 3 epochs NetAdapt trains whole, plus its steps' 1,000-image fine-tunes (2-5 epochs' worth)
 TOLERANCE = 0.05  # NetAdapt stops once the measured latency is within 5 % of the target
+PREDICTOR_CACHE = HERE.parent / "latency_predictor" / "kernels_cpu.json"  # built alone (latency_predictor.py)
 GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(15))  # 0.30 .. 1.00
 
 
@@ -126,7 +129,7 @@ def calibrate(rounds: int) -> None:
 
 
 def jobs() -> list[dict[str, Any]]:
-    """Every training job; the longest (NetAdapt to 50 %) first so that two workers finish together."""
+    """Every training job: the width points first (trained two at a time), then NetAdapt (alone)."""
     widths = _read_json(OUT / "calibrate.json")["families"]
     adapt = [
         {"kind": "netadapt", "name": n, "fraction": f, "seed": s, "key": f"netadapt_{n}_{round(100 * f)}_s{s}"}
@@ -140,7 +143,7 @@ def jobs() -> list[dict[str, Any]]:
         for n in FAMILIES
         for w in sorted(set(widths[n]["widths"].values()))
     ]
-    return adapt + width
+    return width + adapt
 
 
 def run_job(job: dict[str, Any]) -> None:
@@ -148,11 +151,12 @@ def run_job(job: dict[str, Any]) -> None:
     import torch
 
     from vision_backbones.budget.netadapt import adapt, train_from_scratch
+    from vision_backbones.measure.predictor_build import load_or_build
 
     torch.set_num_threads(THREADS)
     folder = PATHS / job["key"]
     folder.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()
     if job["kind"] == "width":
         scores = train_from_scratch(
             job["name"], _width_arch(job["name"], job["width"]), data="mnist", epochs=WIDTH_EPOCHS, seed=job["seed"]
@@ -164,6 +168,7 @@ def run_job(job: dict[str, Any]) -> None:
             threads=THREADS, step_fraction=STEP_FRACTION, pretrain_epochs=PRETRAIN_EPOCHS,
             proposal_images=PROPOSAL_IMAGES, final_epochs=FINAL_EPOCHS, seed=job["seed"], clock=CLOCK,
             confirm_every=3, rank_seeds=2 if job["seed"] == 0 and job["fraction"] == 0.75 else 1, out=folder,
+            predictor=load_or_build(PREDICTOR_CACHE, threads=THREADS, clock=CLOCK),
         )  # fmt: skip
         result = {
             **job, "overrides": adapted.overrides, "in_run_ms": adapted.latency_ms, "start_ms": adapted.start_latency_ms,
@@ -171,7 +176,7 @@ def run_job(job: dict[str, Any]) -> None:
             "steps": len(adapted.steps) - 1,
             "rank_spearman": [s["rank_spearman"] for s in adapted.steps if s.get("rank_spearman") is not None],
         }  # fmt: skip
-    result["seconds"] = time.perf_counter() - start
+    result.update(seconds=time.perf_counter() - start, load_before=load_before, load_after=os.getloadavg())
     _write_json(folder / "result.json", result)
 
 
@@ -180,12 +185,15 @@ def run_all(workers: int) -> None:
     from vision_backbones.progress import progress_bar
 
     todo = [j for j in jobs() if not (PATHS / j["key"] / "result.json").exists()]
+    alone = 1  # NetAdapt measures latency as it goes: with a second job beside it, it swung +-50 %
     running: list[tuple[dict[str, Any], subprocess.Popen[bytes], Any]] = []
     failed = []
     with progress_bar("{task.fields[now]}", transient=False) as progress:
         bar = progress.add_task("jobs", total=len(todo), now="")
         while todo or running:
-            while todo and len(running) < workers:
+            while todo and len(running) < (alone if todo[0]["kind"] == "netadapt" else workers):
+                if todo[0]["kind"] == "netadapt" and running:
+                    break  # the width jobs finish first
                 job = todo.pop(0)
                 PATHS.mkdir(parents=True, exist_ok=True)
                 log = (PATHS / f"{job['key']}.stderr").open("wb")
