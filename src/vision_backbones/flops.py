@@ -17,6 +17,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from vision_backbones import meta_batch_norm
+
+meta_batch_norm.register()  # counts run on meta tensors
+
 aten = torch.ops.aten
 
 
@@ -54,10 +58,27 @@ class FlopCount:
     per_module: dict[str, int] = field(default_factory=dict)
 
 
+def flop_counter() -> FlopCounterMode:
+    """A ``FlopCounterMode`` that counts the seed's convention; run a forward under it (it may be
+    stacked with other dispatch modes, as ``backbones pick`` does with the predictor's trace), then
+    read the figures with :func:`read_counter`."""
+    # torch annotates ``depth`` as int, but its get_table() takes None as "every depth".
+    return FlopCounterMode(display=False, depth=None, custom_mapping=_SEED_EXTRAS)  # type: ignore[arg-type]
+
+
+def read_counter(counter: FlopCounterMode) -> FlopCount:
+    """The figures ``counter`` (:func:`flop_counter`) counted."""
+    counts = counter.get_flop_counts()
+    # One pass gives both figures: the seed's extras are separate ops, so 2 x MACs is the rest.
+    extras = sum(flops for op, flops in counts.get("Global", {}).items() if op in _SEED_EXTRAS)
+    total = counter.get_total_flops()
+    per_module = {name: sum(ops.values()) for name, ops in counts.items()}
+    return FlopCount(total=total, macs=(total - extras) // 2, per_module=per_module)
+
+
 def count_flops(model: nn.Module, x: Tensor) -> FlopCount:
     """FLOPs of one eval forward of ``model`` on ``x`` (meta tensors are fine)."""
-    # torch annotates ``depth`` as int, but its get_table() takes None as "every depth".
-    counter = FlopCounterMode(display=False, depth=None, custom_mapping=_SEED_EXTRAS)  # type: ignore[arg-type]
+    counter = flop_counter()
     was_training = model.training
     model.eval()
     try:
@@ -65,9 +86,4 @@ def count_flops(model: nn.Module, x: Tensor) -> FlopCount:
             model(x)
     finally:
         model.train(was_training)
-    counts = counter.get_flop_counts()
-    # One pass gives both figures: the seed's extras are separate ops, so 2 x MACs is the rest.
-    extras = sum(flops for op, flops in counts.get("Global", {}).items() if op in _SEED_EXTRAS)
-    total = counter.get_total_flops()
-    per_module = {name: sum(ops.values()) for name, ops in counts.items()}
-    return FlopCount(total=total, macs=(total - extras) // 2, per_module=per_module)
+    return read_counter(counter)

@@ -16,6 +16,10 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from vision_backbones import meta_batch_norm
+
+meta_batch_norm.register()  # the stride probe below runs on meta tensors
+
 
 @dataclass(frozen=True)
 class ShapeSpec:

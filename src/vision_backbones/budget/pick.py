@@ -228,6 +228,7 @@ def measure_zoo(
     those predicted within ``NEAR`` of the budget and those on the predicted Pareto front under it. The
     rest keep their prediction as their latency (``status`` "predicted")."""
     from vision_backbones.budget.published_top1 import published_top1
+    from vision_backbones.flops import flop_counter, read_counter
     from vision_backbones.measure.kernels import trace_ops
     from vision_backbones.registry import build_on_meta
 
@@ -268,7 +269,15 @@ def measure_zoo(
             if settings.image_size < smallest:
                 rows[name] = {**row, "status": f"needs inputs >= {smallest}px"}
                 continue
-            flops, params = model_flops(name, settings.image_size, meta)
+            if predictor is not None:  # one meta forward gives the kernels and the FLOPs
+                shape = (settings.batch, meta.in_channels, settings.image_size, settings.image_size)
+                counter = flop_counter()
+                with counter:
+                    traces[name] = trace_ops(meta, shape)  # predicted below, every model's kernels in one pass
+                flops = read_counter(counter).total // settings.batch
+                params = sum(p.numel() for p in meta.parameters())
+            else:
+                flops, params = model_flops(name, settings.image_size, meta)
         except (RuntimeError, ValueError) as error:
             rows[name] = {**row, "status": f"cannot build: {str(error).splitlines()[0]}"}
             continue
@@ -277,8 +286,6 @@ def measure_zoo(
         )
         rows[name] = row
         if predictor is not None:
-            shape = (settings.batch, meta.in_channels, settings.image_size, settings.image_size)
-            traces[name] = trace_ops(meta, shape)  # predicted below, every model's kernels in one pass
             continue
         cached = results.get(name)
         if cached and cached.get("flops") == row["flops"]:
