@@ -90,6 +90,21 @@ def test_forests_learn_kernel_latency_and_the_overhead_per_kernel() -> None:
         predictor.fit(exclude_families=["f0", "f1", "f2", "f3"])
 
 
+def test_overhead_is_never_negative_so_no_network_is_predicted_below_zero() -> None:
+    """Networks whose whole time is below their kernels' sum (profiling adds time) by a fixed 5 ms: an
+    ordinary least-squares intercept of -5 ms would predict a network of a few small kernels below zero."""
+    rng = random.Random(0)
+    predictor = KernelPredictor(fingerprint())
+    samples = [_synthetic(f"n{i}", f"f{i % 4}", rng) for i in range(40)]
+    for sample in samples:
+        sample.network_ms = sample.kernel_sum_ms - 5.0
+    predictor.samples = samples
+    predictor.fit()
+    assert min(predictor.overhead_ms) >= 0.0
+    tiny = NetworkSample("tiny", "f9", [("unary", [64.0, 1.0] + [0.0] * 18, 0.01)] * 3, 0.03)
+    assert predictor.predict_sample(tiny) > 0
+
+
 def test_unknown_runtime_is_one_line() -> None:
     with pytest.raises(ValueError, match="runtime must be one of"):
         fingerprint("tflite")

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from vision_backbones import meta_batch_norm
+from vision_backbones import meta_kernels
 
-meta_batch_norm.register()  # counts run on meta tensors
+meta_kernels.register()  # counts run on meta tensors
 
 aten = torch.ops.aten
 

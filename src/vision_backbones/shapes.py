@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from vision_backbones import meta_batch_norm
+from vision_backbones import meta_kernels
 
-meta_batch_norm.register()  # the stride probe below runs on meta tensors
+meta_kernels.register()  # the stride probe below runs on meta tensors
 
 
 @dataclass(frozen=True)
