@@ -173,7 +173,7 @@ def measure_levels(model: LevelModel, base_size: int) -> tuple[tuple[int, ...], 
     if key in _MEASURED:
         return _MEASURED[key]
     probe = _Levels(model)
-    tensors = {name: torch.empty_like(t, device="meta") for name, t in probe.state_dict(keep_vars=True).items()}
+    tensors = {name: meta_kernels.empty_like(t, "meta") for name, t in probe.state_dict(keep_vars=True).items()}
     sizes = (base_size, base_size + 128)
     outputs = []
     modes = {module: module.training for module in probe.modules()}
