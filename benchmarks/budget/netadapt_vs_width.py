@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vision_backbones.io import read_json
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "netadapt_vs_width"
 PATHS = OUT / "paths"
@@ -63,10 +65,6 @@ def _write_json(path: Path, value: Any) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, value)
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 def _width_arch(name: str, width: float) -> dict[str, Any]:
@@ -130,7 +128,7 @@ def calibrate(rounds: int) -> None:
 
 def jobs() -> list[dict[str, Any]]:
     """Every training job: the width points first (trained two at a time), then NetAdapt (alone)."""
-    widths = _read_json(OUT / "calibrate.json")["families"]
+    widths = read_json(OUT / "calibrate.json")["families"]
     adapt = [
         {"kind": "netadapt", "name": n, "fraction": f, "seed": s, "key": f"netadapt_{n}_{round(100 * f)}_s{s}"}
         for f in FRACTIONS
@@ -225,7 +223,7 @@ def measure(rounds: int) -> None:
         if not result.exists():
             raise SystemExit(f"{job['key']} has not finished; run `run` first")
         if job["kind"] == "netadapt":
-            archs[job["key"]] = (job["name"], _read_json(result)["overrides"])
+            archs[job["key"]] = (job["name"], read_json(result)["overrides"])
         else:
             archs[f"width_{job['name']}_{job['width']:g}"] = (job["name"], _width_arch(job["name"], job["width"]))
     load = os.getloadavg()
@@ -253,13 +251,14 @@ def report() -> None:
     import numpy as np
     from scipy.stats import ttest_ind
 
+    from vision_backbones.io import atomic_write_bytes
     from vision_backbones.measure.machine import describe
     from vision_backbones.plots import pyplot, save_figure
 
-    calib = _read_json(OUT / "calibrate.json")
-    measured = _read_json(OUT / "latency.json")
+    calib = read_json(OUT / "calibrate.json")
+    measured = read_json(OUT / "latency.json")
     latency = measured["latency"]
-    results = {j["key"]: _read_json(PATHS / j["key"] / "result.json") for j in jobs()}
+    results = {j["key"]: read_json(PATHS / j["key"] / "result.json") for j in jobs()}
     rows, summary = [], {}
     plt = pyplot()
     figure, axes = plt.subplots(1, len(FAMILIES), figsize=(6 * len(FAMILIES), 4.5))
@@ -361,7 +360,7 @@ def report() -> None:
             f"{statistics.median(spearman):.2f} over {len(spearman)} steps (min {min(spearman):.2f}, max {max(spearman):.2f})."
         )
     lines += ["", "![NetAdapt vs width](netadapt_vs_width.png)"]
-    (HERE / "netadapt_vs_width.md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(HERE / "netadapt_vs_width.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
 

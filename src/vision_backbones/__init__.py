@@ -1,5 +1,6 @@
 """Convolutional vision backbones with one multi-scale contract, verified against torchvision and timm."""
 
+from vision_backbones import meta_kernels
 from vision_backbones.backbone import Backbone
 
 # imported here also because it hands create_model its "these weights fit layout X" hint
@@ -8,6 +9,9 @@ from vision_backbones.head import ClassifierHead
 from vision_backbones.preprocessing import eval_transform
 from vision_backbones.registry import create_model, list_models, model_info, register_family
 from vision_backbones.weights import save_weights
+
+# before any submodule runs: shape probes, FLOP counts and kernel traces run on meta tensors
+meta_kernels.register()
 
 __all__ = [
     "Backbone",

@@ -17,10 +17,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from vision_backbones import meta_kernels
-
-meta_kernels.register()  # counts run on meta tensors
-
 aten = torch.ops.aten
 
 

@@ -77,7 +77,7 @@ def _native_layer_norm(
                 f"layer norm: a weight or bias of shape {list(tensor.shape)}, expected {list(normalized_shape)}"
             )
     stats = tuple(input.shape[:axis]) + (1,) * len(normalized_shape)
-    return torch.empty(input.shape, dtype=input.dtype, device="meta"), input.new_empty(stats), input.new_empty(stats)
+    return input.new_empty(input.shape), input.new_empty(stats), input.new_empty(stats)
 
 
 def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:

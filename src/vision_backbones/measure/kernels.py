@@ -22,10 +22,6 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-from vision_backbones import meta_kernels
-
-meta_kernels.register()  # traces run on meta tensors
-
 # ops that move no data on the meta trace: views and the allocations of a meta batch norm
 FREE_OPS = frozenset(
     {
