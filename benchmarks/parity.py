@@ -10,6 +10,12 @@ table shows the median over rounds, with the minor page faults per call of each 
 Writes ``benchmarks/parity.json`` and ``benchmarks/PARITY.md`` (atomically), with the CPU (model name,
 ISA flags) and the load average before and after. ``--quick``: three models, 160 px batch 2, one
 thread, printed only unless ``--json`` / ``--markdown`` are given.
+
+Two allocator protocols (``--allocator``): ``glibc``, the process as a user gets it, where glibc's
+dynamic mmap/trim thresholds make the page faults (and up to 20 % of the time) depend on what the
+process allocated before; ``fixed``, the same pair after ``measure.allocator.fix_thresholds()``, which
+takes the allocator's history out and leaves the architectures' own speed. The warm-up runs ours,
+reference, reference, ours, so neither model is always the first to grow the heap.
 """
 
 from __future__ import annotations
@@ -56,6 +62,11 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     from vision_backbones.measure.references import build_pair
     from vision_backbones.measure.steps import training_step
 
+    if job.get("allocator") == "fixed":
+        from vision_backbones.measure.allocator import fix_thresholds
+
+        if not fix_thresholds():
+            raise SystemExit("the fixed allocator protocol needs glibc's mallopt")
     torch.set_num_threads(job["threads"])
     ours, theirs = build_pair(job["library"], job["name"])
     x = torch.randn(job["batch"], 3, job["size"], job["size"])
@@ -68,9 +79,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     grad = torch.enable_grad() if job["mode"] == "train" else torch.no_grad()
     with grad:
         start = time.perf_counter()
-        for call in calls.values():
-            for _ in range(2):  # warm-up
-                call()
+        for key in ("ours", "ref", "ref", "ours"):  # warm-up, neither model always first
+            calls[key]()
         per_call = (time.perf_counter() - start) / 4
         inner = max(1, min(20, math.ceil(job["min_time"] / per_call)))
         times: dict[str, list[float]] = {k: [] for k in calls}
@@ -117,11 +127,14 @@ def markdown(rows: list[dict[str, Any]], machine: dict[str, Any], loads: list[An
         f"Load average (1, 5, 15 min) before: {loads[0]}, after: {loads[1]}. Median of interleaved rounds;",
         "ratio < 1: ours is faster. Faults: minor page faults per call (glibc returning and re-faulting memory).",
         "",
-        "| model | reference | input | threads | mode | ours ms | ref ms | ratio (min-max) | ours faults | ref faults |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | reference | allocator | input | threads | mode | ours ms | ref ms | ratio (min-max) | ours faults | ref faults |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        setting = f"| {r['name']} | {r['library']} | {r['size']} px x {r['batch']} | {r['threads']} | {r['mode']} |"
+        setting = (
+            f"| {r['name']} | {r['library']} | {r.get('allocator', 'glibc')} | {r['size']} px x {r['batch']} "
+            f"| {r['threads']} | {r['mode']} |"
+        )
         if "error" in r:
             lines.append(f"{setting} error: {r['error']} | | | | |")
             continue
@@ -129,14 +142,25 @@ def markdown(rows: list[dict[str, Any]], machine: dict[str, Any], loads: list[An
             f"{setting} {r['ours_ms']:.1f} | {r['ref_ms']:.1f} | {r['ratio']:.3f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) "
             f"| {r['ours_faults']:.0f} | {r['ref_faults']:.0f} |"
         )
-    lines += ["", "| input | threads | mode | geomean ratio | worst |", "|---|---|---|---|---|"]
-    groups: dict[tuple[Any, ...], list[float]] = {}
+    lines += [
+        "",
+        "| allocator | input | threads | mode | geomean ratio | worst | faults per call, ours / ref (median) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
         if "error" not in r:
-            groups.setdefault((r["size"], r["batch"], r["threads"], r["mode"]), []).append(r["ratio"])
-    for (size, batch, threads, mode), ratios in groups.items():
+            key = (r.get("allocator", "glibc"), r["size"], r["batch"], r["threads"], r["mode"])
+            groups.setdefault(key, []).append(r)
+    for (allocator, size, batch, threads, mode), group in sorted(groups.items(), key=lambda kv: kv[0]):
+        ratios = [r["ratio"] for r in group]
         geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
-        lines.append(f"| {size} px x {batch} | {threads} | {mode} | {geomean:.3f} | {max(ratios):.3f} |")
+        worst = max(group, key=lambda r: r["ratio"])
+        faults = f"{statistics.median(r['ours_faults'] for r in group):.0f} / {statistics.median(r['ref_faults'] for r in group):.0f}"
+        lines.append(
+            f"| {allocator} | {size} px x {batch} | {threads} | {mode} | {geomean:.3f} "
+            f"| {worst['ratio']:.3f} ({worst['name']}) | {faults} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -148,6 +172,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--min-time", type=float, default=0.2, help="seconds per timed measurement")
     parser.add_argument("--json", type=Path, default=None, help="default benchmarks/parity.json (not with --quick)")
     parser.add_argument("--markdown", type=Path, default=None, help="default benchmarks/PARITY.md (not with --quick)")
+    parser.add_argument(
+        "--allocator",
+        choices=("glibc", "fixed", "both"),
+        default="both",
+        help="glibc's dynamic thresholds, fixed thresholds (measure.allocator), or both (default; quick: glibc)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -168,8 +198,12 @@ def main(argv: list[str]) -> int:
         for t in (THREADS[:1] if args.quick else THREADS)
         for m in MODES
     ]
+    allocators = ("glibc", "fixed") if args.allocator == "both" else (args.allocator,)
+    if args.quick and args.allocator == "both":
+        allocators = ("glibc",)
     jobs = [
         {
+            "allocator": allocator,
             "library": lib,
             "name": name,
             "size": s,
@@ -182,6 +216,7 @@ def main(argv: list[str]) -> int:
         for lib, name in PAIRS
         if name in names
         for s, b, t, m in settings
+        for allocator in allocators
     ]
     machine, loads = machine_info(), [os.getloadavg()]
     rows = []
@@ -189,7 +224,7 @@ def main(argv: list[str]) -> int:
         rows.append(run_fresh(job))
         r = rows[-1]
         print(
-            f"{r['name']:>20} {r['library']:>11} {r['size']}x{r['batch']} {r['threads']}t {r['mode']:>5}: "
+            f"{r['name']:>20} {r['library']:>11} {r['allocator']:>5} {r['size']}x{r['batch']} {r['threads']}t {r['mode']:>5}: "
             + (
                 f"ratio {r['ratio']:.3f}, faults {r['ours_faults']:.0f} vs {r['ref_faults']:.0f}"
                 if "error" not in r
