@@ -3,7 +3,10 @@
 
     python benchmarks/latency_predictor.py [--per-space 200] [--clock cpu] [--spaces mnasnet resnet ...]
 
-Eager PyTorch, batch 1, 224 px, one thread pinned to one CPU. Three predictors, all in this run:
+Eager PyTorch, batch 1, 224 px, one thread pinned to one CPU, malloc thresholds fixed, every network
+*ruled* (``measure.ruler``: a fixed network timed in the same rounds; each round scaled to the ruler's
+reference speed stored with the predictor), so the 30-50 % swings of this shared machine cancel
+(``benchmarks/latency_noise.py`` measures how far). Three predictors, all in this run:
 
 - **kernels**: ``measure.predictor`` (per-kernel-type random forests on kernels timed inside their
   networks; built here, or read from ``--cache`` when it was built on this machine);
@@ -16,7 +19,9 @@ seed than the build's; (b) every registered model, each predicted by a kernel pr
 fitted *without its family* (its registered variants, their width-scaled copies and the members of the
 spaces built on it never seen). Every network is measured whole (median of ``--repeats`` after a
 warm-up). Per-network rows go to ``runs.jsonl`` as they finish, so the command resumes.
-Writes ``benchmarks/latency_predictor/report.md``, ``results.json``, ``predicted_vs_measured.png``.
+Writes ``benchmarks/latency_predictor/report_<clock>_ruled.md``, ``results_<clock>_ruled.json``,
+``predicted_vs_measured_<clock>_ruled.png`` (``*_cpu.*`` without ``_ruled``: the first run, raw timings).
+The per-block table's entries come from its cache, timed raw (unruled) when it was filled.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def scores(predicted: list[float], measured: list[float]) -> dict[str, float]:
 
 
 def main() -> int:
+    from vision_backbones.measure.allocator import fix_thresholds
     from vision_backbones.measure.kernels import trace_ops
     from vision_backbones.measure.machine import describe, machine_info
     from vision_backbones.measure.predictor import pinned
@@ -79,7 +85,7 @@ def main() -> int:
         space_plan,
         zoo_plan,
     )
-    from vision_backbones.measure.timing import time_calls
+    from vision_backbones.measure.ruler import Ruler, ruled_ms
     from vision_backbones.progress import progress_bar
     from vision_backbones.registry import create_model, list_models
     from vision_backbones.search.latency import LatencySettings, LatencyTable
@@ -98,7 +104,9 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     zoo_names = list_models(args.models)
     cache = Path(str(args.cache).replace("{clock}", args.clock))
-    runs_path = OUT / f"runs_{args.clock}.jsonl"
+    suffix = f"{args.clock}_ruled"
+    runs_path = OUT / f"runs_{suffix}.jsonl"
+    fix_thresholds()
     load_before = os.getloadavg()
     with progress_bar(remaining=True) as bar:
         task = bar.add_task("build", total=None)
@@ -127,6 +135,7 @@ def main() -> int:
     tests += space_plan(args.per_space, 1, list(args.spaces))
     held_out_fits: dict[str, Any] = {}
     with pinned(1), progress_bar(remaining=True) as bar:
+        ruler = Ruler.network(clock=args.clock, reference_ms=predictor.ruler_ms)
         task = bar.add_task("measure", total=len(tests))
         for planned in tests:
             bar.update(task, description=f"measure {planned.label}")
@@ -136,7 +145,7 @@ def main() -> int:
                 example = torch.randn(1, 3, 224, 224)
                 with torch.no_grad():
                     forward = lambda model=model, example=example: model(example)
-                    measured = statistics.median(time_calls(forward, repeats=args.repeats, warmup=2, clock=args.clock))
+                    ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2)
                 try:
                     block: float | None = table.predict_ms(model)
                 except (AttributeError, ValueError, RuntimeError):  # blocks that pass tuples (NASNet cells)
@@ -145,7 +154,9 @@ def main() -> int:
                     "label": planned.label,
                     "family": planned.family,
                     "origin": planned.origin,
-                    "measured_ms": measured,
+                    "measured_ms": ruled.ms,
+                    "raw_ms": ruled.raw_ms,
+                    "ruler_ms": ruled.ruler_ms,
                     "block_table": block,
                     "flops": _flops(planned.base, planned.overrides, 224),
                     "load": os.getloadavg()[0],
@@ -202,6 +213,7 @@ def main() -> int:
         "noise_ceiling": ceiling,
         "machine": machine_info(),
         "clock": args.clock,
+        "ruler_reference_ms": predictor.ruler_ms,
         "build_seconds": predictor.build_seconds,
         "build_networks": len(predictor.samples),
         "fusion": predictor.fusion,
@@ -212,15 +224,16 @@ def main() -> int:
         "scores": table_rows,
         "rows": results,
     }
-    atomic_write_bytes(OUT / f"results_{args.clock}.json", (json.dumps(summary, indent=1) + "\n").encode())
-    _plot(results, OUT / f"predicted_vs_measured_{args.clock}.png")
+    atomic_write_bytes(OUT / f"results_{suffix}.json", (json.dumps(summary, indent=1) + "\n").encode())
+    _plot(results, OUT / f"predicted_vs_measured_{suffix}.png")
     lines = [
-        f"# Latency predictors against measured latency ({args.clock} clock)",
+        f"# Latency predictors against measured latency ({args.clock} clock, ruled)",
         "",
         f"`python benchmarks/latency_predictor.py --clock {args.clock} --per-space {args.per_space}` on "
         f"{describe(summary['machine'])}.",
-        f"Eager PyTorch {torch.__version__}, batch 1, 224 px, 1 thread pinned to one CPU; load average "
-        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after.",
+        f"Eager PyTorch {torch.__version__}, batch 1, 224 px, 1 thread pinned to one CPU, malloc thresholds fixed; "
+        f"every timing ruled (ruler reference {predictor.ruler_ms:.2f} ms); load average "
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after. The per-block table's entries are raw timings from its cache.",
         f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min; "
         f"fusion test: {_fusion_text(predictor.fusion)}; predicting all {len(results)} networks took {predict_seconds:.1f} s.",
         "",
@@ -245,7 +258,7 @@ def main() -> int:
             f"of them and within ±5 % for {ceiling['within_5']:.1f} % (RMSPE {ceiling['rmspe']:.1f} %). No predictor can "
             "agree with a measurement more often than the measurement agrees with itself.",
         ]
-    atomic_write_bytes(OUT / f"report_{args.clock}.md", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(OUT / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
 

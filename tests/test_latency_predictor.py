@@ -122,6 +122,7 @@ def test_cache_of_another_machine_is_refused_and_rebuilt(tmp_path: Path, capsys:
     assert built.fusion and all(set(v) == {"share_of_second", "fused"} for v in built.fusion.values())
     again = _tiny_build(cache)  # read back, not rebuilt: same measurements
     assert [s.network_ms for s in again.samples] == [s.network_ms for s in built.samples]
+    assert built.ruler_ms is not None and built.ruler_ms > 0 and again.ruler_ms == built.ruler_ms  # same units
     stored = json.loads(cache.read_text())
     stored["fingerprint"]["cpu"] = "Some Other CPU"
     stored["fingerprint"]["torch"] = "1.0"

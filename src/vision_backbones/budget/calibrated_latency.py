@@ -7,6 +7,12 @@ prediction is scaled by the last whole-network measurement, because on this CPU 
 was found 30 % off for thinner networks (mobilenet_v2 at width 0.7: 25 ms predicted, 35 ms measured).
 The prediction picks each knob's width and the step's proposal, as NetAdapt's look-up tables do; the
 whole network is measured now and then to confirm it (and recalibrate).
+
+Every whole-network measurement is *ruled* (``measure.ruler``): timed alternately with a fixed network and
+scaled to that ruler's reference speed, the one stored with the kernel predictor when there is one (its
+predictions and the measurements are then in the same units), else calibrated at the first measurement.
+Raw timings swung by up to 50 % within one NetAdapt run on the shared 2-core machine
+(``benchmarks/budget/netadapt_vs_width.md``); the ruled ones follow the network, not the neighbours.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class LatencyModel:
         self.table_path = table_path
         self.table: Any = None  # the block table, made on first use when no predictor is given
         self.calibration = 1.0
+        self.ruler: Any = None  # measure.ruler.Ruler, made at the first measurement
 
     def raw_ms(self, overrides: dict[str, Any]) -> float:
         """The uncalibrated prediction for the network ``overrides`` give."""
@@ -68,13 +75,16 @@ class LatencyModel:
 
     def measure(self, overrides: dict[str, Any], *, calibrate: bool = True) -> float:
         """Whole-network latency at 3 input channels and 1000 classes; ``calibrate``: rescale the table by it."""
-        from vision_backbones.search.latency import measure_latency_ms
+        from vision_backbones.measure.ruler import Ruler, ruled_ms
+        from vision_backbones.measure.timing import num_threads
 
         torch.manual_seed(0)
-        model = create_model(self.name, num_classes=1000, **overrides)
-        measured = measure_latency_ms(
-            model, image_size=self.image_size, threads=self.threads, repeats=self.repeats, warmup=2, clock=self.clock
-        )
+        model = create_model(self.name, num_classes=1000, **overrides).eval()
+        example = torch.randn(1, int(getattr(model, "in_channels", 3)), self.image_size, self.image_size)
+        with num_threads(self.threads), torch.no_grad():
+            if self.ruler is None:
+                self.ruler = Ruler.network(clock=self.clock, reference_ms=getattr(self.predictor, "ruler_ms", None))
+            measured = ruled_ms(lambda: model(example), self.ruler, repeats=self.repeats, warmup=2).ms
         if calibrate:
             self.calibration = measured / self.raw_ms(overrides)
         return measured

@@ -15,8 +15,14 @@ second op's kernel is then folded into the first. PyTorch eager fuses nothing; t
 runtime that does (ONNX Runtime folds batch norms and activations into convolutions) is described the
 same way.
 
-A predictor is tied to what it measured: the CPU model, its ISA flags, the torch version, the runtime
-and the thread count (:func:`fingerprint`). The samples (never pickled models) are cached in a JSON
+Every timing is *ruled* (:mod:`.ruler`): a fixed network is timed in the same rounds and each round's
+times are scaled by the ruler's reference speed over its speed in that round, which cancels the 30-50 %
+swings a shared machine puts into raw timings; and the process's malloc thresholds are fixed first
+(:mod:`.allocator`), so a forward's page faults do not depend on what ran before. The predictor stores
+its ruler reference (``ruler_ms``); a measurement compared with its predictions is ruled by the same one.
+
+A predictor is tied to what it measured: the CPU model, its ISA flags, the torch version, the runtime,
+the thread count and the measuring protocol (:func:`fingerprint`). The samples (never pickled models) are cached in a JSON
 file; a cache built elsewhere is refused with one line and rebuilt, never silently reused.
 """
 
@@ -40,13 +46,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from vision_backbones.io import atomic_write_bytes
 from vision_backbones.measure.kernels import FREE_OPS, Op, features, kernel_type, replay, trace_ops
 from vision_backbones.measure.machine import cpu_model, isa_flags
+from vision_backbones.measure.ruler import Ruler
 from vision_backbones.measure.timing import CLOCKS, num_threads, time_calls
 from vision_backbones.validate import check_choice, check_int
 
 RUNTIMES = ("eager",)
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vision_backbones" / "kernels.json"
 FUSION_PAIRS = (("conv", "bn"), ("dwconv", "bn"), ("bn", "unary"), ("conv", "unary"), ("binary", "unary"))
-FORMAT = 1
+FORMAT = 2  # 2: ruled timings, fixed malloc thresholds
+PROTOCOL = "ruled:resnet18@160,malloc:fixed"
 
 
 def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") -> dict[str, Any]:
@@ -62,6 +70,7 @@ def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") ->
         "runtime": runtime,
         "threads": threads,
         "clock": clock,
+        "protocol": PROTOCOL,
     }
 
 
@@ -119,12 +128,21 @@ class NetworkSample:
 
 @torch.no_grad()
 def profile_network(
-    model: nn.Module, input_shape: Sequence[int], *, repeats: int = 5, warmup: int = 2, clock: str = "cpu"
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    repeats: int = 5,
+    warmup: int = 2,
+    clock: str = "cpu",
+    ruler: Ruler | None = None,
 ) -> tuple[list[Op], list[float], float]:
     """``(ops, median ms of each op inside the forward, median ms of the whole forward)``; the whole forward
     is timed without the profiler, rounds of both interleaved. ``clock``: ``cpu`` (this process's CPU
-    time: with one thread, the work done, barely moved by other processes) or ``wall``."""
+    time: with one thread, the work done, barely moved by other processes) or ``wall``. ``ruler``: timed
+    once per round, and that round's times scaled by its reference over its time (see :mod:`.ruler`)."""
     model = model.eval()
+    if ruler is not None and ruler.reference_ms is None:
+        ruler.calibrate()
     ops = trace_ops(model, input_shape)
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
     per_round: list[list[float]] = []
@@ -141,8 +159,10 @@ def profile_network(
                 f"the forward ran {len(timer.names)} costly ops, its meta trace {len(ops)} (differing: {extra}); "
                 "expected the same ops"
             )
-        per_round.append(timer.times)
-        whole += time_calls(lambda: model(example), repeats=1, warmup=0, clock=clock)
+        whole_ms = time_calls(lambda: model(example), repeats=1, warmup=0, clock=clock)[0]
+        scale = 1.0 if ruler is None else ruler.reference_ms / max(ruler.time_ms(), 1e-6)  # type: ignore[operator]
+        per_round.append([ms * scale for ms in timer.times])
+        whole.append(whole_ms * scale)
     op_ms = [statistics.median(column) for column in zip(*per_round)]
     return ops, op_ms, statistics.median(whole)
 
@@ -156,8 +176,9 @@ def sample_network(
     *,
     repeats: int = 5,
     clock: str = "cpu",
+    ruler: Ruler | None = None,
 ) -> NetworkSample:
-    ops, op_ms, network_ms = profile_network(model, input_shape, repeats=repeats, clock=clock)
+    ops, op_ms, network_ms = profile_network(model, input_shape, repeats=repeats, clock=clock, ruler=ruler)
     kernels = [(kernel_type(op), [float(v) for v in features(op)], ms) for op, ms in zip(ops, op_ms)]
     return NetworkSample(label, family, kernels, network_ms, origin)
 
@@ -225,6 +246,7 @@ class KernelPredictor:
     forests: dict[str, Any] = field(default_factory=dict, repr=False)
     fallback: dict[str, float] = field(default_factory=dict, repr=False)
     overhead_ms: tuple[float, float] = (0.0, 0.0)  # per kernel, per network
+    ruler_ms: float | None = None  # the ruler reference every timing was scaled to (see .ruler)
 
     def fit(self, *, exclude_families: Sequence[str] = (), seed: int = 0) -> KernelPredictor:
         """Fit the forests and the overhead on every sample whose family is not in ``exclude_families``."""
@@ -309,6 +331,7 @@ class KernelPredictor:
             "fingerprint": self.fingerprint,
             "fusion": self.fusion,
             "build_seconds": self.build_seconds,
+            "ruler_ms": self.ruler_ms,
             "samples": [
                 {
                     "label": s.label,
@@ -352,4 +375,11 @@ class KernelPredictor:
             )
             for s in stored["samples"]
         ]
-        return cls(expected, samples, stored.get("fusion", {}), float(stored.get("build_seconds", 0.0)))
+        ruler_ms = stored.get("ruler_ms")
+        return cls(
+            expected,
+            samples,
+            stored.get("fusion", {}),
+            float(stored.get("build_seconds", 0.0)),
+            ruler_ms=float(ruler_ms) if ruler_ms is not None else None,
+        )

@@ -9,7 +9,11 @@
    networks it misses most get width-scaled copies (``scaling``'s width multiplier 0.5 / 0.75 / 1.25)
    profiled and added, as nn-Meter samples more where its error is high.
 
-Everything runs at the predictor's thread count, pinned to that many CPUs, wall clock.
+Everything runs at the predictor's thread count, pinned to that many CPUs, on the predictor's clock
+(CPU time unless asked otherwise), ruled by :class:`~.ruler.Ruler` (its reference is calibrated at the
+start and stored). Building fixes this process's malloc thresholds (:func:`~.allocator.fix_thresholds`):
+the heap then keeps up to 1 GiB free instead of returning it, which is what makes a forward's timing
+independent of what the process ran before.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 import torch
 
+from vision_backbones.measure.allocator import fix_thresholds
 from vision_backbones.measure.predictor import (
     DEFAULT_CACHE,
     KernelPredictor,
@@ -34,6 +39,7 @@ from vision_backbones.measure.predictor import (
     pinned,
     sample_network,
 )
+from vision_backbones.measure.ruler import Ruler
 from vision_backbones.validate import check_int
 
 SPACES_FOR_PREDICTOR = ("mnasnet", "mnasnet_oneshot", "resnet", "nasbench_resnet", "nasbench_mb", "zoph_le")
@@ -74,13 +80,17 @@ def space_plan(per_space: int, seed: int, spaces: Sequence[str] = SPACES_FOR_PRE
     return plan
 
 
-def profile_planned(planned: Planned, image_size: int, repeats: int, clock: str = "cpu") -> NetworkSample:
+def profile_planned(
+    planned: Planned, image_size: int, repeats: int, clock: str = "cpu", ruler: Ruler | None = None
+) -> NetworkSample:
     from vision_backbones.registry import create_model
 
     torch.manual_seed(0)
     model = create_model(planned.base, **planned.overrides).eval()
     shape = (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
-    return sample_network(planned.label, planned.family, model, shape, planned.origin, repeats=repeats, clock=clock)
+    return sample_network(
+        planned.label, planned.family, model, shape, planned.origin, repeats=repeats, clock=clock, ruler=ruler
+    )
 
 
 def _scaled(sample_label: str, plan: dict[str, Planned], factor: float) -> Planned | None:
@@ -161,10 +171,13 @@ def build(
     plan = zoo_plan(models) + space_plan(per_space, seed)
     by_label = {p.label: p for p in plan}
     predictor = KernelPredictor(expected)
+    fix_thresholds()  # a forward's page faults then do not depend on what this process ran before
     with pinned(threads):
+        ruler = Ruler.network(clock=clock)
+        predictor.ruler_ms = ruler.calibrate(calls=31)
         for i, planned in enumerate(plan):
             report(planned.label, i, len(plan))
-            predictor.samples.append(profile_planned(planned, image_size, repeats, clock))
+            predictor.samples.append(profile_planned(planned, image_size, repeats, clock, ruler))
         predictor.fusion = _fusion(plan[: min(len(plan), 12)], image_size)
         rounds = 0
         while time.perf_counter() - start < budget_s * 0.8 and rounds < 3:
@@ -180,7 +193,7 @@ def build(
                         continue
                     by_label[scaled.label] = scaled
                     report(scaled.label, rounds, 3)
-                    predictor.samples.append(profile_planned(scaled, image_size, repeats, clock))
+                    predictor.samples.append(profile_planned(scaled, image_size, repeats, clock, ruler))
                     added += 1
             if not added:
                 break

@@ -1,0 +1,109 @@
+"""A ruler: a fixed network timed beside every measurement, so a slow patch of a shared machine cancels.
+
+On a shared virtual machine the same forward pass swings by 30-50 % between processes and within one
+process over a few seconds (another tenant's load; ``benchmarks/latency_predictor/noise.md``), while
+its ratio to another network timed in the same rounds stays within a few percent. A ruled measurement
+times the function and the ruler alternately, takes the median of the per-round ratios and multiplies
+it by the ruler's *reference* time: the milliseconds the function takes when the machine runs the
+ruler at its reference speed. The reference is the ruler's fastest call in a calibration (the quiet
+machine); a latency predictor stores the reference it was built with, and measurements compared with
+its predictions are ruled by the same reference.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from vision_backbones.measure.timing import CLOCKS
+from vision_backbones.validate import check_choice, check_int
+
+RULER_MODEL = "resnet18"  # convolutions, batch norms, ReLUs, adds, pooling: most of what the zoo runs
+RULER_IMAGE_SIZE = 160  # about 25 ms on one thread of a 2.1 GHz Xeon: cheap beside each measurement
+
+
+@dataclass
+class Ruler:
+    """``call`` is the ruler's one unit of work; ``reference_ms`` its time on the quiet machine."""
+
+    call: Callable[[], object]
+    clock: str = "cpu"
+    reference_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("clock", self.clock, tuple(CLOCKS))
+        if self.reference_ms is not None and not self.reference_ms > 0:
+            raise ValueError(f"reference_ms must be a positive number of milliseconds, got {self.reference_ms!r}")
+
+    @classmethod
+    def network(
+        cls, *, clock: str = "cpu", image_size: int = RULER_IMAGE_SIZE, reference_ms: float | None = None
+    ) -> Ruler:
+        """The library's ruler: :data:`RULER_MODEL` with seed-0 weights, batch 1, ``image_size`` px."""
+        from vision_backbones.registry import create_model
+
+        check_int("image_size", image_size, min=32)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = create_model(RULER_MODEL).eval()
+            example = torch.randn(1, 3, image_size, image_size)
+
+        def forward() -> object:
+            with torch.no_grad():
+                return model(example)
+
+        return cls(forward, clock, reference_ms)
+
+    def time_ms(self) -> float:
+        now = CLOCKS[self.clock]
+        start = now()
+        self.call()
+        return 1e3 * (now() - start)
+
+    def calibrate(self, calls: int = 15, warmup: int = 2) -> float:
+        """Set (and return) the reference: the fastest of ``calls`` timed calls after ``warmup``."""
+        check_int("calls", calls, min=1)
+        for _ in range(warmup):
+            self.call()
+        self.reference_ms = min(self.time_ms() for _ in range(calls))
+        return self.reference_ms
+
+
+@dataclass(frozen=True)
+class RuledTime:
+    """``ms``: the ruled milliseconds; ``raw_ms`` and ``ruler_ms``: the medians as timed."""
+
+    ms: float
+    raw_ms: float
+    ruler_ms: float
+    ratios: tuple[float, ...]
+
+
+def ruled_ms(function: Callable[[], object], ruler: Ruler, *, repeats: int, warmup: int = 1) -> RuledTime:
+    """``function`` and ``ruler`` timed alternately ``repeats`` times (the order flips every round)."""
+    check_int("repeats", repeats, min=1)
+    check_int("warmup", warmup, min=0)
+    if ruler.reference_ms is None:
+        ruler.calibrate()
+    assert ruler.reference_ms is not None
+    now = CLOCKS[ruler.clock]
+    for _ in range(warmup):
+        function()
+        ruler.call()
+    raw: list[float] = []
+    rules: list[float] = []
+    for round_index in range(repeats):
+        if round_index % 2:
+            rules.append(ruler.time_ms())
+        start = now()
+        function()
+        raw.append(1e3 * (now() - start))
+        if not round_index % 2:
+            rules.append(ruler.time_ms())
+    ratios = tuple(f / r for f, r in zip(raw, rules))
+    return RuledTime(
+        statistics.median(ratios) * ruler.reference_ms, statistics.median(raw), statistics.median(rules), ratios
+    )
