@@ -184,6 +184,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)} at 160 px batch 2, 1 thread")
     parser.add_argument("--models", nargs="+", help="only these reference names (e.g. resnet18)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="eval, train or both (default)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per pair (default 9, quick 5)")
     parser.add_argument("--min-time", type=float, default=0.2, help="seconds per timed measurement")
     parser.add_argument("--json", type=Path, default=None, help="default benchmarks/parity.json (not with --quick)")
@@ -217,7 +218,7 @@ def main(argv: list[str]) -> int:
         (s, b, t, m)
         for s, b in (INPUTS[:1] if args.quick else INPUTS)
         for t in (THREADS[:1] if args.quick else THREADS)
-        for m in MODES
+        for m in args.modes
     ]
     allocators = ("glibc", "fixed") if args.allocator == "both" else (args.allocator,)
     if args.quick and args.allocator == "both":

@@ -25,12 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
+import torch
 from torch import Tensor, nn
 
 from vision_backbones.backbone import Backbone
 from vision_backbones.family import DesignFields, Preprocessing
 from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import ConvNormAct, DropPath, drop_path_rates, init_weights
+from vision_backbones.layers.conv import call_inline
 from vision_backbones.published import TORCHVISION_V1, Published, with_top1
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_choice, check_int, check_ints, check_rate
@@ -45,6 +47,17 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     return ConvNormAct(in_channels, out_channels, 1, stride=stride, act_layer=None)
+
+
+@torch.jit.unused
+def _inline_tail(out: Tensor, x: Tensor, drop_path: nn.Module, shortcut: nn.Module, act: nn.Module) -> Tensor:
+    """``act(drop_path(out) + shortcut(x))`` without calling the ``nn.Identity`` modules: with the
+    containers run inline (``call_inline``) a block makes 5 module calls fewer, 80 per ResNet-50 forward
+    (torchvision's block makes 9-11 calls, ours made 14-16)."""
+    if not isinstance(drop_path, nn.Identity):
+        out = drop_path(out)
+    out += x if isinstance(shortcut, nn.Identity) else call_inline(shortcut, x)
+    return act(out)
 
 
 class BasicBlock(nn.Module):
@@ -64,11 +77,19 @@ class BasicBlock(nn.Module):
         nn.init.zeros_(cast(nn.BatchNorm2d, self.conv2.norm).weight)  # ConvNormAct's default norm
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            return self._forward_inline(x)
         out = self.drop_path(self.conv2(self.conv1(x)))
         out += self.shortcut(
             x
         )  # in place, as torchvision: a fresh sum costs page faults (channels_last eval was 1.04x)
         return self.act(out)
+
+    @torch.jit.unused
+    def _forward_inline(self, x: Tensor) -> Tensor:
+        """``forward`` with the containers run inline and the identities skipped (``_inline_tail``)."""
+        out = call_inline(self.conv2, call_inline(self.conv1, x))
+        return _inline_tail(out, x, self.drop_path, self.shortcut, self.act)
 
 
 class Bottleneck(nn.Module):
@@ -98,9 +119,17 @@ class Bottleneck(nn.Module):
         nn.init.zeros_(cast(nn.BatchNorm2d, self.conv3.norm).weight)  # ConvNormAct's default norm
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            return self._forward_inline(x)
         out = self.drop_path(self.conv3(self.conv2(self.conv1(x))))
         out += self.shortcut(x)  # in place (the branch output is fresh and nothing saves it for backward)
         return self.act(out)
+
+    @torch.jit.unused
+    def _forward_inline(self, x: Tensor) -> Tensor:
+        """``forward`` with the containers run inline and the identities skipped (``_inline_tail``)."""
+        out = call_inline(self.conv3, call_inline(self.conv2, call_inline(self.conv1, x)))
+        return _inline_tail(out, x, self.drop_path, self.shortcut, self.act)
 
 
 class ResNetStage(nn.Module):
