@@ -4,6 +4,8 @@ Shared by ``backbones profile`` (:mod:`~vision_backbones.measure.profile`), ``be
 and the tests. Imports torch only; torchvision/timm are imported when a reference is built.
 
 - :mod:`~vision_backbones.measure.timing`: warm-up + repeats, interleaved A/B rounds, medians and spreads;
+- :mod:`~vision_backbones.measure.ruler`: ruled timings (a fixed network timed in the same rounds cancels a
+  shared machine's swings); :mod:`~vision_backbones.measure.allocator`: fixed glibc malloc thresholds;
 - :mod:`~vision_backbones.measure.steps`: the dtype context and the training step being timed;
 - :mod:`~vision_backbones.measure.memory`: peak activation bytes, bytes saved for backward;
 - :mod:`~vision_backbones.measure.machine`: CPU model, ISA flags, cores and versions, recorded with every result;
