@@ -53,7 +53,7 @@ def worker(job: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     with pinned(1):
         ruler = Ruler.network(reference_ms=job["reference_ms"])
-        reference = ruler.reference_ms if ruler.reference_ms is not None else ruler.calibrate(calls=31)
+        reference = ruler.reference(calls=31)
         for network in job["networks"]:
             torch.manual_seed(0)
             model = create_model(network["base"], **network["overrides"]).eval()

@@ -18,13 +18,16 @@ Raw timings swung by up to 50 % within one NetAdapt run on the shared 2-core mac
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 
 from vision_backbones.budget.knobs import Knob, candidate_widths, with_channels
 from vision_backbones.registry import build_on_meta, create_model
+
+if TYPE_CHECKING:
+    from vision_backbones.measure.ruler import Ruler
 
 
 class LatencyPredictor(Protocol):
@@ -53,7 +56,7 @@ class LatencyModel:
         self.table_path = table_path
         self.table: Any = None  # the block table, made on first use when no predictor is given
         self.calibration = 1.0
-        self.ruler: Any = None  # measure.ruler.Ruler, made at the first measurement
+        self.ruler: Ruler | None = None  # made at the first measurement
 
     def raw_ms(self, overrides: dict[str, Any]) -> float:
         """The uncalibrated prediction for the network ``overrides`` give."""

@@ -141,8 +141,7 @@ def profile_network(
     time: with one thread, the work done, barely moved by other processes) or ``wall``. ``ruler``: timed
     once per round, and that round's times scaled by its reference over its time (see :mod:`.ruler`)."""
     model = model.eval()
-    if ruler is not None and ruler.reference_ms is None:
-        ruler.calibrate()
+    reference = ruler.reference() if ruler is not None else None
     ops = trace_ops(model, input_shape)
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
     per_round: list[list[float]] = []
@@ -160,7 +159,7 @@ def profile_network(
                 "expected the same ops"
             )
         whole_ms = time_calls(lambda: model(example), repeats=1, warmup=0, clock=clock)[0]
-        scale = 1.0 if ruler is None else ruler.reference_ms / max(ruler.time_ms(), 1e-6)  # type: ignore[operator]
+        scale = 1.0 if ruler is None or reference is None else reference / max(ruler.time_ms(), 1e-6)
         per_round.append([ms * scale for ms in timer.times])
         whole.append(whole_ms * scale)
     op_ms = [statistics.median(column) for column in zip(*per_round)]

@@ -71,6 +71,10 @@ class Ruler:
         self.reference_ms = min(self.time_ms() for _ in range(calls))
         return self.reference_ms
 
+    def reference(self, calls: int = 15) -> float:
+        """The reference in milliseconds, calibrated first (``calls`` timed calls) when none is set."""
+        return self.reference_ms if self.reference_ms is not None else self.calibrate(calls)
+
 
 @dataclass(frozen=True)
 class RuledTime:
@@ -86,9 +90,7 @@ def ruled_ms(function: Callable[[], object], ruler: Ruler, *, repeats: int, warm
     """``function`` and ``ruler`` timed alternately ``repeats`` times (the order flips every round)."""
     check_int("repeats", repeats, min=1)
     check_int("warmup", warmup, min=0)
-    if ruler.reference_ms is None:
-        ruler.calibrate()
-    assert ruler.reference_ms is not None
+    reference = ruler.reference()
     now = CLOCKS[ruler.clock]
     for _ in range(warmup):
         function()
@@ -104,6 +106,4 @@ def ruled_ms(function: Callable[[], object], ruler: Ruler, *, repeats: int, warm
         if not round_index % 2:
             rules.append(ruler.time_ms())
     ratios = tuple(f / r for f, r in zip(raw, rules))
-    return RuledTime(
-        statistics.median(ratios) * ruler.reference_ms, statistics.median(raw), statistics.median(rules), ratios
-    )
+    return RuledTime(statistics.median(ratios) * reference, statistics.median(raw), statistics.median(rules), ratios)
