@@ -2,6 +2,7 @@
 """The kernel-level latency predictor against measured latency, reported as nn-Meter reports it.
 
     python benchmarks/latency_predictor.py [--per-space 200] [--clock cpu] [--spaces mnasnet resnet ...]
+    python benchmarks/latency_predictor.py --runtime onnxruntime [--per-space 200]
 
 Eager PyTorch, batch 1, 224 px, one thread pinned to one CPU, malloc thresholds fixed, every network
 *ruled* (``measure.ruler``: a fixed network timed in the same rounds; each round scaled to the ruler's
@@ -22,6 +23,12 @@ warm-up). Per-network rows go to ``runs.jsonl`` as they finish, so the command r
 Writes ``benchmarks/latency_predictor/report_<clock>_ruled.md``, ``results_<clock>_ruled.json``,
 ``predicted_vs_measured_<clock>_ruled.png`` (``*_cpu.*`` without ``_ruled``: the first run, raw timings).
 The per-block table's entries come from its cache, timed raw (unruled) when it was filled.
+
+``--runtime onnxruntime``: the same for the deploy runtime (every graph optimization, one intra-op
+thread): each network is exported to ONNX, timed whole in a session, and its kernels are the nodes of
+the session's optimized graph (``measure.onnx_kernels``), predicted as the rows are measured (an export
+per network is the slow part, so the trace is not kept). The per-block table is eager PyTorch's and is
+not a baseline there. Outputs carry ``onnxruntime_`` in their names.
 """
 
 from __future__ import annotations
@@ -100,11 +107,16 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=OUT / f"kernels_{'{clock}'}.json")
     parser.add_argument("--models", default="*", help="shell pattern over the registered models (default: all)")
     parser.add_argument("--skip-zoo", action="store_true")
+    parser.add_argument("--runtime", choices=("eager", "onnxruntime"), default="eager")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     zoo_names = list_models(args.models)
+    onnx = args.runtime == "onnxruntime"
+    runtime_tag = "onnxruntime_" if onnx else ""
     cache = Path(str(args.cache).replace("{clock}", args.clock))
-    suffix = f"{args.clock}_ruled"
+    if onnx and args.cache == parser.get_default("cache"):
+        cache = OUT / f"kernels_onnxruntime_{args.clock}.json"
+    suffix = f"{runtime_tag}{args.clock}_ruled"
     runs_path = OUT / f"runs_{suffix}.jsonl"
     fix_thresholds()
     load_before = os.getloadavg()
@@ -112,6 +124,7 @@ def main() -> int:
         task = bar.add_task("build", total=None)
         predictor = load_or_build(
             cache,
+            runtime=args.runtime,
             clock=args.clock,
             per_space=args.build_per_space,
             budget_s=args.budget_s,
@@ -134,20 +147,53 @@ def main() -> int:
     tests = [] if args.skip_zoo else zoo_plan(zoo_names)
     tests += space_plan(args.per_space, 1, list(args.spaces))
     held_out_fits: dict[str, Any] = {}
+
+    def fits_for(planned: Any) -> tuple[Any, tuple[float, float]]:
+        """The kernel predictor and FLOPs line that may see ``planned``: its family left out for a registered model."""
+        if planned.origin != "zoo":
+            return predictor, _flops_line([(f, ms) for _, f, ms in build_points])
+        if planned.family not in held_out_fits:
+            from copy import copy
+
+            fitted = copy(predictor).fit(exclude_families=[planned.family])
+            line = _flops_line([(f, ms) for fam, f, ms in build_points if fam != planned.family])
+            held_out_fits[planned.family] = (fitted, line)
+        return held_out_fits[planned.family]
+
+    stamp = f"{predictor.fingerprint}:{predictor.build_seconds}"
     with pinned(1), progress_bar(remaining=True) as bar:
         ruler = Ruler.network(clock=args.clock, reference_ms=predictor.ruler_ms)
         task = bar.add_task("measure", total=len(tests))
         for planned in tests:
             bar.update(task, description=f"measure {planned.label}")
+            if onnx and planned.label in done and done[planned.label].get("predictor") != stamp:
+                raise SystemExit(
+                    f"{runs_path} holds predictions of another predictor build; expected it deleted before a new build"
+                )
             if planned.label not in done:
                 torch.manual_seed(0)
                 model = create_model(planned.base, **planned.overrides).eval()
                 example = torch.randn(1, 3, 224, 224)
-                with torch.no_grad():
-                    forward = lambda model=model, example=example: model(example)
+                extra: dict[str, Any] = {}
+                if onnx:
+                    from vision_backbones.measure import onnx_kernels
+
+                    data = onnx_kernels.export(model, (1, 3, 224, 224))
+                    plain = onnx_kernels.session(data, 1)
+                    feed = {plain.get_inputs()[0].name: example.numpy()}
+                    forward = lambda plain=plain, feed=feed: plain.run(None, feed)
                     ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2)
+                    kernels = onnx_kernels.profile(data, (1, 3, 224, 224), repeats=0).kernels
+                    fitted, _ = fits_for(planned)
+                    extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
+                    del plain, data
+                else:
+                    with torch.no_grad():
+                        forward = lambda model=model, example=example: model(example)
+                        ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2)
+                block: float | None = None
                 try:
-                    block: float | None = table.predict_ms(model)
+                    block = None if onnx else table.predict_ms(model)
                 except (AttributeError, ValueError, RuntimeError):  # blocks that pass tuples (NASNet cells)
                     block = None
                 row = {
@@ -160,6 +206,7 @@ def main() -> int:
                     "block_table": block,
                     "flops": _flops(planned.base, planned.overrides, 224),
                     "load": os.getloadavg()[0],
+                    **extra,
                 }
                 append_jsonl(runs_path, row)
                 done[planned.label] = row
@@ -174,19 +221,11 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     for planned in tests:
         row = dict(done[planned.label])
-        ops = trace_ops(build_on_meta(planned.base, **planned.overrides), (1, 3, 224, 224))
-        held = planned.origin == "zoo"
-        if held:
-            if planned.family not in held_out_fits:
-                from copy import copy
-
-                fitted = copy(predictor).fit(exclude_families=[planned.family])
-                line = _flops_line([(f, ms) for fam, f, ms in build_points if fam != planned.family])
-                held_out_fits[planned.family] = (fitted, line)
-            fitted, line = held_out_fits[planned.family]
-        else:
-            fitted, line = predictor, _flops_line([(f, ms) for _, f, ms in build_points])
-        row["kernels"] = fitted.predict_ops(ops)
+        fitted, line = fits_for(planned)
+        if not onnx:  # ONNX Runtime's rows were predicted as they were measured (their trace needs an export)
+            row["kernels"] = fitted.predict_ops(
+                trace_ops(build_on_meta(planned.base, **planned.overrides), (1, 3, 224, 224))
+            )
         row["flops_linear"] = line[0] * row["flops"] + line[1]
         results[planned.label] = row
     predict_seconds = time.perf_counter() - start
@@ -199,10 +238,11 @@ def main() -> int:
     every_space = [r for r in results.values() if r["origin"] != "zoo"]
     if every_space:
         groups["all space members"] = every_space
+    methods = METHODS[:2] if onnx else METHODS
     table_rows = {
         group: {
             m: scores([r[m] for r in rows if r[m] is not None], [r["measured_ms"] for r in rows if r[m] is not None])
-            for m in METHODS
+            for m in methods
         }
         for group, rows in groups.items()
     }
@@ -213,6 +253,8 @@ def main() -> int:
         "noise_ceiling": ceiling,
         "machine": machine_info(),
         "clock": args.clock,
+        "runtime": args.runtime,
+        "fingerprint": predictor.fingerprint,
         "ruler_reference_ms": predictor.ruler_ms,
         "build_seconds": predictor.build_seconds,
         "build_networks": len(predictor.samples),
@@ -225,17 +267,25 @@ def main() -> int:
         "rows": results,
     }
     atomic_write_bytes(OUT / f"results_{suffix}.json", (json.dumps(summary, indent=1) + "\n").encode())
-    _plot(results, OUT / f"predicted_vs_measured_{suffix}.png")
+    _plot(results, OUT / f"predicted_vs_measured_{suffix}.png", methods)
+    runtime_text = (
+        f"ONNX Runtime {predictor.fingerprint.get('onnxruntime')} (every graph optimization, CPU provider)"
+        if onnx
+        else f"Eager PyTorch {torch.__version__}"
+    )
+    command = f"`python benchmarks/latency_predictor.py{' --runtime onnxruntime' if onnx else ''} --clock {args.clock} --per-space {args.per_space}`"
+    fusion_text = _onnx_fusion_text(predictor.fusion) if onnx else _fusion_text(predictor.fusion)
     lines = [
-        f"# Latency predictors against measured latency ({args.clock} clock, ruled)",
+        f"# Latency predictors against measured latency ({runtime_text.split(' (')[0]}, {args.clock} clock, ruled)",
         "",
-        f"`python benchmarks/latency_predictor.py --clock {args.clock} --per-space {args.per_space}` on "
-        f"{describe(summary['machine'])}.",
-        f"Eager PyTorch {torch.__version__}, batch 1, 224 px, 1 thread pinned to one CPU, malloc thresholds fixed; "
+        f"{command} on {describe(summary['machine'])}.",
+        f"{runtime_text}, batch 1, 224 px, 1 thread pinned to one CPU, malloc thresholds fixed; "
         f"every timing ruled (ruler reference {predictor.ruler_ms:.2f} ms); load average "
-        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after. The per-block table's entries are raw timings from its cache.",
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after."
+        + ("" if onnx else " The per-block table's entries are raw timings from its cache."),
         f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min; "
-        f"fusion test: {_fusion_text(predictor.fusion)}; predicting all {len(results)} networks took {predict_seconds:.1f} s.",
+        f"fusion: {fusion_text}; predicting all {len(results)} networks took {predict_seconds:.1f} s"
+        + (" (ONNX Runtime: predicted while measuring, each after an export)." if onnx else "."),
         "",
         "| test set | n | predictor | within ±10 % | within ±5 % | RMSE ms | RMSPE % | median error % |",
         "|---|---|---|---|---|---|---|---|",
@@ -272,12 +322,17 @@ def _fusion_text(fusion: dict[str, dict[str, float]]) -> str:
     )
 
 
-def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+def _onnx_fusion_text(fusion: dict[str, dict[str, float]]) -> str:
+    fused = [f"{op} {100 * v['fused']:.0f} %" for op, v in sorted(fusion.items()) if v["fused"] > 0]
+    return "exported ops that ONNX Runtime fused into other kernels: " + (", ".join(fused) or "none")
+
+
+def _plot(results: dict[str, dict[str, Any]], path: Path, methods: tuple[str, ...] = METHODS) -> None:
     from vision_backbones.plots import pyplot, save_figure
 
     plt = pyplot()
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4.3), sharex=True, sharey=True)
-    for ax, method in zip(axes, METHODS):
+    figure, axes = plt.subplots(1, len(methods), figsize=(4.4 * len(methods), 4.3), sharex=True, sharey=True)
+    for ax, method in zip(axes, methods):
         for origin, marker in (("zoo", "s"), ("space", ".")):
             rows = [
                 r for r in results.values() if (r["origin"] == "zoo") == (origin == "zoo") and r[method] is not None

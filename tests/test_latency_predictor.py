@@ -80,14 +80,36 @@ def test_forests_learn_kernel_latency_and_the_overhead_per_kernel() -> None:
     rng = random.Random(0)
     predictor = KernelPredictor(fingerprint())
     predictor.samples = [_synthetic(f"n{i}", f"f{i % 4}", rng) for i in range(40)]
-    predictor.fit()
-    assert predictor.overhead_ms[0] == pytest.approx(0.002, abs=5e-4)
     unseen = _synthetic("new", "f9", random.Random(1))
+    # without per-type scales the overhead is identifiable (here every unary kernel costs the same
+    # 0.01 ms, so a unary scale and the per-kernel overhead would trade off against each other)
+    predictor.fit(kind_scales=False)
+    assert predictor.overhead_ms[0] == pytest.approx(0.002, abs=5e-4)
+    assert predictor.predict_sample(unseen) == pytest.approx(unseen.network_ms, rel=0.05)
+    predictor.fit()
     assert predictor.predict_sample(unseen) == pytest.approx(unseen.network_ms, rel=0.05)
     # leaving families out changes what the forests saw
     assert predictor.fit(exclude_families=["f0"]).excluded_families == ("f0",)
     with pytest.raises(ValueError, match="no samples left"):
         predictor.fit(exclude_families=["f0", "f1", "f2", "f3"])
+
+
+def test_kind_scales_learn_how_far_in_network_kernel_times_overstate_a_type() -> None:
+    """Convs timed inside the profiled forward read 25 % above what they cost in the plain forward: the
+    whole-network times say so, and only the fit with per-type scales hears it."""
+    rng = random.Random(0)
+    samples = [_synthetic(f"n{i}", f"f{i % 4}", rng) for i in range(40)]
+    for sample in samples:  # the plain forward: convs at 0.8 of their profiled time, the rest as profiled
+        sample.network_ms = sum((0.8 if kind == "conv" else 1.0) * ms for kind, _, ms in sample.kernels)
+    predictor = KernelPredictor(fingerprint())
+    predictor.samples = samples
+    unseen = _synthetic("new", "f9", random.Random(1))
+    truth = sum((0.8 if kind == "conv" else 1.0) * ms for kind, _, ms in unseen.kernels)
+    assert predictor.fit(kind_scales=False).predict_sample(unseen) > 1.1 * truth  # an overhead cannot take time away
+    scaled = predictor.fit(kind_scales=True)
+    assert scaled.kind_scale["conv"] == pytest.approx(0.8, abs=0.03)
+    assert scaled.predict_sample(unseen) == pytest.approx(truth, rel=0.05)
+    assert predictor.fit(kind_scales=False).kind_scale == {}  # refitting without them forgets them
 
 
 def test_overhead_is_never_negative_so_no_network_is_predicted_below_zero() -> None:

@@ -1,0 +1,269 @@
+"""ONNX Runtime's kernels: the nodes of a session's optimized graph, read from its profiler.
+
+ONNX Runtime fuses when it builds a session, not op by op at run time: with every graph optimization on
+(what :mod:`vision_backbones.deploy` ships), batch norms are folded into the convolutions before them,
+activations (ReLU, Clip, HardSwish, HardSigmoid, ...) and a residual add become part of the convolution,
+and on AVX-512 CPUs the convolutions move to the blocked NCHWc layout with reorder nodes at its edges.
+The kernels it runs are therefore not the exported graph's nodes; they are the nodes its profiler
+reports. A network's kernels here come from one profiled call of its session (the call's times are
+not used for a prediction); the per-node times of several profiled calls are the predictor's training
+targets. Each node is typed (``ort:Conv``, ``ort:Conv:dw``, ``ort:Conv:group``, ``ort:ReorderInput``,
+``ort:Gemm``, ...) and featurized from the shapes the profiler records plus its fused activation (read
+from the optimized graph ONNX Runtime writes).
+
+Which ops fused is reported by counting op types in the exported graph and in the kernels that ran
+(:func:`fusion_summary`): that is ONNX Runtime's own answer, measured on this machine's session.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vision_backbones.measure.ruler import Ruler
+from vision_backbones.measure.timing import CLOCKS
+
+PREFIX = "ort:"
+CONV_OPS = ("Conv", "FusedConv", "NhwcFusedConv")
+ACTIVATIONS = ("", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "LeakyRelu", "Tanh", "Silu")
+
+
+def onnxruntime_version() -> str:
+    """The installed ONNX Runtime's version; one line naming the extra when it is missing."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ValueError(
+            "runtime 'onnxruntime' is not installed; expected `pip install 'vision-backbones[deploy]'` "
+            "or runtime 'eager'"
+        ) from None
+    return str(onnxruntime.__version__)
+
+
+def export(model: nn.Module, input_shape: Sequence[int]) -> bytes:
+    """``model`` as ONNX (the deploy exporter: dynamic batch and size, opset 18)."""
+    from vision_backbones.deploy.formats import onnx_bytes
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        sample = torch.randn(*input_shape)
+    return onnx_bytes(model.eval(), sample)
+
+
+def session(data: bytes, threads: int, *, profile_prefix: str | None = None, optimized: str | None = None) -> Any:
+    """An ONNX Runtime CPU session as the deploy tools make it (every graph optimization, sequential,
+    ``threads`` intra-op threads, no spinning), optionally profiling or writing its optimized graph."""
+    onnxruntime_version()
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # the "hardware specific optimizations" warning of a saved NCHWc graph
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    if optimized is not None:
+        options.optimized_model_filepath = optimized
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class Node:
+    """One kernel that ran: its node name, ONNX Runtime op, input and output shapes, and milliseconds."""
+
+    name: str
+    op: str
+    inputs: tuple[tuple[int, ...], ...]
+    outputs: tuple[tuple[int, ...], ...]
+    ms: float
+
+
+def _shapes(entries: Any) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(d) for d in shape) for entry in entries or () for shape in entry.values())
+
+
+def runs_of(events: Sequence[dict[str, Any]]) -> list[list[Node]]:
+    """The profiler's events as one list of :class:`Node` per ``session.run``, in execution order."""
+    runs = sorted(
+        (e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") == "Session" and e["name"] == "model_run"
+    )
+    grouped: list[list[Node]] = [[] for _ in runs]
+    for event in sorted((e for e in events if e.get("cat") == "Node"), key=lambda e: e["ts"]):
+        if not event["name"].endswith("_kernel_time"):
+            continue
+        index = next((i for i, (start, end) in enumerate(runs) if start <= event["ts"] <= end), None)
+        if index is None:
+            continue
+        args = event.get("args", {})
+        grouped[index].append(
+            Node(
+                event["name"][: -len("_kernel_time")],
+                str(args.get("op_name", "?")),
+                _shapes(args.get("input_type_shape")),
+                _shapes(args.get("output_type_shape")),
+                event["dur"] / 1e3,
+            )
+        )
+    return grouped
+
+
+def _numel(shape: Sequence[int]) -> int:
+    total = 1
+    for dim in shape:
+        total *= dim
+    return total
+
+
+def _dims(shape: Sequence[int], count: int = 4) -> list[float]:
+    padded = [1, *shape] if len(shape) < count else list(shape)
+    padded = ([1] * (count - len(padded)) + padded)[-count:]
+    return [float(d) for d in padded]
+
+
+def kernel(node: Node, activation: str = "") -> tuple[str, list[float]]:
+    """``(kernel type, features)`` of a node; the first feature is the size its time scales with."""
+    inputs, outputs = node.inputs, node.outputs
+    out = outputs[0] if outputs else ()
+    if node.op in CONV_OPS and len(inputs) >= 2 and len(inputs[0]) == 4 and len(inputs[1]) == 4 and len(out) == 4:
+        (n, c, h, w), (o, per_group, kh, kw) = inputs[0], inputs[1]
+        groups = max(1, c // max(per_group, 1))
+        kind = "Conv" if groups == 1 else ("Conv:dw" if groups == c and o % c == 0 else "Conv:group")
+        macs = n * out[1] * out[2] * out[3] * per_group * kh * kw
+        act = float(ACTIVATIONS.index(activation)) if activation in ACTIVATIONS else float(len(ACTIVATIONS))
+        return PREFIX + kind, [
+            float(macs), float(n), float(c), float(h), float(w), float(o), float(kh), float(kw),
+            float(out[2]), float(out[3]), float(groups), float(len(inputs) >= 4), act,
+            float(_numel(inputs[0])), float(_numel(out)), float(_numel(inputs[1])),
+        ]  # fmt: skip
+    if node.op in ("Gemm", "MatMul") and len(inputs) >= 2:
+        rows, depth = (_numel(inputs[0][:-1]), inputs[0][-1]) if inputs[0] else (1, 1)
+        width = inputs[1][0] if node.op == "Gemm" and len(inputs[1]) == 2 else inputs[1][-1]
+        return PREFIX + node.op, [float(rows * depth * width), float(rows), float(depth), float(width)]
+    largest = max([_numel(s) for s in inputs] + [_numel(out)] + [1])
+    first = inputs[0] if inputs else ()
+    return PREFIX + node.op, [
+        float(largest),
+        float(len(inputs)),
+        *_dims(first),
+        *_dims(out),
+        float(sum(_numel(s) for s in inputs)),
+        float(_numel(out)),
+    ]
+
+
+def _activations(path: Path) -> dict[str, str]:
+    """Each fused node's activation, from the optimized graph ONNX Runtime wrote."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {
+        node.name: attribute.s.decode()
+        for node in graph.node
+        for attribute in node.attribute
+        if attribute.name == "activation"
+    }
+
+
+@dataclass
+class Profiled:
+    """A network's kernels (type, features), each kernel's median ruled milliseconds over the profiled
+    calls, the whole call's median ruled milliseconds (timed without the profiler), and the op counts
+    before and after ONNX Runtime's fusion."""
+
+    kernels: list[tuple[str, list[float]]]
+    kernel_ms: list[float]
+    network_ms: float
+    exported_ops: dict[str, int]
+    kernel_ops: dict[str, int]
+
+
+def profile(
+    data: bytes,
+    input_shape: Sequence[int],
+    *,
+    threads: int = 1,
+    repeats: int = 3,
+    warmup: int = 2,
+    clock: str = "cpu",
+    ruler: Ruler | None = None,
+) -> Profiled:
+    """Profile the ONNX model ``data``: ``repeats`` profiled calls (the kernels) interleaved with
+    unprofiled calls of a second session (the whole network) and the ruler; ``repeats=0`` only reads the
+    kernels from one profiled call (a prediction's trace). Leaves no file behind."""
+    import onnx
+
+    feed_array = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)).numpy()
+    reference = ruler.reference() if ruler is not None else None
+    now = CLOCKS[clock]
+    with tempfile.TemporaryDirectory(prefix="vb-ort-") as folder:
+        optimized = Path(folder) / "optimized.onnx"
+        profiled = session(data, threads, profile_prefix=str(Path(folder) / "profile"), optimized=str(optimized))
+        feed = {profiled.get_inputs()[0].name: feed_array}
+        plain = session(data, threads) if repeats else None
+        for _ in range(warmup if repeats else 0):
+            profiled.run(None, feed)
+            if plain is not None:
+                plain.run(None, feed)
+        whole: list[float] = []
+        scales: list[float] = []
+        for _ in range(max(repeats, 1)):
+            profiled.run(None, feed)
+            if plain is not None:
+                start = now()
+                plain.run(None, feed)
+                elapsed = 1e3 * (now() - start)
+                scale = 1.0 if ruler is None or reference is None else reference / max(ruler.time_ms(), 1e-6)
+                whole.append(elapsed * scale)
+                scales.append(scale)
+        events = json.loads(Path(profiled.end_profiling()).read_text())
+        activations = _activations(optimized)
+        exported = collections.Counter(node.op_type for node in onnx.load_from_string(data).graph.node)
+    runs = runs_of(events)[-max(repeats, 1) :]  # the warm-up calls are profiled too
+    nodes = runs[-1]
+    if any([n.name for n in run] != [n.name for n in nodes] for run in runs):
+        raise RuntimeError("ONNX Runtime ran different nodes in two calls of one session; expected the same graph")
+    kernels = [kernel(node, activations.get(node.name, "")) for node in nodes]
+    if repeats:
+        per_kernel = [statistics.median(run[i].ms * s for run, s in zip(runs, scales)) for i in range(len(nodes))]
+    else:
+        per_kernel = [node.ms for node in nodes]
+    return Profiled(
+        kernels,
+        per_kernel,
+        statistics.median(whole) if whole else float("nan"),
+        dict(exported),
+        dict(collections.Counter(node.op for node in nodes)),
+    )
+
+
+def trace(model: nn.Module, input_shape: Sequence[int], threads: int = 1) -> list[tuple[str, list[float]]]:
+    """The kernels ONNX Runtime runs for ``model`` (exported, one profiled call)."""
+    return profile(export(model, input_shape), input_shape, threads=threads, repeats=0).kernels
+
+
+def fusion_summary(profiles: Sequence[Profiled]) -> dict[str, dict[str, float]]:
+    """Per exported op type, how many ran as kernels of their own: ``{"BatchNormalization": {"exported": 104,
+    "ran": 0, "fused": 1.0}, ...}`` summed over ``profiles`` (``fused``: the share that vanished into others)."""
+    exported: collections.Counter[str] = collections.Counter()
+    ran: collections.Counter[str] = collections.Counter()
+    for item in profiles:
+        exported.update(item.exported_ops)
+        ran.update(item.kernel_ops)
+    return {
+        op: {"exported": float(count), "ran": float(ran[op]), "fused": max(0.0, 1 - ran[op] / count)}
+        for op, count in sorted(exported.items())
+        if op not in ("Identity", "Constant", "Shape", "Gather", "Unsqueeze", "Concat") or ran[op]
+    }
