@@ -275,13 +275,15 @@ def main() -> int:
     )
     command = f"`python benchmarks/latency_predictor.py{' --runtime onnxruntime' if onnx else ''} --clock {args.clock} --per-space {args.per_space}`"
     fusion_text = _onnx_fusion_text(predictor.fusion) if onnx else _fusion_text(predictor.fusion)
+    row_load = statistics.median(float(r.get("load", float("nan"))) for r in results.values())
     lines = [
         f"# Latency predictors against measured latency ({runtime_text.split(' (')[0]}, {args.clock} clock, ruled)",
         "",
         f"{command} on {describe(summary['machine'])}.",
         f"{runtime_text}, batch 1, 224 px, 1 thread pinned to one CPU, malloc thresholds fixed; "
-        f"every timing ruled (ruler reference {predictor.ruler_ms:.2f} ms); load average "
-        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after."
+        f"every timing ruled (ruler reference {predictor.ruler_ms:.2f} ms); load average while the rows were "
+        f"measured (1 min, median over rows; they resume from `runs_{suffix}.jsonl`) {row_load:.2f}, "
+        f"{load_before[0]:.2f} / {load_after[0]:.2f} before / after this run."
         + ("" if onnx else " The per-block table's entries are raw timings from its cache."),
         f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min; "
         f"fusion: {fusion_text}; predicting all {len(results)} networks took {predict_seconds:.1f} s"

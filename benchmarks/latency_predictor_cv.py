@@ -6,14 +6,16 @@
 Leave-one-family-out cross-validation over the networks the predictor was built from (registered
 models, their width-scaled copies and the build's search-space members, each family being the family of
 the model it is built on): each family is predicted by a predictor fitted without it, against the whole
-forward measured in the build. Compares the fit options of ``KernelPredictor.fit`` (today: a per-kernel
-and a per-network overhead; ``kind_scales``: also one factor per kernel type). Writes
+forward measured in the build. Compares the fit options of ``KernelPredictor`` (first: a per-kernel
+and a per-network overhead; ``kind_scales``: also one factor per kernel type; ``matmuls_as_conv``: wide
+matrix products predicted as the 1x1 convolutions they compute). Writes
 ``benchmarks/latency_predictor/fit_cv.md``. The frozen test sets of ``latency_predictor.py`` are not read.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -21,7 +23,11 @@ from copy import copy
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "latency_predictor"
-OPTIONS = {"overhead only (before)": {"kind_scales": False}, "per-kernel-type scales": {"kind_scales": True}}
+OPTIONS: dict[str, dict[str, bool]] = {
+    "overhead only (before)": {"kind_scales": False, "matmuls_as_conv": False},
+    "per-kernel-type scales": {"kind_scales": True, "matmuls_as_conv": False},
+    "scales + unseen wide matmuls as 1x1 convs": {"kind_scales": True, "matmuls_as_conv": True},
+}
 
 
 def main() -> int:
@@ -37,7 +43,9 @@ def main() -> int:
     errors: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in OPTIONS}
     for family in families:
         for name, options in OPTIONS.items():
-            fitted = copy(predictor).fit(exclude_families=[family], **options)
+            fitted = copy(predictor)
+            fitted.matmuls_as_conv = options["matmuls_as_conv"]
+            fitted.fit(exclude_families=[family], kind_scales=options["kind_scales"])
             for sample in predictor.samples:
                 if sample.family == family:
                     group = "zoo" if sample.origin in ("zoo", "scaled") else sample.origin
@@ -49,8 +57,10 @@ def main() -> int:
         "`python benchmarks/latency_predictor_cv.py`. Each family predicted by a predictor fitted without it, against",
         "the whole forward measured in the build; share within ±10 % / median error. The test sets are not used.",
         "",
-        "| fit | " + " | ".join(f"{g} (n={len(errors[next(iter(OPTIONS))][g])})" for g in groups) + " | all |",
-        "|---|" + "---|" * (len(groups) + 1),
+        "| fit | "
+        + " | ".join(f"{g} (n={len(errors[next(iter(OPTIONS))][g])})" for g in groups)
+        + " | all | RMSPE all |",
+        "|---|" + "---|" * (len(groups) + 2),
     ]
     for name in OPTIONS:
         cells = []
@@ -58,6 +68,8 @@ def main() -> int:
             values = [e for g in groups for e in errors[name][g]] if group is None else errors[name][group]
             within = 100 * sum(abs(e) <= 0.10 for e in values) / len(values)
             cells.append(f"{within:.1f} / {100 * statistics.median(values):+.1f} %")
+        every = [e for g in groups for e in errors[name][g]]
+        cells.append(f"{100 * math.sqrt(statistics.fmean(e * e for e in every)):.1f} %")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     atomic_write_bytes(OUT / "fit_cv.md", text.encode())

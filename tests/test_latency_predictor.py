@@ -112,6 +112,25 @@ def test_kind_scales_learn_how_far_in_network_kernel_times_overstate_a_type() ->
     assert predictor.fit(kind_scales=False).kind_scale == {}  # refitting without them forgets them
 
 
+def test_wide_matmuls_are_predicted_as_the_one_by_one_convs_they_compute() -> None:
+    """ConvNeXt's pointwise MLPs are ``linear`` kernels of 3,136 rows; the linear forest only ever saw
+    classifier heads of one row. Routed to the conv forest, they read as a 1x1 conv on a 56x56 map."""
+    from vision_backbones.measure.predictor import as_conv
+
+    kind, row = as_conv("linear", [3136.0, 96.0, 384.0, 3136.0 * 96 * 384, 3136.0 * 384])
+    assert kind == "conv" and row[:4] == [96.0, 384.0, 56.0, 56.0] and row[10] == 3136 * 96 * 384
+    head = [1.0, 768.0, 1000.0, 768000.0, 1000.0]
+    assert as_conv("linear", head) == ("linear", head)  # a classifier head stays a linear kernel
+    assert as_conv("conv", [1.0] * 15) == ("conv", [1.0] * 15)
+    traced = trace_ops(build_on_meta("convnext_tiny"), (1, 3, 64, 64))
+    wide = [features(op) for op in traced if kernel_type(op) == "linear" and features(op)[0] >= 64]
+    assert wide and all(as_conv("linear", row)[0] == "conv" for row in wide)
+    predictor = KernelPredictor(fingerprint())
+    assert predictor._route("linear", wide[0])[0] == "conv"  # wider than any linear the forest saw
+    predictor.linear_rows_seen = 10_000.0  # a fit that saw such matmuls predicts them as its own
+    assert predictor._route("linear", wide[0])[0] == "linear"
+
+
 def test_overhead_is_never_negative_so_no_network_is_predicted_below_zero() -> None:
     """Networks whose whole time is below their kernels' sum (profiling adds time) by a fixed 5 ms: an
     ordinary least-squares intercept of -5 ms would predict a network of a few small kernels below zero."""

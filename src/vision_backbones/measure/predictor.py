@@ -260,6 +260,26 @@ def _cost(kind: str, row: Sequence[float]) -> float:
     return row[0] / 1e5 + 1e-3
 
 
+MATMUL_AS_CONV_ROWS = 64
+
+
+def as_conv(kind: str, row: Sequence[float]) -> tuple[str, list[float]]:
+    """A matrix product over many rows (``linear`` with ``rows >= 64``: ConvNeXt's pointwise MLPs, a
+    transformer's projections) as the 1x1 convolution it computes the same GEMM of: ``rows`` pixels (a
+    square map of that area),
+    ``inner`` input and ``cols`` output channels. The classifier heads that train the ``linear`` forest
+    have one row, so a held-out family's wide matmuls would otherwise be extrapolated from them. Eager
+    kernels only (ONNX Runtime's types are its own)."""
+    if kind != "linear" or len(row) != 5 or row[0] < MATMUL_AS_CONV_ROWS:
+        return kind, list(row)
+    rows, inner, cols = row[0], row[1], row[2]
+    side = math.sqrt(rows)  # the rows as a square map, the shapes the conv forest learned from
+    return "conv", [
+        inner, cols, side, side, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, rows * inner * cols, rows * inner, rows * cols,
+        inner * cols, 1.0,
+    ]  # fmt: skip
+
+
 @dataclass
 class KernelPredictor:
     """Per-kernel-type random forests plus a per-kernel overhead, fitted on :class:`NetworkSample` s."""
@@ -274,6 +294,21 @@ class KernelPredictor:
     overhead_ms: tuple[float, float] = (0.0, 0.0)  # per kernel, per network
     ruler_ms: float | None = None  # the ruler reference every timing was scaled to (see .ruler)
     kind_scale: dict[str, float] = field(default_factory=dict, repr=False)
+    matmuls_as_conv: bool = True  # see as_conv and _route
+    linear_rows_seen: float = 0.0  # the most rows of a linear kernel the fit saw
+
+    def _route(self, kind: str, row: Sequence[float]) -> tuple[str, list[float]]:
+        """A linear kernel with more rows than any the linear forest learned from is predicted by the
+        conv forest (:func:`as_conv`); the forests themselves learn every kernel as its own type, so the
+        other families' predictions do not change."""
+        if (
+            self.matmuls_as_conv
+            and kind == "linear"
+            and row
+            and row[0] > max(self.linear_rows_seen, MATMUL_AS_CONV_ROWS - 1)
+        ):
+            return as_conv(kind, row)
+        return kind, list(row)
 
     def fit(self, *, exclude_families: Sequence[str] = (), seed: int = 0, kind_scales: bool = True) -> KernelPredictor:
         """Fit the forests and the overhead on every sample whose family is not in ``exclude_families``.
@@ -299,6 +334,7 @@ class KernelPredictor:
                 rows[kind].append(row)
                 targets[kind].append(math.log(max(ms, 1e-4) / _cost(kind, row)))
         self.forests, self.fallback = {}, {}
+        self.linear_rows_seen = max((row[0] for row in rows.get("linear", [])), default=0.0)
         for kind in rows:
             self.fallback[kind] = statistics.median(targets[kind])
             if len(rows[kind]) >= 5:
@@ -336,6 +372,7 @@ class KernelPredictor:
 
     def predict_kernels(self, kernels: Sequence[tuple[str, Sequence[float]]]) -> list[float]:
         """Milliseconds of each ``(kernel type, features)``."""
+        kernels = [self._route(kind, row) for kind, row in kernels]
         by_kind: dict[str, list[int]] = defaultdict(list)
         for index, (kind, _) in enumerate(kernels):
             by_kind[kind].append(index)
