@@ -78,6 +78,16 @@ def test_a_real_session_fuses_and_its_kernels_are_timed_without_leaving_files() 
     assert sorted(trace_only.kernels) == sorted(result.kernels) and math.isnan(trace_only.network_ms)
 
 
+def test_a_model_whose_pooling_cannot_be_symbolic_is_exported_at_a_fixed_size() -> None:
+    """AlexNet and VGG pool to 7x7 adaptively, which the exporter cannot write for a symbolic size."""
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(7), nn.Flatten(), nn.Linear(4 * 49, 5)).eval()
+    data = onnx_kernels.export(model, (1, 3, 44, 44))  # 42 px maps: 7 divides them
+    kinds = {kind for kind, _ in onnx_kernels.profile(data, (1, 3, 44, 44), repeats=0).kernels}
+    assert "ort:Gemm" in kinds and any(kind.startswith("ort:Conv") for kind in kinds)
+
+
 def test_the_predictor_is_per_runtime_and_refuses_the_other_runtimes_cache(tmp_path: Path) -> None:
     eager, ort = fingerprint("eager"), fingerprint("onnxruntime")
     assert ort["runtime"] == "onnxruntime" and ort["onnxruntime"] and "onnxruntime" not in eager
