@@ -11,7 +11,10 @@ and the tests. Imports torch only; torchvision/timm are imported when a referenc
 - :mod:`~vision_backbones.measure.machine`: CPU model, ISA flags, cores and versions, recorded with every result;
 - :mod:`~vision_backbones.measure.references`: torchvision/timm references with our weights, ``randomize_norm_stats``;
 - :mod:`~vision_backbones.measure.profile`: parameters, FLOPs per level, memory and speed of a model (``backbones profile``),
-  drawn by :mod:`~vision_backbones.measure.profile_plot`.
+  drawn by :mod:`~vision_backbones.measure.profile_plot`;
+- :mod:`~vision_backbones.measure.predictor` (built by :mod:`~vision_backbones.measure.predictor_build`): the
+  kernel-level latency predictor, its kernels from :mod:`~vision_backbones.measure.kernels` (eager PyTorch, a
+  meta trace) or :mod:`~vision_backbones.measure.onnx_kernels` (ONNX Runtime, the optimized graph's nodes).
 """
 
 from vision_backbones.measure.machine import cpu_model, isa_flags, machine_info
