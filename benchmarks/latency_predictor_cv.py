@@ -9,7 +9,7 @@ the model it is built on): each family is predicted by a predictor fitted withou
 forward measured in the build. Compares the fit options of ``KernelPredictor`` (first: a per-kernel
 and a per-network overhead; ``kind_scales``: also one factor per kernel type; ``matmuls_as_conv``: wide
 matrix products predicted as the 1x1 convolutions they compute). Writes
-``benchmarks/latency_predictor/fit_cv.md``. The frozen test sets of ``latency_predictor.py`` are not read.
+``benchmarks/latency_predictor/fit_cv.md`` (``fit_cv_onnxruntime_cpu.md`` for that runtime's cache). The frozen test sets of ``latency_predictor.py`` are not read.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def main() -> int:
         cells.append(f"{100 * math.sqrt(statistics.fmean(e * e for e in every)):.1f} %")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    atomic_write_bytes(OUT / "fit_cv.md", text.encode())
+    tag = args.cache.stem.removeprefix("kernels").removeprefix("_cpu")  # kernels_onnxruntime_cpu -> _onnxruntime_cpu
+    atomic_write_bytes(OUT / f"fit_cv{tag}.md", text.encode())
     print(text)
     return 0
 
