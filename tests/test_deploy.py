@@ -72,3 +72,22 @@ def test_export_checks_outputs_and_keeps_no_bad_file(tmp_path: Path, monkeypatch
     with pytest.raises(ValueError, match="differs"):
         export_model(FeaturesWrapper(model), tmp_path / "r.onnx", fmt="onnx", image_size=64)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_classifier_with_fixed_size_adaptive_pooling_exports_at_its_size(tmp_path: Path) -> None:
+    """AlexNet and VGG pool adaptively to 6x6 / 7x7, which the ONNX exporter cannot write for a symbolic
+    size: the export keeps a dynamic batch, fixes the size and says so (it used to fail with a graph dump)."""
+    import onnxruntime
+
+    from vision_backbones.deploy.formats import onnx_size_is_dynamic
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(7), torch.nn.Flatten(), torch.nn.Linear(4 * 49, 5)
+    ).eval()
+    output = tmp_path / "pooled.onnx"
+    with pytest.warns(UserWarning, match="fixed 44x44 input"):
+        worst = export_model(model, output, fmt="onnx", image_size=44)
+    assert worst < 1e-4 and not onnx_size_is_dynamic(output.read_bytes())
+    session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": torch.randn(3, 3, 44, 44).numpy()})[0].shape == (3, 5)  # any batch
+    assert onnx_size_is_dynamic(onnx_bytes(create_model("resnet18").eval(), torch.randn(1, 3, 64, 64)))

@@ -47,8 +47,34 @@ class FeaturesWrapper(nn.Module):
 
 
 def onnx_bytes(model: nn.Module, sample: Tensor, *, opset: int = 18, dynamo: bool = False) -> bytes:
-    """The ONNX model of ``model`` with dynamic batch, height and width."""
+    """The ONNX model of ``model`` with dynamic batch, height and width.
+
+    A model whose adaptive pooling has an output the exporter cannot compute for a symbolic input size
+    (AlexNet's 6x6 and VGG's 7x7) is exported with a dynamic batch and ``sample``'s height and width,
+    with a warning saying so (:func:`onnx_size_is_dynamic` tells the two apart)."""
     model = model.eval()
+    try:
+        return _onnx_bytes(model, sample, opset=opset, dynamo=dynamo, dynamic_size=True)
+    except torch.onnx.errors.SymbolicValueError as error:
+        if dynamo or "adaptive_avg_pool2d" not in str(error):
+            raise
+    warnings.warn(
+        f"{type(model).__name__}: its adaptive pooling cannot be exported to ONNX for a symbolic image size; "
+        f"exported with a dynamic batch and a fixed {sample.shape[2]}x{sample.shape[3]} input",
+        stacklevel=2,
+    )
+    return _onnx_bytes(model, sample, opset=opset, dynamo=False, dynamic_size=False)
+
+
+def onnx_size_is_dynamic(data: bytes) -> bool:
+    """Whether the ONNX model's first input takes any height and width (else only the exported ones)."""
+    import onnx
+
+    dims = onnx.load_from_string(data).graph.input[0].type.tensor_type.shape.dim
+    return all(bool(d.dim_param) for d in list(dims)[2:])
+
+
+def _onnx_bytes(model: nn.Module, sample: Tensor, *, opset: int, dynamo: bool, dynamic_size: bool) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
@@ -64,6 +90,7 @@ def onnx_bytes(model: nn.Module, sample: Tensor, *, opset: int = 18, dynamo: boo
                 raise RuntimeError("torch.onnx.export(dynamo=True) returned no ONNX program")
             return program.model_proto.SerializeToString()
         buffer = io.BytesIO()
+        axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
         torch.onnx.export(
             model,
             (sample,),
@@ -71,7 +98,7 @@ def onnx_bytes(model: nn.Module, sample: Tensor, *, opset: int = 18, dynamo: boo
             dynamo=False,
             opset_version=opset,
             input_names=["image"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}},
+            dynamic_axes={"image": axes},
         )
         return buffer.getvalue()
 
@@ -127,6 +154,8 @@ def export_model(model: nn.Module, output: Path, *, fmt: str, image_size: int, d
     other = torch.randn(2, 3, image_size + 32, image_size + 64)  # another batch and size
     if fmt == "onnx":
         data = onnx_bytes(model, sample, dynamo=dynamo)
+        if not onnx_size_is_dynamic(data):  # fixed-size pooling (AlexNet, VGG): another batch, the same size
+            other = torch.randn(2, 3, image_size, image_size)
         worst = check_onnx(data, model, [sample, other])
         atomic_write_bytes(output, data)
     elif fmt == "exported-program":

@@ -50,10 +50,8 @@ def onnxruntime_version() -> str:
 
 
 def export(model: nn.Module, input_shape: Sequence[int]) -> bytes:
-    """``model`` as ONNX: the deploy exporter's graph (dynamic batch and size, opset 18), or, for the
-    models whose adaptive pooling cannot be exported with a symbolic size (AlexNet, VGG), the same graph
-    with the size fixed at ``input_shape``."""
-    import io
+    """``model`` as the deploy exporter writes it (:func:`~vision_backbones.deploy.formats.onnx_bytes`:
+    dynamic batch and size, opset 18; a fixed size where adaptive pooling needs one, AlexNet and VGG)."""
     import warnings
 
     from vision_backbones.deploy.formats import onnx_bytes
@@ -61,14 +59,9 @@ def export(model: nn.Module, input_shape: Sequence[int]) -> bytes:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         sample = torch.randn(*input_shape)
-    try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixed-size notice: a prediction is for input_shape anyway
         return onnx_bytes(model.eval(), sample)
-    except torch.onnx.errors.SymbolicValueError:
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (sample,), buffer, dynamo=False, opset_version=18, input_names=["image"])  # type: ignore[arg-type]
-        return buffer.getvalue()
 
 
 def session(data: bytes, threads: int, *, profile_prefix: str | None = None, optimized: str | None = None) -> Any:
