@@ -71,8 +71,9 @@ def test_a_real_session_fuses_and_its_kernels_are_timed_without_leaving_files() 
     kinds = {kind for kind, _ in result.kernels}
     assert {"ort:Conv", "ort:Conv:dw"} <= kinds and all(kind.startswith("ort:") for kind in kinds)
     fusion = onnx_kernels.fusion_summary([result])
-    # ONNX Runtime folds every ReLU and HardSwish into the convolution before it: none runs alone
-    assert fusion["Relu"]["ran"] == 0 and fusion["HardSwish"]["fused"] == 1.0
+    # ONNX Runtime fuses every ReLU into the convolution before it on any CPU: none runs alone
+    # (HardSwish fuses too where the NCHWc layout is on, AVX2 and up; not asserted)
+    assert fusion["Relu"]["ran"] == 0 and fusion["Relu"]["fused"] == 1.0
     assert fusion["Conv"]["exported"] == fusion["Conv"]["ran"]
     trace_only = onnx_kernels.profile(data, shape, repeats=0)  # another session: the same kernels, maybe reordered
     assert sorted(trace_only.kernels) == sorted(result.kernels) and math.isnan(trace_only.network_ms)
