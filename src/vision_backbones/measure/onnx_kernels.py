@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -125,13 +126,6 @@ def runs_of(events: Sequence[dict[str, Any]]) -> list[list[Node]]:
     return grouped
 
 
-def _numel(shape: Sequence[int]) -> int:
-    total = 1
-    for dim in shape:
-        total *= dim
-    return total
-
-
 def _dims(shape: Sequence[int], count: int = 4) -> list[float]:
     padded = [1, *shape] if len(shape) < count else list(shape)
     padded = ([1] * (count - len(padded)) + padded)[-count:]
@@ -151,21 +145,21 @@ def kernel(node: Node, activation: str = "") -> tuple[str, list[float]]:
         return PREFIX + kind, [
             float(macs), float(n), float(c), float(h), float(w), float(o), float(kh), float(kw),
             float(out[2]), float(out[3]), float(groups), float(len(inputs) >= 4), act,
-            float(_numel(inputs[0])), float(_numel(out)), float(_numel(inputs[1])),
+            float(math.prod(inputs[0])), float(math.prod(out)), float(math.prod(inputs[1])),
         ]  # fmt: skip
     if node.op in ("Gemm", "MatMul") and len(inputs) >= 2:
-        rows, depth = (_numel(inputs[0][:-1]), inputs[0][-1]) if inputs[0] else (1, 1)
+        rows, depth = (math.prod(inputs[0][:-1]), inputs[0][-1]) if inputs[0] else (1, 1)
         width = inputs[1][0] if node.op == "Gemm" and len(inputs[1]) == 2 else inputs[1][-1]
         return PREFIX + node.op, [float(rows * depth * width), float(rows), float(depth), float(width)]
-    largest = max([_numel(s) for s in inputs] + [_numel(out)] + [1])
+    largest = max([math.prod(s) for s in inputs] + [math.prod(out)] + [1])
     first = inputs[0] if inputs else ()
     return PREFIX + node.op, [
         float(largest),
         float(len(inputs)),
         *_dims(first),
         *_dims(out),
-        float(sum(_numel(s) for s in inputs)),
-        float(_numel(out)),
+        float(sum(math.prod(s) for s in inputs)),
+        float(math.prod(out)),
     ]
 
 
@@ -211,7 +205,8 @@ def profile(
     import onnx
 
     feed_array = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)).numpy()
-    reference = ruler.reference() if ruler is not None else None
+    if ruler is not None:
+        ruler.reference()  # calibrated before the first round, not inside it
     now = CLOCKS[clock]
     with tempfile.TemporaryDirectory(prefix="vb-ort-") as folder:
         optimized = Path(folder) / "optimized.onnx"
@@ -230,7 +225,7 @@ def profile(
                 start = now()
                 plain.run(None, feed)
                 elapsed = 1e3 * (now() - start)
-                scale = 1.0 if ruler is None or reference is None else reference / max(ruler.time_ms(), 1e-6)
+                scale = 1.0 if ruler is None else ruler.round_scale()
                 whole.append(elapsed * scale)
                 scales.append(scale)
         events = json.loads(Path(profiled.end_profiling()).read_text())

@@ -146,7 +146,8 @@ def profile_network(
     time: with one thread, the work done, barely moved by other processes) or ``wall``. ``ruler``: timed
     once per round, and that round's times scaled by its reference over its time (see :mod:`.ruler`)."""
     model = model.eval()
-    reference = ruler.reference() if ruler is not None else None
+    if ruler is not None:
+        ruler.reference()  # calibrated before the first round, not inside it
     ops = trace_ops(model, input_shape)
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
     per_round: list[list[float]] = []
@@ -164,7 +165,7 @@ def profile_network(
                 "expected the same ops"
             )
         whole_ms = time_calls(lambda: model(example), repeats=1, warmup=0, clock=clock)[0]
-        scale = 1.0 if ruler is None or reference is None else reference / max(ruler.time_ms(), 1e-6)
+        scale = 1.0 if ruler is None else ruler.round_scale()
         per_round.append([ms * scale for ms in timer.times])
         whole.append(whole_ms * scale)
     op_ms = [statistics.median(column) for column in zip(*per_round)]
@@ -181,32 +182,23 @@ def sample_network(
     repeats: int = 5,
     clock: str = "cpu",
     ruler: Ruler | None = None,
+    runtime: str = "eager",
+    threads: int = 1,
 ) -> NetworkSample:
+    """One network profiled kernel by kernel on ``runtime``: eager PyTorch (:func:`profile_network`, at the
+    threads the caller set) or ONNX Runtime (the model exported, its session's kernels profiled at
+    ``threads``: :mod:`.onnx_kernels`)."""
+    check_choice("runtime", runtime, RUNTIMES)
+    if runtime == "onnxruntime":
+        from vision_backbones.measure import onnx_kernels
+
+        data = onnx_kernels.export(model, input_shape)
+        result = onnx_kernels.profile(data, input_shape, threads=threads, repeats=repeats, clock=clock, ruler=ruler)
+        kernels = [(kind, row, ms) for (kind, row), ms in zip(result.kernels, result.kernel_ms)]
+        return NetworkSample(label, family, kernels, result.network_ms, origin)
     ops, op_ms, network_ms = profile_network(model, input_shape, repeats=repeats, clock=clock, ruler=ruler)
     kernels = [(kernel_type(op), [float(v) for v in features(op)], ms) for op, ms in zip(ops, op_ms)]
     return NetworkSample(label, family, kernels, network_ms, origin)
-
-
-def sample_onnx_network(
-    label: str,
-    family: str,
-    model: nn.Module,
-    input_shape: Sequence[int],
-    origin: str,
-    *,
-    repeats: int = 5,
-    clock: str = "cpu",
-    ruler: Ruler | None = None,
-    threads: int = 1,
-) -> NetworkSample:
-    """:func:`sample_network` for ONNX Runtime: the model exported, its session's kernels profiled
-    (:mod:`.onnx_kernels`)."""
-    from vision_backbones.measure import onnx_kernels
-
-    data = onnx_kernels.export(model, input_shape)
-    result = onnx_kernels.profile(data, input_shape, threads=threads, repeats=repeats, clock=clock, ruler=ruler)
-    kernels = [(kind, row, ms) for (kind, row), ms in zip(result.kernels, result.kernel_ms)]
-    return NetworkSample(label, family, kernels, result.network_ms, origin)
 
 
 # ----------------------------------------------------------------- fusion, by measurement

@@ -39,7 +39,6 @@ from vision_backbones.measure.predictor import (
     fused_pairs,
     pinned,
     sample_network,
-    sample_onnx_network,
 )
 from vision_backbones.measure.ruler import Ruler
 from vision_backbones.validate import check_int
@@ -96,20 +95,17 @@ def profile_planned(
     torch.manual_seed(0)
     model = create_model(planned.base, **planned.overrides).eval()
     shape = (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
-    if runtime == "onnxruntime":
-        return sample_onnx_network(
-            planned.label,
-            planned.family,
-            model,
-            shape,
-            planned.origin,
-            repeats=repeats,
-            clock=clock,
-            ruler=ruler,
-            threads=threads,
-        )
     return sample_network(
-        planned.label, planned.family, model, shape, planned.origin, repeats=repeats, clock=clock, ruler=ruler
+        planned.label,
+        planned.family,
+        model,
+        shape,
+        planned.origin,
+        repeats=repeats,
+        clock=clock,
+        ruler=ruler,
+        runtime=runtime,
+        threads=threads,
     )
 
 

@@ -75,6 +75,11 @@ class Ruler:
         """The reference in milliseconds, calibrated first (``calls`` timed calls) when none is set."""
         return self.reference_ms if self.reference_ms is not None else self.calibrate(calls)
 
+    def round_scale(self) -> float:
+        """One timed call of the ruler as the factor a round's times are multiplied by: the reference
+        over this call's time (above 1 when the machine runs slow now)."""
+        return self.reference() / max(self.time_ms(), 1e-6)
+
 
 @dataclass(frozen=True)
 class RuledTime:
