@@ -2,6 +2,11 @@
 """The alpha/beta/gamma grid on the proxy (``vision_backbones.budget.grid``): resumable; writes ``OUT/grid.json`` and ``OUT/grid.md``.
 
 ``python benchmarks/budget/grid.py --base mnasnet0_5 --out benchmarks/budget/grid``
+
+With ``--compare 2 4`` it then trains EfficientNet's, dWr's and uniform scaling of the base at 2x and
+4x FLOPs on the same proxy and seeds (``OUT/compare.json``), and ``--latency`` times those networks
+at their deploy sizes against the base, interleaved (run it alone), into ``OUT/compare.md``.
+The plateaued grid: ``--seeds 0 1 2 --epochs 20 --train-images 2000 --workers 2 --compare 2 4``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from vision_backbones.budget.grid import check_grid_arguments, markdown, run_grid
+from vision_backbones.budget.grid import (
+    check_grid_arguments,
+    compare_markdown,
+    markdown,
+    measure_rule_latencies,
+    run_comparison,
+    run_grid,
+)
 from vision_backbones.io import atomic_write
 from vision_backbones.search.data import DATA_HELP
 
@@ -34,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--tolerance", type=float, default=0.04, help="keep candidates with |a b^2 g^2 - 2| <= 2 x this"
     )
+    parser.add_argument("--workers", type=int, default=1, help="trials at a time (Ray, one core each)")
+    parser.add_argument(
+        "--compare", type=float, nargs="*", default=[], help="FLOPs factors for the scaling-rule comparison"
+    )
+    parser.add_argument("--latency", action="store_true", help="time the compared networks (alone on the machine)")
     args = parser.parse_args(argv)
     check_grid_arguments(
         args.base,
@@ -54,14 +71,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_images=args.train_images,
         tolerance=args.tolerance,
         data=args.data,
+        workers=args.workers,
     )
     header = (
         f"# alpha / beta / gamma grid on {args.base} (proxy: {'MNIST-5k' if args.data == 'mnist' else args.data}, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
-        f"{describe(machine_info())}; {time.perf_counter() - start:.0f} s this run. One seed per candidate: differences under ~1 % are noise."
+        f"{describe(machine_info())}; {time.perf_counter() - start:.0f} s this run. Ranked by validation top-1, mean ± std over the seeds."
     )
     text = markdown(args.base, rows, header)
     atomic_write(args.out / "grid.md", lambda tmp: Path(tmp).write_text(text))
     print(text)
+    if args.compare:
+        settings = {"seeds": args.seeds, "epochs": args.epochs, "train_images": args.train_images, "data": args.data}
+        rows = run_comparison(args.base, args.out, factors=args.compare, workers=args.workers, **settings)
+        latencies = None
+        if args.latency:
+            import os
+
+            load = os.getloadavg()[0]
+            latencies = measure_rule_latencies(args.base, [r for r in rows if "val_acc1" in r])
+            print(f"latency measured at load average {load:.2f} -> {os.getloadavg()[0]:.2f}")
+        header = (
+            f"# Scaling rules on {args.base} at {', '.join(f'{f:g}x' for f in args.compare)} FLOPs (proxy as the grid: "
+            f"{args.train_images} images, {args.epochs} epochs, seeds {args.seeds})\n\n{describe(machine_info())}. "
+            "FLOPs targets at 224 px (measured, bisection on phi); the proxy trains at 32 px x the rule's resolution. "
+            "Latency: eager, batch 1, 1 thread, at the deploy size, median of interleaved rounds, ratio to the base at 224 px."
+        )
+        text = compare_markdown(args.base, rows, latencies, header)
+        atomic_write(args.out / "compare.md", lambda tmp: Path(tmp).write_text(text))
+        print(text)
     return 0
 
 
