@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vision_backbones.budget.grid import (
     check_grid_arguments,
@@ -25,8 +25,15 @@ from vision_backbones.budget.grid import (
     run_comparison,
     run_grid,
 )
-from vision_backbones.io import atomic_write
+from vision_backbones.io import atomic_write, read_json
 from vision_backbones.search.data import DATA_HELP
+
+
+def _trained(rows: list[dict[str, Any]]) -> str:
+    """How much of the grid has trained, and for how long (summed over the trials, one core each)."""
+    trials = [t for r in rows for t in r.get("trials", {}).values()]
+    finished = sum("val_acc1" in r for r in rows)
+    return f"{finished} of {len(rows)} rows finished, {len(trials)} trials, {sum(t['seconds'] for t in trials) / 60:.0f} core-minutes of training"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--compare", type=float, nargs="*", default=[], help="FLOPs factors for the scaling-rule comparison"
     )
     parser.add_argument("--latency", action="store_true", help="time the compared networks (alone on the machine)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: write the reports from the trials already saved"
+    )
     args = parser.parse_args(argv)
     check_grid_arguments(
         args.base,
@@ -62,27 +72,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=args.data,
     )  # before the folder exists: a refused grid leaves nothing
     args.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    rows = run_grid(
-        args.base,
-        args.out,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        train_images=args.train_images,
-        tolerance=args.tolerance,
-        data=args.data,
-        workers=args.workers,
-    )
+    if args.report_only:
+        rows = list(read_json(args.out / "grid.json").values())
+    else:
+        rows = run_grid(
+            args.base,
+            args.out,
+            seeds=args.seeds,
+            epochs=args.epochs,
+            train_images=args.train_images,
+            tolerance=args.tolerance,
+            data=args.data,
+            workers=args.workers,
+        )
     header = (
         f"# alpha / beta / gamma grid on {args.base} (proxy: {'MNIST-5k' if args.data == 'mnist' else args.data}, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
-        f"{describe(machine_info())}; {time.perf_counter() - start:.0f} s this run. Ranked by validation top-1, mean ± std over the seeds."
+        f"{describe(machine_info())}; {_trained(rows)}. Ranked by validation top-1, mean ± std over the seeds."
     )
     text = markdown(args.base, rows, header)
     atomic_write(args.out / "grid.md", lambda tmp: Path(tmp).write_text(text))
     print(text)
     if args.compare:
         settings = {"seeds": args.seeds, "epochs": args.epochs, "train_images": args.train_images, "data": args.data}
-        rows = run_comparison(args.base, args.out, factors=args.compare, workers=args.workers, **settings)
+        if args.report_only:
+            rows = [r for r in read_json(args.out / "compare.json").values() if r["factor"] in args.compare]
+        else:
+            rows = run_comparison(args.base, args.out, factors=args.compare, workers=args.workers, **settings)
         latencies = None
         if args.latency:
             import os
@@ -94,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"# Scaling rules on {args.base} at {', '.join(f'{f:g}x' for f in args.compare)} FLOPs (proxy as the grid: "
             f"{args.train_images} images, {args.epochs} epochs, seeds {args.seeds})\n\n{describe(machine_info())}. "
             "FLOPs targets at 224 px (measured, bisection on phi); the proxy trains at 32 px x the rule's resolution. "
-            "Latency: eager, batch 1, 1 thread, at the deploy size, median of interleaved rounds, ratio to the base at 224 px."
+            "Latency: eager, batch 1, 1 thread, at the deploy size, median of interleaved rounds, ratio to the base at 224 px. "
+            f"{_trained(rows)}."
         )
         text = compare_markdown(args.base, rows, latencies, header)
         atomic_write(args.out / "compare.md", lambda tmp: Path(tmp).write_text(text))

@@ -261,6 +261,8 @@ def markdown(base: str, rows: list[dict[str, Any]], header: str) -> str:
     rows = [r for r in rows if "val_acc1" in r]  # rows whose seeds are all in
     reference = next(r for r in rows if (r["alpha"], r["beta"], r["gamma"]) == (1.0, 1.0, 1.0))
     scaled = sorted((r for r in rows if r is not reference), key=lambda r: -r["val_acc1"])
+    if not scaled:
+        return f"{header}\n\nNo scaled candidate has finished every seed yet (unscaled {base}: val {_spread(reference, 'val_acc1')} %).\n"
     best = scaled[0]
     lines = [
         header,
