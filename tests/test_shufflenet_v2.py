@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vision_backbones import create_model
@@ -50,3 +51,27 @@ def test_output_stride_dilates_both_branches() -> None:
     ]
     assert later == [(2, 2)]
     assert model(torch.randn(1, 3, 64, 64))[-1].shape[-1] == 8
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_opened_branches_still_fire_hooks_and_match_the_scripted_block(stride: int) -> None:
+    # The eager block calls its branches' layers itself (run_chain); a hook on a branch, or on a
+    # ConvNormAct inside it, must still fire, and TorchScript (which calls the modules) must agree.
+
+    torch.manual_seed(0)
+    block = ShuffleV2Block(24 if stride == 2 else 48, 48, stride=stride).eval()
+    x = torch.randn(2, block.branch[0].in_channels * (1 if stride == 2 else 2), 8, 8)
+    seen: list[str] = []
+    handles = [
+        block.branch.register_forward_hook(lambda *_: seen.append("branch")),
+        block.branch[1].register_forward_hook(lambda *_: seen.append("depthwise")),
+    ]
+    with torch.no_grad():
+        hooked = block(x)
+    for handle in handles:
+        handle.remove()
+    assert seen == ["depthwise", "branch"]
+    with torch.no_grad():
+        plain, scripted = block(x), torch.jit.script(block)(x)
+    torch.testing.assert_close(plain, hooked, rtol=0, atol=0)
+    torch.testing.assert_close(scripted, plain, rtol=0, atol=0)

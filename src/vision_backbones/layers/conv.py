@@ -86,21 +86,50 @@ class ConvNormAct(nn.Sequential):
         self.stride = stride
 
 
-@torch.jit.unused
-def call_inline(layers: nn.Module, x: Tensor) -> Tensor:
-    """``layers(x)`` without the container's own ``Module.__call__`` when nothing hooks into it.
+_SEQUENTIAL_FORWARD = nn.Sequential.forward
 
-    Each module call costs ~3-4 us of Python; a block calling three ``ConvNormAct`` containers pays it
-    three times more than torchvision's one flat ``Sequential`` per block, which is 2-3 % of a small
-    mobile net's forward at small inputs (``benchmarks/PARITY.md``, mnasnet0_5). The layers inside
-    still run through their own ``__call__``; a forward hook or pre-hook on the container (or a
-    global one) takes the ordinary path, so hooks keep firing. Python only (TorchScript calls the module).
-    """
-    if (
-        layers._forward_hooks
-        or layers._forward_pre_hooks
-        or module_internals._global_forward_hooks
-        or module_internals._global_forward_pre_hooks
+
+def opened(container: nn.Module) -> tuple[nn.Module, ...]:
+    """The children of a plain, unhooked ``nn.Sequential`` (for ``run_chain``), else ``(container,)``."""
+    if type(container).forward is _SEQUENTIAL_FORWARD and not (
+        container._forward_hooks
+        or container._forward_pre_hooks
+        or container._backward_hooks
+        or container._backward_pre_hooks
     ):
-        return layers(x)
-    return layers.forward(x)
+        return tuple(container._modules.values())  # type: ignore[arg-type]
+    return (container,)
+
+
+@torch.jit.unused
+def run_chain(x: Tensor, containers: tuple[nn.Module, ...]) -> Tensor:
+    """``containers[-1](...containers[0](x))`` with each plain ``nn.Sequential`` (a ``ConvNormAct``)
+    opened and its layers called here in one loop; unhooked ``nn.Identity`` placeholders are skipped.
+
+    Why: every Python frame between two kernels costs microseconds in a real forward (the kernels
+    evict the interpreter's code and data from the caches), far more than a warm microbenchmark
+    shows. Torchvision's mobile blocks run one flat ``Sequential``; ours nest three ``ConvNormAct``s,
+    and calling each as a module cost mnasnet0_5 ~3 % at 160 px batch 2 although torchvision's code
+    run over our very layers is at parity (``benchmarks/parity_split.md``). This loop reads modules
+    straight from ``_modules`` and calls nothing but the layers. A container with a hook, or any
+    global forward hook, is called as a module, so hooks keep firing. Python only (TorchScript calls
+    the modules).
+    """
+    if module_internals._global_forward_hooks or module_internals._global_forward_pre_hooks:
+        for container in containers:
+            x = container(x)
+        return x
+    for container in containers:
+        if (
+            container._forward_hooks
+            or container._forward_pre_hooks
+            or container._backward_hooks
+            or container._backward_pre_hooks
+        ):
+            x = container(x)
+        elif type(container).forward is _SEQUENTIAL_FORWARD:
+            for layer in container._modules.values():
+                x = layer(x)  # type: ignore[misc]
+        elif type(container) is not nn.Identity:
+            x = container(x)
+    return x

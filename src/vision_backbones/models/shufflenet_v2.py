@@ -36,6 +36,7 @@ from vision_backbones.backbone import Backbone
 from vision_backbones.family import DesignFields, Preprocessing
 from vision_backbones.head import ClassifierHead
 from vision_backbones.layers import ConvNormAct, channel_shuffle, conv_pool_stem
+from vision_backbones.layers.conv import opened, run_chain
 from vision_backbones.registry import register_family
 from vision_backbones.validate import check_int, check_ints, check_rate
 
@@ -72,12 +73,24 @@ class ShuffleV2Block(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            return self._forward_inline(x)
         if self.stride == 1:
             kept, x = x.chunk(2, dim=1)  # 2 x (B, C/2, H, W)
         else:
             kept = self.shortcut(x)  # (B, C_out/2, H/2, W/2)
         out = torch.cat((kept, self.branch(x)), dim=1)  # (B, C_out, H / stride, W / stride)
         return channel_shuffle(out, 2)
+
+    @torch.jit.unused
+    def _forward_inline(self, x: Tensor) -> Tensor:
+        """``forward`` with the branches' containers opened (``run_chain``), as torchvision's flat branches."""
+        modules = self._modules
+        if self.stride == 1:
+            kept, x = x.chunk(2, dim=1)
+        else:
+            kept = run_chain(x, opened(modules["shortcut"]))  # type: ignore[arg-type]
+        return channel_shuffle(torch.cat((kept, run_chain(x, opened(modules["branch"]))), dim=1), 2)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
