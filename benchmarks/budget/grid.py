@@ -62,29 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--report-only", action="store_true", help="train nothing: write the reports from the trials already saved"
     )
     args = parser.parse_args(argv)
-    check_grid_arguments(
-        args.base,
-        args.out,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        train_images=args.train_images,
-        tolerance=args.tolerance,
-        data=args.data,
-    )  # before the folder exists: a refused grid leaves nothing
+    settings = {"seeds": args.seeds, "epochs": args.epochs, "train_images": args.train_images, "data": args.data}
+    # before the folder exists: a refused grid leaves nothing
+    check_grid_arguments(args.base, args.out, tolerance=args.tolerance, **settings)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         rows = list(read_json(args.out / "grid.json").values())
     else:
-        rows = run_grid(
-            args.base,
-            args.out,
-            seeds=args.seeds,
-            epochs=args.epochs,
-            train_images=args.train_images,
-            tolerance=args.tolerance,
-            data=args.data,
-            workers=args.workers,
-        )
+        rows = run_grid(args.base, args.out, tolerance=args.tolerance, workers=args.workers, **settings)
     header = (
         f"# alpha / beta / gamma grid on {args.base} (proxy: {'MNIST-5k' if args.data == 'mnist' else args.data}, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
         f"{describe(machine_info())}; {_trained(rows)}. Ranked by validation top-1, mean ± std over the seeds."
@@ -93,7 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     atomic_write(args.out / "grid.md", lambda tmp: Path(tmp).write_text(text))
     print(text)
     if args.compare:
-        settings = {"seeds": args.seeds, "epochs": args.epochs, "train_images": args.train_images, "data": args.data}
         if args.report_only:
             rows = [r for r in read_json(args.out / "compare.json").values() if r["factor"] in args.compare]
         else:

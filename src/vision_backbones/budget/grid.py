@@ -176,6 +176,27 @@ def run_trials(
             executor.close()
 
 
+def _new_row(
+    fields: dict[str, Any], overrides: dict[str, Any], *, data: str, epochs: int, train_images: int | None
+) -> dict[str, Any]:
+    """A row to train: ``fields`` (its multipliers), its ``overrides`` and the proxy ``task`` at 32 px x gamma."""
+    task = {
+        "data": data,
+        "image_size": proxy_size(32, fields["gamma"]),
+        "epochs": epochs,
+        "train_images": train_images,
+    }
+    return {
+        **fields,
+        "overrides": overrides,
+        "image_size": task["image_size"],
+        "data": data,
+        "epochs": epochs,
+        "train_images": train_images,
+        "task": task,
+    }
+
+
 def run_grid(
     base: str,
     out: Path,
@@ -199,25 +220,15 @@ def run_grid(
     path = Path(out) / "grid.json"
     done = _read_done(path, data, {"epochs": epochs, "train_images": train_images})
     for alpha, beta, gamma in grid:
-        key = f"{alpha:g}/{beta:g}/{gamma:g}"
-        if key in done and "trials" not in done[key]:
-            continue  # a finished row of an older grid (means only)
-        task = {"data": data, "image_size": proxy_size(32, gamma), "epochs": epochs, "train_images": train_images}
-        done.setdefault(
-            key,
-            {
-                "alpha": alpha,
-                "beta": beta,
-                "gamma": gamma,
-                "flops_factor": alpha * beta**2 * gamma**2,
-                "overrides": scaled_overrides(base, Multipliers(depth=alpha, width=beta, resolution=gamma)),
-                "image_size": task["image_size"],
-                "data": data,
-                "epochs": epochs,
-                "train_images": train_images,
-                "task": task,
-            },
-        )
+        key = _key({"alpha": alpha, "beta": beta, "gamma": gamma})
+        if key not in done:  # a row already there has its trials, or is a finished row of an older grid
+            done[key] = _new_row(
+                {"alpha": alpha, "beta": beta, "gamma": gamma, "flops_factor": alpha * beta**2 * gamma**2},
+                scaled_overrides(base, Multipliers(depth=alpha, width=beta, resolution=gamma)),
+                data=data,
+                epochs=epochs,
+                train_images=train_images,
+            )
     run_trials(done, path, base=base, seeds=seeds, workers=workers, title=f"alpha/beta/gamma grid on {base}")
     return list(done.values())
 
@@ -304,6 +315,10 @@ def markdown(base: str, rows: list[dict[str, Any]], header: str) -> str:
 SCALING_RULES = ("efficientnet", "dWr", "uniform")
 
 
+def _rule_key(row: dict[str, Any]) -> str:
+    return f"{row['rule']}@{row['factor']:g}x"
+
+
 def scaled_by_rule(base: str, rule: str, factor: float, base_image_size: int = 224) -> Any:
     """``scaling.scale_model`` of ``base`` to ``factor`` x its FLOPs at ``base_image_size`` by ``rule``:
     EfficientNet's published coefficients, Dollár's dWr (0.1/0.8/0.1) or uniform (1/3 each)."""
@@ -341,32 +356,14 @@ def run_comparison(
     done = _read_done(path, data, {"epochs": epochs, "train_images": train_images})
     for factor in factors:
         for rule in SCALING_RULES:
-            key = f"{rule}@{factor:g}x"
+            key = _rule_key({"rule": rule, "factor": factor})
             if key in done:
                 continue
             scaled = scaled_by_rule(base, rule, factor)
             m = scaled.multipliers
-            task = {
-                "data": data,
-                "image_size": proxy_size(32, m.resolution),
-                "epochs": epochs,
-                "train_images": train_images,
-            }
-            done[key] = {
-                "rule": rule,
-                "factor": factor,
-                "alpha": m.depth,
-                "beta": m.width,
-                "gamma": m.resolution,
-                "overrides": scaled.overrides,
-                "deploy_image_size": scaled.image_size,
-                "deploy_flops": scaled.info()["flops"],
-                "image_size": task["image_size"],
-                "data": data,
-                "epochs": epochs,
-                "train_images": train_images,
-                "task": task,
-            }
+            fields = {"rule": rule, "factor": factor, "alpha": m.depth, "beta": m.width, "gamma": m.resolution}
+            done[key] = _new_row(fields, scaled.overrides, data=data, epochs=epochs, train_images=train_images)
+            done[key].update(deploy_image_size=scaled.image_size, deploy_flops=scaled.info()["flops"])
     run_trials(done, path, base=base, seeds=seeds, workers=workers, title=f"scaling rules on {base}")
     return list(done.values())
 
@@ -385,8 +382,10 @@ def measure_rule_latencies(
     with num_threads(threads), torch.no_grad():
         models = {"base": (create_model(base).eval(), 224)}
         for row in rows:
-            key = f"{row['rule']}@{row['factor']:g}x"
-            models[key] = (create_model(base, **lists_to_tuples(row["overrides"])).eval(), row["deploy_image_size"])
+            models[_rule_key(row)] = (
+                create_model(base, **lists_to_tuples(row["overrides"])).eval(),
+                row["deploy_image_size"],
+            )
         for key, (model, size) in models.items():
             x = torch.randn(1, 3, size, size)
             calls[key] = lambda model=model, x=x: model(x)
@@ -408,8 +407,7 @@ def compare_markdown(
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["factor"], SCALING_RULES.index(r["rule"]))):
-        key = f"{r['rule']}@{r['factor']:g}x"
-        latency = latencies.get(key) if latencies else None
+        latency = latencies.get(_rule_key(r)) if latencies else None
         lat = f"{latency['ms']:.1f} ({latency['ratio']:.2f}x)" if latency else "-"
         lines.append(
             f"| {r['factor']:g}x | {r['rule']} | {r['alpha']:.2f} / {r['beta']:.2f} / {r['gamma']:.2f} | {r['deploy_image_size']} | "
