@@ -104,20 +104,24 @@ def main() -> int:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--budget-s", type=float, default=1500.0, help="the predictor's build budget")
-    parser.add_argument("--cache", type=Path, default=OUT / f"kernels_{'{clock}'}.json")
+    parser.add_argument(
+        "--out", type=Path, default=OUT, help="the folder of this machine's runs and reports (resumes from it)"
+    )
+    parser.add_argument("--cache", type=Path, default=None, help="the predictor cache (default: in --out)")
     parser.add_argument("--models", default="*", help="shell pattern over the registered models (default: all)")
     parser.add_argument("--skip-zoo", action="store_true")
     parser.add_argument("--runtime", choices=("eager", "onnxruntime"), default="eager")
     args = parser.parse_args()
-    OUT.mkdir(exist_ok=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     zoo_names = list_models(args.models)
     onnx = args.runtime == "onnxruntime"
     runtime_tag = "onnxruntime_" if onnx else ""
-    cache = Path(str(args.cache).replace("{clock}", args.clock))
-    if onnx and args.cache == parser.get_default("cache"):
-        cache = OUT / f"kernels_onnxruntime_{args.clock}.json"
+    cache = args.cache or out / f"kernels_{runtime_tag}{args.clock}.json"
     suffix = f"{runtime_tag}{args.clock}_ruled"
-    runs_path = OUT / f"runs_{suffix}.jsonl"
+    runs_path = out / f"runs_{suffix}.jsonl"
+    # ONNX Runtime's kernel lists need an export to recover, so they are kept beside the rows (not committed)
+    kernel_lists = out / f"kernels_{suffix}_rows"
     fix_thresholds()
     load_before = os.getloadavg()
     with progress_bar(remaining=True) as bar:
@@ -133,8 +137,12 @@ def main() -> int:
         )
     print(f"predictor: {len(predictor.samples)} networks, built in {predictor.build_seconds:.0f} s", flush=True)
     settings = LatencySettings(image_size=224, threads=1, repeats=5, warmup=2, clock=args.clock)
-    table = LatencyTable.load(OUT / f"block_table_{args.clock}.json", settings)
+    table = LatencyTable.load(out / f"block_table_{args.clock}.json", settings)
     done = {row["label"]: row for row in read_jsonl(runs_path)}
+    here = machine_info()["cpu"]
+    elsewhere = sorted({row["cpu"] for row in done.values() if row.get("cpu", here) != here})
+    if elsewhere:
+        raise SystemExit(f"{runs_path} holds rows measured on {elsewhere}; this is {here!r}: expected another --out")
 
     # FLOPs line: the networks the kernel predictor was built on
     plan = {p.label: p for p in zoo_plan(zoo_names) + space_plan(args.build_per_space, 0)}
@@ -186,6 +194,8 @@ def main() -> int:
                     kernels = onnx_kernels.profile(data, (1, 3, 224, 224), repeats=0).kernels
                     fitted, _ = fits_for(planned)
                     extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
+                    kernel_lists.mkdir(exist_ok=True)
+                    atomic_write_bytes(kernel_lists / f"{planned.label}.json", json.dumps(kernels).encode())
                     del plain, data
                 else:
                     with torch.no_grad():
@@ -206,6 +216,7 @@ def main() -> int:
                     "block_table": block,
                     "flops": _flops(planned.base, planned.overrides, 224),
                     "load": os.getloadavg()[0],
+                    "cpu": here,
                     **extra,
                 }
                 append_jsonl(runs_path, row)
@@ -266,8 +277,8 @@ def main() -> int:
         "scores": table_rows,
         "rows": results,
     }
-    atomic_write_bytes(OUT / f"results_{suffix}.json", (json.dumps(summary, indent=1) + "\n").encode())
-    _plot(results, OUT / f"predicted_vs_measured_{suffix}.png", methods)
+    atomic_write_bytes(out / f"results_{suffix}.json", (json.dumps(summary, indent=1) + "\n").encode())
+    _plot(results, out / f"predicted_vs_measured_{suffix}.png", methods)
     runtime_text = (
         f"ONNX Runtime {predictor.fingerprint.get('onnxruntime')} (every graph optimization, CPU provider)"
         if onnx
@@ -310,7 +321,7 @@ def main() -> int:
             f"of them and within ±5 % for {ceiling['within_5']:.1f} % (RMSPE {ceiling['rmspe']:.1f} %). No predictor can "
             "agree with a measurement more often than the measurement agrees with itself.",
         ]
-    atomic_write_bytes(OUT / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(out / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
 

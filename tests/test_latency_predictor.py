@@ -151,8 +151,65 @@ def test_unknown_runtime_is_one_line() -> None:
         fingerprint("tflite")
 
 
-def _tiny_build(cache: Path) -> KernelPredictor:
-    return load_or_build(cache, models=["mobilenet_v3_small", "mnasnet0_5"], per_space=0, budget_s=0, image_size=64)
+def _tiny_build(cache: Path, synthetic: int = 0) -> KernelPredictor:
+    return load_or_build(
+        cache,
+        models=["mobilenet_v3_small", "mnasnet0_5"],
+        per_space=0,
+        budget_s=0,
+        image_size=64,
+        synthetic=synthetic,
+    )
+
+
+def test_synthetic_networks_hold_the_kernel_types_few_families_have() -> None:
+    from vision_backbones.measure.synthetic import synthetic_networks
+
+    networks = list(synthetic_networks(3, seed=0))
+    assert [label for label, *_ in networks][:2] == ["synthetic:gconv#0.0", "synthetic:gconv#0.1"]
+    assert [label for label, *_ in synthetic_networks(3, seed=0)] == [label for label, *_ in networks]
+    kinds = {family: {kernel_type(op) for op in trace_ops(model, shape)} for _, family, model, shape in networks}
+    assert {"gconv", "bn", "unary"} <= kinds["synthetic:gconv"] and "dwconv" not in kinds["synthetic:gconv"]
+    assert {"linear", "ln", "binary"} <= kinds["synthetic:mlp"]
+    wide = [
+        features(op)[0]
+        for _, family, model, shape in networks
+        if family == "synthetic:mlp"
+        for op in trace_ops(model, shape)
+        if kernel_type(op) == "linear"
+    ]
+    assert min(wide) >= 49  # matrix products over a whole map, not one-row heads
+
+
+def test_a_held_out_familys_kernels_are_not_seen_through_a_synthetic_network() -> None:
+    """A synthetic kernel equal to one of the held-out family's is dropped with the family: the
+    held-out prediction then cannot read that kernel's time, here a tell-tale 500 ms (the conv costs
+    0.13 ms)."""
+    rng = random.Random(0)
+    predictor = KernelPredictor(fingerprint())
+    samples = [_synthetic(f"n{i}", f"f{i % 4}", rng) for i in range(40)]
+    kind, row = (
+        "conv",
+        [48.0, 48.0, 8.0, 8.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0, 48 * 48 * 64 * 9, 3072.0, 3072.0, 20736.0, 0.0],
+    )
+    samples[0].kernels.append((kind, row, 48 * 48 * 64 * 9 / 1e7))  # a kernel only family f0 has
+    leak = NetworkSample("synthetic:conv#0", "synthetic:conv", [(kind, row, 500.0)], 500.0, "synthetic")
+    predictor.samples = [leak, *samples]  # first, so the forest learns its time, not f0's copy of it
+    probe = NetworkSample("probe", "f0", [(kind, row, 0.0)], 0.0)
+    assert predictor.fit(exclude_families=["f1"], kind_scales=False).predict_sample(probe) > 10.0  # seen
+    assert predictor.fit(exclude_families=["f0"], kind_scales=False).predict_sample(probe) < 5.0
+
+
+def test_a_cache_without_synthetic_networks_gets_them_added_not_rebuilt(tmp_path: Path) -> None:
+    cache = tmp_path / "kernels.json"
+    built = _tiny_build(cache)
+    grown = _tiny_build(cache, synthetic=1)
+    labels = [s.label for s in grown.samples]
+    assert labels == ["mobilenet_v3_small", "mnasnet0_5", "synthetic:gconv#0.0", "synthetic:mlp#0.0"]
+    assert [s.network_ms for s in grown.samples[:2]] == [s.network_ms for s in built.samples]  # measured once
+    assert grown.ruler_ms == built.ruler_ms and grown.build_seconds > built.build_seconds
+    assert {s.origin for s in grown.samples[2:]} == {"synthetic"}
+    assert [s.label for s in _tiny_build(cache, synthetic=1).samples] == labels  # saved: not added twice
 
 
 def test_cache_of_another_machine_is_refused_and_rebuilt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -100,6 +100,7 @@ def test_the_predictor_is_per_runtime_and_refuses_the_other_runtimes_cache(tmp_p
         per_space=0,
         budget_s=0,
         image_size=64,
+        synthetic=0,
     )
     assert all(kind.startswith("ort:") for s in built.samples for kind, _, _ in s.kernels)
     assert built.fusion["Relu"]["fused"] == 1.0

@@ -4,6 +4,8 @@
 
 1. every registered model (224 px unless given), profiled kernel by kernel in its own forward;
 2. ``per_space`` random members of each search space at full size (their own random seed);
+   then ``synthetic`` small networks per kind of :mod:`.synthetic` (grouped convolutions, wide matrix
+   products and layer norms drawn from a generic prior: kernel types only a few families hold);
 3. the fusion test on pairs of consecutive ops of those networks (:func:`.predictor.detect_fusion`);
 4. adaptive rounds while the time budget lasts: the predictor is fitted leaving each family out, and the
    networks it misses most get width-scaled copies (``scaling``'s width multiplier 0.5 / 0.75 / 1.25)
@@ -136,21 +138,34 @@ def load_or_build(
     models: Sequence[str] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     rebuild: bool = False,
+    synthetic: int = 40,
 ) -> KernelPredictor:
     """The fitted predictor of this machine: read from ``cache`` when it holds one built here with these
     settings, else built (and saved). A cache from another CPU, torch version, runtime or thread count is
-    reported on stderr and rebuilt."""
+    reported on stderr and rebuilt. A cache of this machine built before the synthetic networks existed
+    gets them profiled (ruled by its stored reference) and added, not rebuilt."""
 
     check_int("threads", threads, min=1)
     check_int("image_size", image_size, min=8)
     check_int("per_space", per_space, min=0)
     expected = fingerprint(runtime, threads, clock)
     path = Path(cache) if cache is not None else None
+    check_int("synthetic", synthetic, min=0)
     if path is not None and path.exists() and not rebuild:
         try:
-            return KernelPredictor.load(path, expected).fit(seed=seed)
+            cached = KernelPredictor.load(path, expected)
         except ValueError as error:
             print(f"rebuilding the latency predictor: {error}", file=sys.stderr)
+        else:
+            if synthetic and not any(s.origin == "synthetic" for s in cached.samples):
+                start = time.perf_counter()
+                fix_thresholds()
+                with pinned(threads):
+                    ruler = Ruler.network(clock=clock, reference_ms=cached.ruler_ms)
+                    add_synthetic(cached, synthetic, seed, repeats, clock, ruler, runtime, threads, on_progress)
+                cached.build_seconds += time.perf_counter() - start
+                cached.save(path)
+            return cached.fit(seed=seed)
     predictor = build(
         expected,
         runtime=runtime,
@@ -163,6 +178,7 @@ def load_or_build(
         seed=seed,
         models=models,
         on_progress=on_progress,
+        synthetic=synthetic,
     )
     if path is not None:
         predictor.save(path)
@@ -182,6 +198,7 @@ def build(
     seed: int,
     models: Sequence[str] | None,
     on_progress: Callable[[str, int, int], None] | None,
+    synthetic: int = 40,
 ) -> KernelPredictor:
     report = on_progress or (lambda *_: None)
     start = time.perf_counter()
@@ -204,6 +221,7 @@ def build(
                     f"latency predictor: {planned.label} left out ({type(error).__name__}: {first_line})",
                     file=sys.stderr,
                 )
+        add_synthetic(predictor, synthetic, seed, repeats, clock, ruler, runtime, threads, on_progress)
         fusion = _onnx_fusion if runtime == "onnxruntime" else _fusion
         predictor.fusion = fusion(plan[: min(len(plan), 12)], image_size)
         rounds = 0
@@ -228,6 +246,33 @@ def build(
                 break
     predictor.build_seconds = time.perf_counter() - start
     return predictor.fit(seed=seed)
+
+
+def add_synthetic(
+    predictor: KernelPredictor,
+    count: int,
+    seed: int,
+    repeats: int,
+    clock: str,
+    ruler: Ruler,
+    runtime: str,
+    threads: int,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """Profile ``count`` networks per kind of :mod:`.synthetic` and add them to ``predictor.samples``."""
+    from vision_backbones.measure.synthetic import SYNTHETIC_KINDS, synthetic_networks
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        networks = list(synthetic_networks(count, seed))
+    for index, (label, family, model, shape) in enumerate(networks):
+        if on_progress is not None:
+            on_progress(label, index, count * len(SYNTHETIC_KINDS))
+        sample = sample_network(
+            label, family, model, shape, "synthetic", repeats=repeats, clock=clock, ruler=ruler, runtime=runtime,
+            threads=threads,
+        )  # fmt: skip
+        predictor.samples.append(sample)
 
 
 def _fusion(plan: Sequence[Planned], image_size: int) -> dict[str, dict[str, float]]:
