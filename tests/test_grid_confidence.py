@@ -82,3 +82,24 @@ def test_grid_reports_confidence_and_refuses_other_settings(tmp_path: Path, monk
     assert "Confidence: the choice wins" in text and " ± " in text
     with pytest.raises(ValueError, match="was trained with epochs 1, not 3"):
         grid.run_grid("resnet18", tmp_path, seeds=(0, 1), epochs=3, train_images=8, tolerance=0.01)
+
+
+def test_rules_that_round_to_one_network_train_and_time_it_once(tmp_path: Path, monkeypatch) -> None:
+    """At 2x, EfficientNet's rule and uniform scaling give mnasnet0_5 the same channels, repeats and
+    size: the network trains once per seed, the other rule copies it and the report says so."""
+    from vision_backbones.search import evaluate
+
+    calls: list[str] = []
+    monkeypatch.setattr(evaluate, "evaluate_architecture", _fake(calls))
+    rows = grid.run_comparison("mnasnet0_5", tmp_path, factors=(2.0,), seeds=(0, 1, 2), epochs=1, train_images=8)
+    by_rule = {r["rule"]: r for r in rows}
+    assert by_rule["efficientnet"]["overrides"] != by_rule["uniform"]["overrides"]  # other multipliers, ...
+    assert by_rule["efficientnet"]["deploy_flops"] == by_rule["uniform"]["deploy_flops"]  # ... one network
+    assert len(calls) == 6 and len(set(calls)) == 6  # two distinct networks x three seeds
+    assert by_rule["uniform"]["same_as"] == "efficientnet@2x"
+    assert by_rule["uniform"]["val_acc1_seeds"] == by_rule["efficientnet"]["val_acc1_seeds"]
+    saved = json.loads((tmp_path / "compare.json").read_text())
+    assert saved["uniform@2x"]["trials"] == saved["efficientnet@2x"]["trials"]  # the copy is on disk
+    text = grid.compare_markdown("mnasnet0_5", rows, None, "# header")
+    assert "uniform (the same network as efficientnet)" in text
+    assert "vs uniform" not in text  # a network is not compared with itself

@@ -16,6 +16,7 @@ seeds, and ranked by validation top-1; the test split is reported but not used t
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -139,25 +140,29 @@ def run_trials(
     seeds: Sequence[int],
     workers: int = 1,
     title: str,
+    twins: Mapping[str, str] | None = None,
 ) -> None:
     """Train every (row, seed) that ``rows`` lacks, ``workers`` at a time (Ray), saving ``path`` after each.
 
     ``rows``: key -> row with ``overrides`` and ``task`` (the ``ProxyTask`` fields); each finished
     trial lands in ``row["trials"][seed]`` and a row whose seeds are all in gets its means. A kill
-    loses at most the trials in flight; the same call resumes.
+    loses at most the trials in flight; the same call resumes. ``twins``: key -> the key of a row that
+    trains the same network on the same task; such a row is not trained, its twin's trials are copied.
     """
     from vision_backbones.progress import progress_bar
     from vision_backbones.search.runner import make_executor
 
+    twins = dict(twins or {})
     pending = [
         {"number": i, "key": key, "seed": seed, "base": base, "arch": rows[key]["overrides"], "task": rows[key]["task"]}
         for i, (key, seed) in enumerate((k, s) for k in rows for s in seeds)
-        if str(seed) not in rows[key].setdefault("trials", {})
+        if str(seed) not in rows[key].setdefault("trials", {}) and key not in twins
     ]
     total = len(rows) * len(seeds)
     with progress_bar(transient=False) as progress:
         bar = progress.add_task(title, total=total, completed=total - len(pending))
         if not pending:
+            _copy_twins(rows, twins, seeds, path)
             return
         executor = make_executor(workers)
         try:
@@ -174,6 +179,40 @@ def run_trials(
                 progress.advance(bar)
         finally:
             executor.close()
+        _copy_twins(rows, twins, seeds, path)
+
+
+def _copy_twins(rows: dict[str, dict[str, Any]], twins: Mapping[str, str], seeds: Sequence[int], path: Path) -> None:
+    """Each twin row takes its twin's trials (same network, same task: training it again repeats them)."""
+    copied = False
+    for key, source in twins.items():
+        row, twin = rows[key], rows[source]
+        if all(str(seed) in twin.get("trials", {}) for seed in seeds) and row.get("trials") != twin["trials"]:
+            row["trials"] = {seed: dict(trial) for seed, trial in twin["trials"].items()}
+            row["same_as"] = source
+            _summarize(row, seeds)
+            copied = True
+    if copied:
+        write_json(path, rows, indent=1)
+
+
+def network_twins(base: str, rows: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Key -> the first earlier key of a row at the same FLOPs factor that builds the same network (every
+    parameter's name and shape) at the same deploy and proxy sizes: two rules' multipliers can round
+    to one network (EfficientNet's and uniform scaling of mnasnet0_5 at 2x do)."""
+    from vision_backbones.registry import build_on_meta
+
+    first: dict[str, str] = {}
+    twins: dict[str, str] = {}
+    for key, row in rows.items():
+        model = build_on_meta(base, **lists_to_tuples(row["overrides"]))
+        shapes = [[name, list(p.shape)] for name, p in model.named_parameters()]
+        identity = json.dumps([row.get("factor"), shapes, row.get("deploy_image_size"), row.get("image_size")])
+        if identity in first:
+            twins[key] = first[identity]
+        else:
+            first[identity] = key
+    return twins
 
 
 def _new_row(
@@ -364,7 +403,15 @@ def run_comparison(
             fields = {"rule": rule, "factor": factor, "alpha": m.depth, "beta": m.width, "gamma": m.resolution}
             done[key] = _new_row(fields, scaled.overrides, data=data, epochs=epochs, train_images=train_images)
             done[key].update(deploy_image_size=scaled.image_size, deploy_flops=scaled.info()["flops"])
-    run_trials(done, path, base=base, seeds=seeds, workers=workers, title=f"scaling rules on {base}")
+    run_trials(
+        done,
+        path,
+        base=base,
+        seeds=seeds,
+        workers=workers,
+        title=f"scaling rules on {base}",
+        twins=network_twins(base, done),
+    )
     return list(done.values())
 
 
@@ -379,10 +426,14 @@ def measure_rule_latencies(
     from vision_backbones.registry import create_model
 
     calls: dict[str, Any] = {}
+    keyed = {_rule_key(row): row for row in rows}
+    twins = network_twins(base, keyed)  # one network is timed once, whichever rules round to it
     with num_threads(threads), torch.no_grad():
         models = {"base": (create_model(base).eval(), 224)}
-        for row in rows:
-            models[_rule_key(row)] = (
+        for key, row in keyed.items():
+            if key in twins:
+                continue
+            models[key] = (
                 create_model(base, **lists_to_tuples(row["overrides"])).eval(),
                 row["deploy_image_size"],
             )
@@ -390,10 +441,11 @@ def measure_rule_latencies(
             x = torch.randn(1, 3, size, size)
             calls[key] = lambda model=model, x=x: model(x)
         times = interleaved_times(calls, rounds=rounds, warmup=2, min_time=0.2)["wall"]
-    return {
+    measured = {
         key: {"ms": statistics.median(times[key]) * 1e3, "ratio": ratio_summary(times[key], times["base"])["median"]}
         for key in times
     }
+    return measured | {key: measured[source] for key, source in twins.items()}
 
 
 def compare_markdown(
@@ -406,16 +458,21 @@ def compare_markdown(
         "| FLOPs | rule | d / w / r | deploy px | deploy GFLOPs | params | proxy px | val top-1 % | test top-1 % | latency ms (x base) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    twins = network_twins(base, {_rule_key(r): r for r in rows})
     for r in sorted(rows, key=lambda r: (r["factor"], SCALING_RULES.index(r["rule"]))):
         latency = latencies.get(_rule_key(r)) if latencies else None
         lat = f"{latency['ms']:.1f} ({latency['ratio']:.2f}x)" if latency else "-"
+        twin = twins.get(_rule_key(r))
+        rule = f"{r['rule']} (the same network as {twin.split('@')[0]})" if twin else r["rule"]
         lines.append(
-            f"| {r['factor']:g}x | {r['rule']} | {r['alpha']:.2f} / {r['beta']:.2f} / {r['gamma']:.2f} | {r['deploy_image_size']} | "
+            f"| {r['factor']:g}x | {rule} | {r['alpha']:.2f} / {r['beta']:.2f} / {r['gamma']:.2f} | {r['deploy_image_size']} | "
             f"{r['deploy_flops'] / 1e9:.2f} | {r['params'] / 1e6:.2f} M | {r['image_size']} | {_spread(r, 'val_acc1')} | "
             f"{_spread(r, 'test_acc1')} | {lat} |"
         )
     for factor in sorted({r["factor"] for r in rows}):
-        group = sorted((r for r in rows if r["factor"] == factor), key=lambda r: -r["val_acc1"])
+        group = sorted(
+            (r for r in rows if r["factor"] == factor and _rule_key(r) not in twins), key=lambda r: -r["val_acc1"]
+        )
         if len(group) > 1 and len(group[0].get("val_acc1_seeds", [])) >= 2:
             p = welch_p(group[0]["val_acc1_seeds"], group[1]["val_acc1_seeds"])
             lines.append(
