@@ -24,11 +24,21 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "latency_predictor"
 OPTIONS: dict[str, dict[str, bool]] = {
-    "overhead only (before)": {"kind_scales": False, "matmuls_as_conv": False, "synthetic": False},
-    "per-kernel-type scales": {"kind_scales": True, "matmuls_as_conv": False, "synthetic": False},
-    "scales + unseen wide matmuls as 1x1 convs": {"kind_scales": True, "matmuls_as_conv": True, "synthetic": False},
-    "scales + wide matmuls + synthetic kernels": {"kind_scales": True, "matmuls_as_conv": True, "synthetic": True},
-}
+    "overhead only (before)": {"kind_scales": False, "matmuls_as_conv": False, "synthetic": False, "alignment": False},
+    "per-kernel-type scales": {"kind_scales": True, "matmuls_as_conv": False, "synthetic": False, "alignment": False},
+    "scales + unseen wide matmuls as 1x1 convs": {
+        "kind_scales": True, "matmuls_as_conv": True, "synthetic": False, "alignment": False,
+    },
+    "scales + wide matmuls + synthetic kernels": {
+        "kind_scales": True, "matmuls_as_conv": True, "synthetic": True, "alignment": False,
+    },
+    "scales + wide matmuls + synthetic + channel alignment": {
+        "kind_scales": True, "matmuls_as_conv": True, "synthetic": True, "alignment": True,
+    },
+    "scales + wide matmuls + channel alignment (no synthetic)": {
+        "kind_scales": True, "matmuls_as_conv": True, "synthetic": False, "alignment": True,
+    },
+}  # fmt: skip
 
 
 def main() -> int:
@@ -43,13 +53,15 @@ def main() -> int:
     families = sorted({s.family for s in predictor.samples if s.origin != "synthetic"})
     measured = [s for s in predictor.samples if s.origin != "synthetic"]
     if not any(s.origin == "synthetic" for s in predictor.samples):
-        del OPTIONS["scales + wide matmuls + synthetic kernels"]
+        for name in [n for n, options in OPTIONS.items() if options["synthetic"]]:
+            del OPTIONS[name]
     errors: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in OPTIONS}
     for family in families:
         for name, options in OPTIONS.items():
             fitted = copy(predictor)
             fitted.samples = predictor.samples if options["synthetic"] else measured
             fitted.matmuls_as_conv = options["matmuls_as_conv"]
+            fitted.alignment = options["alignment"]
             fitted.fit(exclude_families=[family], kind_scales=options["kind_scales"])
             for sample in measured:
                 if sample.family == family:

@@ -205,7 +205,13 @@ def test_a_cache_without_synthetic_networks_gets_them_added_not_rebuilt(tmp_path
     built = _tiny_build(cache)
     grown = _tiny_build(cache, synthetic=1)
     labels = [s.label for s in grown.samples]
-    assert labels == ["mobilenet_v3_small", "mnasnet0_5", "synthetic:gconv#0.0", "synthetic:mlp#0.0"]
+    assert labels == [
+        "mobilenet_v3_small",
+        "mnasnet0_5",
+        "synthetic:gconv#0.0",
+        "synthetic:mlp#0.0",
+        "synthetic:conv#0.0",
+    ]
     assert [s.network_ms for s in grown.samples[:2]] == [s.network_ms for s in built.samples]  # measured once
     assert grown.ruler_ms == built.ruler_ms and grown.build_seconds > built.build_seconds
     assert {s.origin for s in grown.samples[2:]} == {"synthetic"}

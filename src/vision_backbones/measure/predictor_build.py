@@ -5,7 +5,8 @@
 1. every registered model (224 px unless given), profiled kernel by kernel in its own forward;
 2. ``per_space`` random members of each search space at full size (their own random seed);
    then ``synthetic`` small networks per kind of :mod:`.synthetic` (grouped convolutions, wide matrix
-   products and layer norms drawn from a generic prior: kernel types only a few families hold);
+   products and layer norms, dense convolutions on large maps, drawn from a generic prior: kernels
+   only a few families hold);
 3. the fusion test on pairs of consecutive ops of those networks (:func:`.predictor.detect_fusion`);
 4. adaptive rounds while the time budget lasts: the predictor is fitted leaving each family out, and the
    networks it misses most get width-scaled copies (``scaling``'s width multiplier 0.5 / 0.75 / 1.25)
@@ -142,8 +143,9 @@ def load_or_build(
 ) -> KernelPredictor:
     """The fitted predictor of this machine: read from ``cache`` when it holds one built here with these
     settings, else built (and saved). A cache from another CPU, torch version, runtime or thread count is
-    reported on stderr and rebuilt. A cache of this machine built before the synthetic networks existed
-    gets them profiled (ruled by its stored reference) and added, not rebuilt."""
+    reported on stderr and rebuilt. A cache of this machine that lacks some of the synthetic networks
+    (built before they existed) gets them profiled (ruled by its stored reference) and added, not rebuilt;
+    synthetic networks of another prior (:data:`.synthetic.PRIOR`) or count are dropped from it."""
 
     check_int("threads", threads, min=1)
     check_int("image_size", image_size, min=8)
@@ -157,8 +159,11 @@ def load_or_build(
         except ValueError as error:
             print(f"rebuilding the latency predictor: {error}", file=sys.stderr)
         else:
-            if synthetic and not any(s.origin == "synthetic" for s in cached.samples):
+            current = _synthetic_labels(synthetic, seed)
+            stale = [s for s in cached.samples if s.origin == "synthetic" and s.label not in current]
+            if stale or not current <= {s.label for s in cached.samples}:
                 start = time.perf_counter()
+                cached.samples = [s for s in cached.samples if s not in stale]
                 fix_thresholds()
                 with pinned(threads):
                     ruler = Ruler.network(clock=clock, reference_ms=cached.ruler_ms)
@@ -259,20 +264,30 @@ def add_synthetic(
     threads: int,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> None:
-    """Profile ``count`` networks per kind of :mod:`.synthetic` and add them to ``predictor.samples``."""
-    from vision_backbones.measure.synthetic import SYNTHETIC_KINDS, synthetic_networks
+    """Profile the networks of :mod:`.synthetic` (``count`` per kind) that ``predictor`` lacks and add them."""
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        networks = list(synthetic_networks(count, seed))
+    networks = _missing_synthetic(predictor, count, seed)
     for index, (label, family, model, shape) in enumerate(networks):
         if on_progress is not None:
-            on_progress(label, index, count * len(SYNTHETIC_KINDS))
+            on_progress(label, index, len(networks))
         sample = sample_network(
             label, family, model, shape, "synthetic", repeats=repeats, clock=clock, ruler=ruler, runtime=runtime,
             threads=threads,
         )  # fmt: skip
         predictor.samples.append(sample)
+
+
+def _synthetic_labels(count: int, seed: int) -> set[str]:
+    from vision_backbones.measure.synthetic import synthetic_labels
+
+    return set(synthetic_labels(count, seed))
+
+
+def _missing_synthetic(predictor: KernelPredictor, count: int, seed: int) -> list[tuple[str, str, Any, Any]]:
+    """The networks of :mod:`.synthetic` (``count`` per kind) that ``predictor`` has not profiled yet."""
+    from vision_backbones.measure.synthetic import synthetic_networks
+
+    return list(synthetic_networks(count, seed, skip={s.label for s in predictor.samples}))
 
 
 def _fusion(plan: Sequence[Planned], image_size: int) -> dict[str, dict[str, float]]:
