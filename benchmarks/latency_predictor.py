@@ -233,10 +233,13 @@ def main() -> int:
     for planned in tests:
         row = dict(done[planned.label])
         fitted, line = fits_for(planned)
-        if not onnx:  # ONNX Runtime's rows were predicted as they were measured (their trace needs an export)
+        if not onnx:
             row["kernels"] = fitted.predict_ops(
                 trace_ops(build_on_meta(planned.base, **planned.overrides), (1, 3, 224, 224))
             )
+        elif (kernel_lists / f"{planned.label}.json").exists():  # else as predicted when it was measured
+            kernels = json.loads((kernel_lists / f"{planned.label}.json").read_text())
+            row["kernels"] = fitted.predict_kernel_lists([[(kind, features) for kind, features in kernels]])[0]
         row["flops_linear"] = line[0] * row["flops"] + line[1]
         results[planned.label] = row
     predict_seconds = time.perf_counter() - start

@@ -271,3 +271,32 @@ def test_pick_predicts_the_zoo_and_times_only_the_models_near_the_budget(tmp_pat
     statuses = {row["status"] for row in rows.values()}
     assert "measured" in statuses and "predicted" in statuses  # the far ones are only predicted
     assert "predicted ms" in out.out
+
+
+def _conv_row(channels: int, side: int = 14) -> list[float]:
+    macs = channels * channels * side * side * 9
+    row = [channels, channels, side, side, 3, 3, 1, 1, 1, 1, macs, channels * side * side, channels * side**2]
+    return [float(v) for v in [*row, channels * channels * 9, 0.0]]
+
+
+def test_channel_alignment_lets_the_forest_tell_vector_aligned_convs_apart() -> None:
+    """Convs whose channels are multiples of 16 run at half the rate of the others (as oneDNN's vector
+    blocking makes them): with the derived alignment features an unseen misaligned width (104) is
+    predicted slower than the aligned one beside it (112); without them the forest cannot tell."""
+    from vision_backbones.measure.predictor import _cost
+
+    samples = []
+    for i, channels in enumerate(range(40, 100, 8)):  # 40, 48, ..., 96: every other one aligned
+        rate = 1.0 if channels % 16 == 0 else 2.0
+        kernels = [
+            ("conv", _conv_row(channels, side), rate * _cost("conv", _conv_row(channels, side))) for side in (7, 14, 28)
+        ]
+        samples.append(NetworkSample(f"n{i}", f"f{i}", kernels, sum(ms for _, _, ms in kernels)))
+    predictor = KernelPredictor(fingerprint())
+    predictor.samples = samples
+    probe = [("conv", _conv_row(104)), ("conv", _conv_row(112))]
+    misaligned, aligned = predictor.fit(kind_scales=False).predict_kernels(probe)
+    assert misaligned / aligned > 1.6
+    predictor.alignment = False
+    misaligned, aligned = predictor.fit(kind_scales=False).predict_kernels(probe)
+    assert misaligned / aligned < 1.2

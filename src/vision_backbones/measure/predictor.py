@@ -254,14 +254,18 @@ def _cost(kind: str, row: Sequence[float]) -> float:
 
 
 def _with_alignment(kind: str, row: Sequence[float]) -> list[float]:
-    """An eager convolution's features plus its channels per group and whether each is a multiple of 16
-    (AVX-512's 16 floats): oneDNN blocks channels by the vector width, and 64 -> 64 ran 30 % faster per
-    multiply-add here than a random multiple of 8 of the same size. Derived when fitting and predicting,
-    so cached samples keep their rows."""
-    if kind not in ("conv", "dwconv", "gconv") or len(row) != 15:
+    """A convolution's features (eager or ONNX Runtime) plus its channels per group and whether each is
+    a multiple of 16 (AVX-512 holds 16 floats): oneDNN blocks channels by the vector width, and VGG's
+    convolutions of 64-512 channels ran 15-30 % faster per multiply-add here than synthetic ones of
+    random multiples of 8 on the same maps. Derived when fitting and predicting, so cached samples keep
+    their rows."""
+    if kind in ("conv", "dwconv", "gconv") and len(row) == 15:
+        groups, channels_in, channels_out = max(row[9], 1.0), row[0], row[1]
+    elif kind.startswith("ort:Conv") and len(row) == 16:  # onnx_kernels.kernel's layout
+        groups, channels_in, channels_out = max(row[10], 1.0), row[2], row[5]
+    else:
         return list(row)
-    groups = max(row[9], 1.0)
-    per_in, per_out = row[0] / groups, row[1] / groups
+    per_in, per_out = channels_in / groups, channels_out / groups
     return [*row, per_in, per_out, float(per_in % 16 == 0), float(per_out % 16 == 0)]
 
 

@@ -36,7 +36,12 @@ from torch import Tensor, nn
 SYNTHETIC_KINDS = ("gconv", "mlp", "conv")
 # the kernel types each kind of network was drawn for: its other kernels (the 1x1 convs, batch norms and
 # activations around them) are left to the zoo's networks, which hold thousands of them in context
-TRAINS = {"synthetic:gconv": ("gconv",), "synthetic:mlp": ("linear", "ln"), "synthetic:conv": ("conv", "pool")}
+# (eager PyTorch's types, then ONNX Runtime's)
+TRAINS = {
+    "synthetic:gconv": ("gconv", "ort:Conv:group"),
+    "synthetic:mlp": ("linear", "ln", "ort:MatMul", "ort:FusedMatMul", "ort:Gemm", "ort:LayerNormalization"),
+    "synthetic:conv": ("conv", "pool", "ort:Conv", "ort:MaxPool"),
+}
 PRIOR = 2  # in every label: a cache's synthetic networks of another prior are stale and profiled again
 # map side -> the widest channel count drawn there (a 224 px backbone widens as it shrinks)
 WIDEST = {56: 384, 28: 768, 14: 1536, 7: 2048}
