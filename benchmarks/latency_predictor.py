@@ -229,6 +229,7 @@ def main() -> int:
     from vision_backbones.registry import build_on_meta
 
     start = time.perf_counter()
+    reused = 0
     results: dict[str, dict[str, Any]] = {}
     for planned in tests:
         row = dict(done[planned.label])
@@ -238,6 +239,7 @@ def main() -> int:
                 trace_ops(build_on_meta(planned.base, **planned.overrides), (1, 3, 224, 224))
             )
         elif (kernel_lists / f"{planned.label}.json").exists():  # else as predicted when it was measured
+            reused += 1
             kernels = json.loads((kernel_lists / f"{planned.label}.json").read_text())
             row["kernels"] = fitted.predict_kernel_lists([[(kind, features) for kind, features in kernels]])[0]
         row["flops_linear"] = line[0] * row["flops"] + line[1]
@@ -301,7 +303,13 @@ def main() -> int:
         + ("" if onnx else " The per-block table's entries are raw timings from its cache."),
         f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min; "
         f"fusion: {fusion_text}; predicting all {len(results)} networks took {predict_seconds:.1f} s"
-        + (" (ONNX Runtime: predicted while measuring, each after an export)." if onnx else "."),
+        + (
+            " (ONNX Runtime: each network's kernels were read after an export while it was measured, and kept in "
+            f"`{kernel_lists.name}/`, not committed; {reused} of {len(results)} predicted from them by this run's "
+            "predictor, the rest as predicted when measured)."
+            if onnx
+            else "."
+        ),
         "",
         "| test set | n | predictor | within ±10 % | within ±5 % | RMSE ms | RMSPE % | median error % |",
         "|---|---|---|---|---|---|---|---|",
