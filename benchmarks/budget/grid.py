@@ -70,9 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = list(read_json(args.out / "grid.json").values())
     else:
         rows = run_grid(args.base, args.out, tolerance=args.tolerance, workers=args.workers, **settings)
+    written = f"Written on {describe(machine_info())}" + (
+        " from trials saved earlier (--report-only: they may have trained on another machine; latency, when "
+        "asked, is measured here)"
+        if args.report_only
+        else ""
+    )
     header = (
         f"# alpha / beta / gamma grid on {args.base} (proxy: {'MNIST-5k' if args.data == 'mnist' else args.data}, {args.train_images} training images, {args.epochs} epochs, seeds {args.seeds})\n\n"
-        f"{describe(machine_info())}; {_trained(rows)}. Ranked by validation top-1, mean ± std over the seeds."
+        f"{written}; {_trained(rows)}. Ranked by validation top-1, mean ± std over the seeds."
     )
     text = markdown(args.base, rows, header)
     atomic_write(args.out / "grid.md", lambda tmp: Path(tmp).write_text(text))
@@ -91,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"latency measured at load average {load:.2f} -> {os.getloadavg()[0]:.2f}")
         header = (
             f"# Scaling rules on {args.base} at {', '.join(f'{f:g}x' for f in args.compare)} FLOPs (proxy as the grid: "
-            f"{args.train_images} images, {args.epochs} epochs, seeds {args.seeds})\n\n{describe(machine_info())}. "
+            f"{args.train_images} images, {args.epochs} epochs, seeds {args.seeds})\n\n{written}. "
             "FLOPs targets at 224 px (measured, bisection on phi); the proxy trains at 32 px x the rule's resolution. "
             "Latency: eager, batch 1, 1 thread, at the deploy size, median of interleaved rounds, ratio to the base at 224 px. "
             f"{_trained(rows)}."
