@@ -163,10 +163,14 @@ def _tiny_build(cache: Path, synthetic: int = 0) -> KernelPredictor:
 
 
 def test_synthetic_networks_hold_the_kernel_types_few_families_have() -> None:
-    from vision_backbones.measure.synthetic import synthetic_networks
+    from vision_backbones.measure.synthetic import PRIOR, synthetic_labels, synthetic_networks
 
     networks = list(synthetic_networks(3, seed=0))
-    assert [label for label, *_ in networks][:2] == ["synthetic:gconv#0.0", "synthetic:gconv#0.1"]
+    assert [label for label, *_ in networks] == synthetic_labels(3, seed=0)
+    skipped = list(synthetic_networks(3, seed=0, skip={networks[0][0]}))  # skipping one changes none of the others
+    assert [n[0] for n in skipped] == [n[0] for n in networks[1:]]
+    assert all(str(a[2]) == str(b[2]) and a[3] == b[3] for a, b in zip(skipped, networks[1:]))
+    assert [label for label, *_ in networks][:2] == [f"synthetic:gconv#p{PRIOR}.0.0", f"synthetic:gconv#p{PRIOR}.0.1"]
     assert [label for label, *_ in synthetic_networks(3, seed=0)] == [label for label, *_ in networks]
     kinds = {family: {kernel_type(op) for op in trace_ops(model, shape)} for _, family, model, shape in networks}
     assert {"gconv", "bn", "unary"} <= kinds["synthetic:gconv"] and "dwconv" not in kinds["synthetic:gconv"]
@@ -201,21 +205,24 @@ def test_a_held_out_familys_kernels_are_not_seen_through_a_synthetic_network() -
 
 
 def test_a_cache_without_synthetic_networks_gets_them_added_not_rebuilt(tmp_path: Path) -> None:
+    from vision_backbones.measure.synthetic import synthetic_labels
+
     cache = tmp_path / "kernels.json"
     built = _tiny_build(cache)
     grown = _tiny_build(cache, synthetic=1)
     labels = [s.label for s in grown.samples]
-    assert labels == [
-        "mobilenet_v3_small",
-        "mnasnet0_5",
-        "synthetic:gconv#0.0",
-        "synthetic:mlp#0.0",
-        "synthetic:conv#0.0",
-    ]
+    assert labels == ["mobilenet_v3_small", "mnasnet0_5", *synthetic_labels(1)]
     assert [s.network_ms for s in grown.samples[:2]] == [s.network_ms for s in built.samples]  # measured once
     assert grown.ruler_ms == built.ruler_ms and grown.build_seconds > built.build_seconds
     assert {s.origin for s in grown.samples[2:]} == {"synthetic"}
     assert [s.label for s in _tiny_build(cache, synthetic=1).samples] == labels  # saved: not added twice
+    stored = json.loads(cache.read_text())  # a network of an older prior is stale: dropped, today's profiled
+    stored["samples"][2]["label"] = "synthetic:gconv#p0.0.0"
+    stored["samples"][2]["network_ms"] = -1.0
+    cache.write_text(json.dumps(stored))
+    again = _tiny_build(cache, synthetic=1)
+    assert sorted(s.label for s in again.samples) == sorted(labels)
+    assert all(s.network_ms > 0 for s in again.samples)
 
 
 def test_cache_of_another_machine_is_refused_and_rebuilt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
