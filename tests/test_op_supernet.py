@@ -258,12 +258,19 @@ def sigkill_during_training(tmp_path, config: SearchConfig, units: int) -> None:
     weights = resumed / "supernet.pt"
     while not weights.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.002)
-    first, started = weights.stat().st_mtime_ns, time.time()  # the first unit (with the data loading) is done
-    while weights.stat().st_mtime_ns == first and time.time() < deadline and process.poll() is None:
-        time.sleep(0.002)
-    unit = time.time() - started  # the second unit's time: the kill lands within the next two of ``units``
     kill_seed = int(os.environ.get("KILL_SEED", time.time()))  # KILL_SEED=<printed seed> replays a failure
-    time.sleep(random.Random(kill_seed).uniform(0.0, 2 * unit))
+    rng = random.Random(kill_seed)
+    # wait for a seeded number of saved units (the first, with the data loading, excluded), then kill within one
+    # more unit's time, measured just before: the kill lands in the next unit or, if that one ran faster, the one
+    # after, so at least one unit is always left to resume (a fixed two-unit window once overran a short run)
+    saves, last = 1, (weights.stat().st_mtime_ns, time.time())
+    target = rng.randint(2, units - 2)
+    unit = 0.0
+    while saves < target and time.time() < deadline and process.poll() is None:
+        if weights.exists() and weights.stat().st_mtime_ns != last[0]:
+            saves, unit, last = saves + 1, time.time() - last[1], (weights.stat().st_mtime_ns, time.time())
+        time.sleep(0.002)
+    time.sleep(rng.uniform(0.0, unit))
     process.kill()
     assert process.wait() == -9, f"the search ended before the kill (KILL_SEED={kill_seed}): nothing was tested"
     done = torch.load(resumed / "supernet.pt", weights_only=True)["epoch"]
