@@ -52,12 +52,11 @@ def main() -> int:
     predictor = KernelPredictor.load(args.cache, stored["fingerprint"])
     families = sorted({s.family for s in predictor.samples if s.origin != "synthetic"})
     measured = [s for s in predictor.samples if s.origin != "synthetic"]
-    if not any(s.origin == "synthetic" for s in predictor.samples):
-        for name in [n for n, options in OPTIONS.items() if options["synthetic"]]:
-            del OPTIONS[name]
-    errors: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in OPTIONS}
+    has_synthetic = any(s.origin == "synthetic" for s in predictor.samples)
+    fits = {name: options for name, options in OPTIONS.items() if has_synthetic or not options["synthetic"]}
+    errors: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in fits}
     for family in families:
-        for name, options in OPTIONS.items():
+        for name, options in fits.items():
             fitted = copy(predictor)
             fitted.samples = predictor.samples if options["synthetic"] else measured
             fitted.matmuls_as_conv = options["matmuls_as_conv"]
@@ -74,12 +73,10 @@ def main() -> int:
         "`python benchmarks/latency_predictor_cv.py`. Each family predicted by a predictor fitted without it, against",
         "the whole forward measured in the build; share within ±10 % / median error. The test sets are not used.",
         "",
-        "| fit | "
-        + " | ".join(f"{g} (n={len(errors[next(iter(OPTIONS))][g])})" for g in groups)
-        + " | all | RMSPE all |",
+        "| fit | " + " | ".join(f"{g} (n={len(errors[next(iter(fits))][g])})" for g in groups) + " | all | RMSPE all |",
         "|---|" + "---|" * (len(groups) + 2),
     ]
-    for name in OPTIONS:
+    for name in fits:
         cells = []
         for group in [*groups, None]:
             values = [e for g in groups for e in errors[name][g]] if group is None else errors[name][group]

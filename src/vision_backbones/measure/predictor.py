@@ -331,13 +331,14 @@ class KernelPredictor:
         type lets the whole-network times say by how much. Off: every factor is 1. Chosen by
         leave-one-family-out cross-validation on the build samples (``benchmarks/latency_predictor_cv.py``:
         63.0 -> 72.9 % within ±10 %), not on the test sets."""
-        kept = [s for s in self.samples if s.family not in set(exclude_families)]
+        excluded = set(exclude_families)
+        kept = [s for s in self.samples if s.family not in excluded]
         if not kept:
             raise ValueError(f"no samples left to fit after leaving out {sorted(exclude_families)}")
         rows: dict[str, list[list[float]]] = defaultdict(list)
         targets: dict[str, list[float]] = defaultdict(list)
         # a held-out family's kernels are never seen: a synthetic network's kernel equal to one of them goes too
-        held_out = {(k, tuple(r)) for s in self.samples if s.family in set(exclude_families) for k, r, _ in s.kernels}
+        held_out = {(k, tuple(r)) for s in self.samples if s.family in excluded for k, r, _ in s.kernels}
         seen: set[tuple[str, tuple[float, ...]]] = set()
         for sample in kept:
             synthetic = sample.origin == "synthetic"

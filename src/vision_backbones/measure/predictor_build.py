@@ -44,6 +44,7 @@ from vision_backbones.measure.predictor import (
     sample_network,
 )
 from vision_backbones.measure.ruler import Ruler
+from vision_backbones.measure.synthetic import synthetic_labels, synthetic_networks
 from vision_backbones.validate import check_int
 
 SPACES_FOR_PREDICTOR = ("mnasnet", "mnasnet_oneshot", "resnet", "nasbench_resnet", "nasbench_mb", "zoph_le")
@@ -159,7 +160,7 @@ def load_or_build(
         except ValueError as error:
             print(f"rebuilding the latency predictor: {error}", file=sys.stderr)
         else:
-            current = _synthetic_labels(synthetic, seed)
+            current = set(synthetic_labels(synthetic, seed))
             stale = [s for s in cached.samples if s.origin == "synthetic" and s.label not in current]
             if stale or not current <= {s.label for s in cached.samples}:
                 start = time.perf_counter()
@@ -265,8 +266,7 @@ def add_synthetic(
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> None:
     """Profile the networks of :mod:`.synthetic` (``count`` per kind) that ``predictor`` lacks and add them."""
-
-    networks = _missing_synthetic(predictor, count, seed)
+    networks = list(synthetic_networks(count, seed, skip={s.label for s in predictor.samples}))
     for index, (label, family, model, shape) in enumerate(networks):
         if on_progress is not None:
             on_progress(label, index, len(networks))
@@ -275,19 +275,6 @@ def add_synthetic(
             threads=threads,
         )  # fmt: skip
         predictor.samples.append(sample)
-
-
-def _synthetic_labels(count: int, seed: int) -> set[str]:
-    from vision_backbones.measure.synthetic import synthetic_labels
-
-    return set(synthetic_labels(count, seed))
-
-
-def _missing_synthetic(predictor: KernelPredictor, count: int, seed: int) -> list[tuple[str, str, Any, Any]]:
-    """The networks of :mod:`.synthetic` (``count`` per kind) that ``predictor`` has not profiled yet."""
-    from vision_backbones.measure.synthetic import synthetic_networks
-
-    return list(synthetic_networks(count, seed, skip={s.label for s in predictor.samples}))
 
 
 def _fusion(plan: Sequence[Planned], image_size: int) -> dict[str, dict[str, float]]:

@@ -9,7 +9,7 @@ prior that is no family's list of shapes: channels per group, groups, kernel siz
 random within the ranges a 224 px backbone uses (wider channels on smaller maps).
 
 - ``gconv`` networks: four grouped convolutions (each with its batch norm and ReLU), a dense 1x1
-  convolution before each whose channels do not divide into its groups;
+  convolution before each whose input width differs from the channels it is given;
 - ``conv`` networks: four dense convolutions (kernel 1, 3, 5 or 7, each with its batch norm and ReLU)
   on one map of 7-224 px, up to 2 G multiply-adds each, channels multiples of 8 or of 32, half of
   them ending in a max pool: the zoo's dense convolutions on large maps
