@@ -278,6 +278,26 @@ def test_pick_predicts_the_zoo_and_times_only_the_models_near_the_budget(tmp_pat
     statuses = {row["status"] for row in rows.values()}
     assert "measured" in statuses and "predicted" in statuses  # the far ones are only predicted
     assert "predicted ms" in out.out
+    measured = [row for row in rows.values() if row["status"] == "measured"]
+    assert all(row["latency_clock"] == "cpu, ruled" and row["latency_raw_ms"] > 0 for row in measured)
+
+
+def test_the_picker_measures_on_the_predictors_scale() -> None:
+    """A candidate the picker measures is ruled by the predictor's reference: a predictor whose ruler
+    took 1000 ms when it was built (a machine 1000 ms / today's ruler slower) scales the raw time up
+    by that much, so measured and predicted figures share one scale."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from vision_backbones.budget.pick import PickSettings, ruled_latency
+
+    layer = torch.nn.Conv2d(8, 8, 3)
+    x = torch.randn(1, 8, 32, 32)
+    settings = PickSettings(threads=1, rounds=3)
+    slow = ruled_latency(lambda: layer(x), settings, SimpleNamespace(fingerprint={"clock": "cpu"}, ruler_ms=1000.0))
+    assert slow["latency_clock"] == "cpu, ruled"
+    assert slow["latency_ms"] > 10 * slow["latency_raw_ms"]  # today's ruler takes far less than 1000 ms
 
 
 def _conv_row(channels: int, side: int = 14) -> list[float]:

@@ -6,6 +6,11 @@
     python benchmarks/budget/netadapt_vs_width.py measure     # alone: every result re-timed, interleaved
     python benchmarks/budget/netadapt_vs_width.py report      # table, Welch t-tests, latency ratio, plot
 
+Every phase takes ``--out DIR`` (default ``netadapt_vs_width/`` beside this file; one folder per machine) and
+``--predictor-cache F`` (the kernel-level predictor built on this machine); ``--reuse-widths DIR`` reads a width
+job's result from another run's folder when this one has none (the width points train by a recipe that does not
+depend on the machine; their latencies are always re-timed here).
+
 Families ``mobilenet_v2`` and ``resnet18``; targets 50 % and 75 % of the start latency; seeds 0, 1, 2.
 Latency: batch 1, 3x224x224, 1000 classes, 1 thread, this process's CPU time (``--clock cpu``).
 
@@ -16,17 +21,19 @@ Latency: batch 1, 3x224x224, 1000 classes, 1 thread, this process's CPU time (``
   long-term fine-tune. NetAdapt jobs run one at a time with nothing beside them: a first attempt with two
   jobs side by side measured the same network at 13.8 to 52.8 ms and was discarded before any comparison. Seed 0 at
   75 % also fine-tunes every proposal with a second seed (rank stability, ``rank_spearman``).
+* **NetAdapt's architecture retrained**: the network NetAdapt ended on, trained from scratch by the width
+  multiplier's recipe (same epochs, split and seed), so both architectures are compared under one recipe.
 * **Width multiplier**: ``scaling.scaled_overrides`` at width ``w``, trained from scratch for
   ``WIDTH_EPOCHS`` on the same split and initialisation seed. ``calibrate`` times ``w`` = 0.30, 0.35, ..
   1.00 and picks, per target, the widest ``w`` whose latency meets it as NetAdapt must (within +5 %),
   plus the same for 35, 62, 88 and 100 % as curve points for the latency ratio at equal accuracy.
 
-``run`` starts each job as its own process (fresh memory, one thread), width jobs two at a time; finished jobs
+``run`` starts each job as its own process (fresh memory, one thread), width and retrain jobs two at a time; finished jobs
 (``result.json``) are skipped, a killed NetAdapt job resumes from its ``state.pt``. ``measure`` re-times
 the start network, every NetAdapt result and every width point in one process, interleaved rounds, so
-the comparison does not rest on latencies taken while another job ran. Outputs beside this file:
-``netadapt_vs_width/`` (``calibrate.json``, ``paths/<job>/{result.json,log.jsonl}``, ``latency.json``),
-``netadapt_vs_width.md``, ``.json`` and ``.png``.
+the comparison does not rest on latencies taken while another job ran. Outputs in ``--out`` (``calibrate.json``,
+``paths/<job>/{result.json,log.jsonl}``, ``latency.json``); the report as ``netadapt_vs_width.md``, ``.json`` and
+``.png`` beside this file for the default folder, inside ``--out`` otherwise.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ from typing import Any
 from vision_backbones.io import read_json
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "netadapt_vs_width"
+DEFAULT_OUT = HERE / "netadapt_vs_width"
+OUT = DEFAULT_OUT  # set by --out
 PATHS = OUT / "paths"
+REUSE_WIDTHS: Path | None = None  # set by --reuse-widths
 FAMILIES = ("mobilenet_v2", "resnet18")
 FRACTIONS = (0.5, 0.75)
 CURVE_FRACTIONS = (0.35, 0.5, 0.62, 0.75, 0.88, 1.0)
@@ -127,7 +136,8 @@ def calibrate(rounds: int) -> None:
 
 
 def jobs() -> list[dict[str, Any]]:
-    """Every training job: the width points first (trained two at a time), then NetAdapt (alone)."""
+    """Every training job: the width points first (trained two at a time), then NetAdapt (alone), then
+    NetAdapt's architectures retrained by the width points' recipe (two at a time)."""
     widths = read_json(OUT / "calibrate.json")["families"]
     adapt = [
         {"kind": "netadapt", "name": n, "fraction": f, "seed": s, "key": f"netadapt_{n}_{round(100 * f)}_s{s}"}
@@ -141,7 +151,18 @@ def jobs() -> list[dict[str, Any]]:
         for n in FAMILIES
         for w in sorted(set(widths[n]["widths"].values()))
     ]
-    return width + adapt
+    retrain = [{**j, "kind": "retrain", "key": j["key"].replace("netadapt_", "retrain_", 1)} for j in adapt]
+    return width + adapt + retrain
+
+
+def result_path(job: dict[str, Any]) -> Path:
+    """Where ``job``'s ``result.json`` is: this run's folder, or for a width point the reused run's."""
+    own = PATHS / job["key"] / "result.json"
+    if job["kind"] == "width" and not own.exists() and REUSE_WIDTHS is not None:
+        reused = REUSE_WIDTHS / "paths" / job["key"] / "result.json"
+        if reused.exists():
+            return reused
+    return own
 
 
 def run_job(job: dict[str, Any]) -> None:
@@ -149,6 +170,7 @@ def run_job(job: dict[str, Any]) -> None:
     import torch
 
     from vision_backbones.budget.netadapt import adapt, train_from_scratch
+    from vision_backbones.measure.machine import machine_info
     from vision_backbones.measure.predictor_build import load_or_build
 
     torch.set_num_threads(THREADS)
@@ -160,6 +182,11 @@ def run_job(job: dict[str, Any]) -> None:
             job["name"], _width_arch(job["name"], job["width"]), data="mnist", epochs=WIDTH_EPOCHS, seed=job["seed"]
         )
         result = {**job, "overrides": _width_arch(job["name"], job["width"]), **scores}
+    elif job["kind"] == "retrain":
+        adapted_key = job["key"].replace("retrain_", "netadapt_", 1)
+        overrides = read_json(PATHS / adapted_key / "result.json")["overrides"]
+        scores = train_from_scratch(job["name"], overrides, data="mnist", epochs=WIDTH_EPOCHS, seed=job["seed"])
+        result = {**job, "overrides": overrides, **scores}
     else:
         adapted = adapt(
             job["name"], math.inf, target_fraction=job["fraction"], data="mnist", image_size=IMAGE_SIZE,
@@ -174,7 +201,12 @@ def run_job(job: dict[str, Any]) -> None:
             "steps": len(adapted.steps) - 1,
             "rank_spearman": [s["rank_spearman"] for s in adapted.steps if s.get("rank_spearman") is not None],
         }  # fmt: skip
-    result.update(seconds=time.perf_counter() - start, load_before=load_before, load_after=os.getloadavg())
+    result.update(
+        seconds=time.perf_counter() - start,
+        load_before=load_before,
+        load_after=os.getloadavg(),
+        cpu=machine_info()["cpu"],
+    )
     _write_json(folder / "result.json", result)
 
 
@@ -182,7 +214,7 @@ def run_all(workers: int) -> None:
     """Every unfinished job as its own process, ``workers`` at a time, under one progress bar."""
     from vision_backbones.progress import progress_bar
 
-    todo = [j for j in jobs() if not (PATHS / j["key"] / "result.json").exists()]
+    todo = [j for j in jobs() if not result_path(j).exists()]
     alone = 1  # NetAdapt measures latency as it goes: with a second job beside it, it swung +-50 %
     running: list[tuple[dict[str, Any], subprocess.Popen[bytes], Any]] = []
     failed = []
@@ -190,12 +222,13 @@ def run_all(workers: int) -> None:
         bar = progress.add_task("jobs", total=len(todo), now="")
         while todo or running:
             while todo and len(running) < (alone if todo[0]["kind"] == "netadapt" else workers):
-                if todo[0]["kind"] == "netadapt" and running:
-                    break  # the width jobs finish first
+                if running and (todo[0]["kind"] == "netadapt" or any(r[0]["kind"] == "netadapt" for r in running)):
+                    break  # NetAdapt runs with nothing beside it
                 job = todo.pop(0)
                 PATHS.mkdir(parents=True, exist_ok=True)
                 log = (PATHS / f"{job['key']}.stderr").open("wb")
-                command = [sys.executable, __file__, "job", json.dumps(job)]
+                command = [sys.executable, __file__, "job", json.dumps(job), "--out", str(OUT)]
+                command += ["--predictor-cache", str(PREDICTOR_CACHE)]
                 running.append((job, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log), log))
             time.sleep(2)
             for entry in list(running):
@@ -219,9 +252,11 @@ def measure(rounds: int) -> None:
 
     archs: dict[str, tuple[str, dict[str, Any]]] = {}
     for job in jobs():
-        result = PATHS / job["key"] / "result.json"
+        result = result_path(job)
         if not result.exists():
             raise SystemExit(f"{job['key']} has not finished; run `run` first")
+        if job["kind"] == "retrain":
+            continue  # the same network as its NetAdapt job
         if job["kind"] == "netadapt":
             archs[job["key"]] = (job["name"], read_json(result)["overrides"])
         else:
@@ -247,6 +282,25 @@ def _equal_accuracy_ms(curve: list[tuple[float, float]], accuracy: float) -> tup
     return points[-1][0], ">"
 
 
+def _relation(relation: str) -> str:
+    return {"<=": "<=", ">": ">"}.get(relation, "")
+
+
+def _trained_on(job: dict[str, Any], result: dict[str, Any]) -> str:
+    """Which machine trained ``job``: recorded in newer results, else the machine of the run it came from."""
+    source = result_path(job).parent.parent.parent
+    cpu = result.get("cpu") or read_json(source / "calibrate.json")["machine"]["cpu"]
+    where = "" if source == OUT else f", reused from {source.relative_to(HERE.parent.parent)}"
+    return f"{job['kind']} jobs on {cpu}{where}"
+
+
+def _options() -> str:
+    """The non-default options of this run, as they are typed."""
+    root = HERE.parent.parent
+    options = f" --out {OUT.relative_to(root)} --predictor-cache {PREDICTOR_CACHE}"
+    return options + (f" --reuse-widths {REUSE_WIDTHS}" if REUSE_WIDTHS is not None else "")
+
+
 def report() -> None:
     import numpy as np
     from scipy.stats import ttest_ind
@@ -255,10 +309,14 @@ def report() -> None:
     from vision_backbones.measure.machine import describe
     from vision_backbones.plots import pyplot, save_figure
 
+    folder = HERE if DEFAULT_OUT.resolve() == OUT else OUT
     calib = read_json(OUT / "calibrate.json")
     measured = read_json(OUT / "latency.json")
     latency = measured["latency"]
-    results = {j["key"]: read_json(PATHS / j["key"] / "result.json") for j in jobs()}
+    missing = [j["key"] for j in jobs() if not result_path(j).exists()]
+    if missing:
+        raise SystemExit(f"{len(missing)} jobs have not finished ({missing[0]}, ...); run `run` first")
+    results = {j["key"]: read_json(result_path(j)) for j in jobs()}
     rows, summary = [], {}
     plt = pyplot()
     figure, axes = plt.subplots(1, len(FAMILIES), figsize=(6 * len(FAMILIES), 4.5))
@@ -293,10 +351,17 @@ def report() -> None:
             ]
             p_equal = float(ttest_ind(adapted, at_equal, equal_var=False).pvalue)
             equal_ms, relation = _equal_accuracy_ms([(c[0], c[1]) for c in curve], statistics.mean(adapted))
+            retrained = [results[k.replace("netadapt_", "retrain_", 1)]["test_acc1"] for k in keys]
+            p_retrained = float(ttest_ind(retrained, at_equal, equal_var=False).pvalue)
+            retrained_ms, retrained_relation = _equal_accuracy_ms(
+                [(c[0], c[1]) for c in curve], statistics.mean(retrained)
+            )
             entry = {
                 "netadapt_test": adapted, "netadapt_ms": adapted_ms, "width": w, "width_test": thin, "width_ms": thin_ms,
                 "p_welch": p, "width_test_at_netadapt_ms": at_equal, "p_welch_at_netadapt_ms": p_equal, "start_ms": start_ms, "width_ms_at_equal_accuracy": equal_ms, "relation": relation,
-                "latency_ratio_at_equal_accuracy": equal_ms / mean_ms,
+                "latency_ratio_at_equal_accuracy": equal_ms / mean_ms, "retrained_test": retrained,
+                "p_welch_retrained_vs_width_at_netadapt_ms": p_retrained,
+                "retrained_latency_ratio_at_equal_accuracy": retrained_ms / mean_ms, "retrained_relation": retrained_relation,
                 "steps": [results[k]["steps"] for k in keys], "in_run_ms": [results[k]["in_run_ms"] for k in keys],
                 "in_run_target_ms": [results[k]["target_ms"] for k in keys],
                 "seconds": [results[k]["seconds"] for k in keys],
@@ -309,9 +374,15 @@ def report() -> None:
                 f"{statistics.stdev(thin):.2f} | {thin_ms:.2f} ({100 * thin_ms / start_ms:.0f} %) | {p:.3f} | "
                 f"{statistics.mean(at_equal):.2f} ± {statistics.stdev(at_equal):.2f}"
                 f"{' (clamped)' if min(adapted_ms) < min(c[0] for c in curve) else ''} | {p_equal:.3f} | "
-                f"{'<=' if relation == '<=' else ('>' if relation == '>' else '')}{equal_ms / mean_ms:.2f}x |"
+                f"{_relation(relation)}{equal_ms / mean_ms:.2f}x | {statistics.mean(retrained):.2f} ± "
+                f"{statistics.stdev(retrained):.2f} | {p_retrained:.3f} | {_relation(retrained_relation)}"
+                f"{retrained_ms / mean_ms:.2f}x |"
             )
             axis.scatter(adapted_ms, adapted, marker="*", s=120, label=f"NetAdapt to {100 * fraction:.0f} % (3 seeds)")
+            axis.scatter(
+                adapted_ms, retrained, marker="x", s=60,
+                label=f"NetAdapt's {100 * fraction:.0f} % network retrained ({WIDTH_EPOCHS} epochs from scratch)",
+            )  # fmt: skip
             for k in keys:
                 path = [json.loads(line) for line in (PATHS / k / "log.jsonl").read_text().splitlines()]
                 axis.plot(
@@ -322,14 +393,18 @@ def report() -> None:
         axis.set_xlabel("measured latency, ms (224 px, batch 1)")
         axis.set_ylabel("MNIST-5k proxy test top-1 %")
         axis.legend(fontsize=7)
-    save_figure(figure, HERE / "netadapt_vs_width.png", dpi=110)
-    _write_json(HERE / "netadapt_vs_width.json", {"machine": measured["machine"], "summary": summary})
+    save_figure(figure, folder / "netadapt_vs_width.png", dpi=110)
+    trained_on = sorted({_trained_on(job, results[job["key"]]) for job in jobs()})
+    _write_json(
+        folder / "netadapt_vs_width.json",
+        {"machine": measured["machine"], "trained_on": trained_on, "summary": summary},
+    )
     spearman = [v for e in summary.values() for v in e["rank_spearman"]]
     lines = [
         "# NetAdapt against the width multiplier at equal measured latency",
         "",
-        "`python benchmarks/budget/netadapt_vs_width.py calibrate|run|measure|report` on "
-        f"{describe(measured['machine'])}; latencies re-timed together alone ({measured['rounds']} interleaved rounds, "
+        "`python benchmarks/budget/netadapt_vs_width.py calibrate|run|measure|report"
+        f"{'' if folder == HERE else _options()}` on {describe(measured['machine'])}; latencies re-timed together alone ({measured['rounds']} interleaved rounds, "
         f"load average {measured['load_before'][0]:.2f} before, {measured['load_after'][0]:.2f} after): CPU time, 1 thread, "
         "batch 1, 224 px, 1000 classes. Proxy: MNIST-5k, 32 px, 3 seeds (split and initialisation follow the seed).",
         "",
@@ -340,11 +415,16 @@ def report() -> None:
         "width curve (6 widths, linear in measured ms) read at that seed's NetAdapt latency (clamped: below the "
         "narrowest width's latency, which then stands in, slower than NetAdapt's network). Latency ratio at equal accuracy: the "
         "multiplier curve's latency (linear between the 6 widths' 3-seed means) where it reaches NetAdapt's mean "
-        "accuracy, over NetAdapt's mean latency (the paper's 1.7x figure; <= : the narrowest width already reaches it).",
+        "accuracy, over NetAdapt's mean latency (the paper's 1.7x figure; <= : the narrowest width already reaches it). "
+        f"Retrained: NetAdapt's network trained from scratch by the multiplier's recipe ({WIDTH_EPOCHS} epochs, same split "
+        "and seed), p against the multiplier at NetAdapt's ms.",
+        "",
+        "Trained on: " + "; ".join(trained_on) + ".",
         "",
         "| family | target | NetAdapt test top-1 | NetAdapt ms | multiplier trained at the target: test top-1 | its ms | p "
-        "| multiplier at NetAdapt's ms (interpolated) | p | latency ratio at equal accuracy |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| multiplier at NetAdapt's ms (interpolated) | p | latency ratio at equal accuracy "
+        "| NetAdapt's network retrained: test top-1 | p | its latency ratio at equal accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
@@ -360,17 +440,25 @@ def report() -> None:
             f"{statistics.median(spearman):.2f} over {len(spearman)} steps (min {min(spearman):.2f}, max {max(spearman):.2f})."
         )
     lines += ["", "![NetAdapt vs width](netadapt_vs_width.png)"]
-    atomic_write_bytes(HERE / "netadapt_vs_width.md", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(folder / "netadapt_vs_width.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
 
 def main() -> int:
+    global OUT, PATHS, PREDICTOR_CACHE, REUSE_WIDTHS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("phase", choices=("calibrate", "run", "job", "measure", "report"))
     parser.add_argument("job", nargs="?", help="(job) the job as JSON")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="this run's folder (one per machine)")
+    parser.add_argument("--predictor-cache", type=Path, default=PREDICTOR_CACHE, help="the predictor built here")
+    parser.add_argument(
+        "--reuse-widths", type=Path, default=None, help="another run's folder to read width points from"
+    )
     args = parser.parse_args()
+    OUT, PREDICTOR_CACHE = args.out.resolve(), args.predictor_cache
+    PATHS, REUSE_WIDTHS = OUT / "paths", args.reuse_widths and args.reuse_widths.resolve()
     if args.phase == "calibrate":
         calibrate(args.rounds)
     elif args.phase == "run":

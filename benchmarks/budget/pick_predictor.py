@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """``backbones pick`` on the kernel-level predictor: its time over the whole zoo, and its ranking against ``backbones profile``.
 
-    python benchmarks/budget/pick_predictor.py [--latency-ms 15] [--models 24] [--predictor-cache F]
+    python benchmarks/budget/pick_predictor.py [--latency-ms 15] [--models 24] [--predictor-cache F] [--out DIR]
 
 1. ``backbones pick --latency-ms T --threads 1 --no-cache`` over all registered models, run as a
    subprocess with a warm predictor (``--predictor-cache``, built beforehand on this machine): its wall
@@ -12,7 +12,8 @@
    spread evenly over the picker's latency range; Spearman's rank correlation of the two, and of the
    predictor alone against the profile.
 
-Writes ``pick_predictor.md`` and ``pick_predictor.json`` beside this file.
+Writes ``pick_predictor.md`` and ``pick_predictor.json`` into ``--out`` (default: beside this file; one
+folder per machine, as the predictor's own benchmark keeps them).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=15.0)
     parser.add_argument("--models", type=int, default=24)
     parser.add_argument("--predictor-cache", type=Path, default=HERE.parent / "latency_predictor" / "kernels_cpu.json")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for pick_predictor.md and .json")
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "vision_backbones.cli", "pick", "--latency-ms", f"{args.latency_ms:g}"]
     command += ["--threads", "1", "--no-cache", "--predictor-cache", str(args.predictor_cache)]
     load_before = os.getloadavg()
@@ -99,11 +102,12 @@ def main() -> int:
         "load_before": load_before,
         "load_after": load_after,
     }
-    atomic_write_bytes(HERE / "pick_predictor.json", (json.dumps(summary, indent=1) + "\n").encode())
+    atomic_write_bytes(args.out / "pick_predictor.json", (json.dumps(summary, indent=1) + "\n").encode())
     lines = [
         "# `backbones pick` on the kernel-level predictor",
         "",
-        f"`python benchmarks/budget/pick_predictor.py --latency-ms {args.latency_ms:g}` on {describe(summary['machine'])}; "
+        f"`python benchmarks/budget/pick_predictor.py --latency-ms {args.latency_ms:g}"
+        f"{'' if args.out == HERE else f' --predictor-cache {args.predictor_cache} --out {args.out}'}` on {describe(summary['machine'])}; "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.",
         "",
         f"- `backbones pick --latency-ms {args.latency_ms:g} --threads 1 --no-cache` over all {summary['models']} models with a warm "
@@ -122,7 +126,7 @@ def main() -> int:
         for n, r in summary["rows"].items()
     ]
     lines += ["", "The picker's own output (last run):", "", "```", pick_output.strip(), "```"]
-    atomic_write_bytes(HERE / "pick_predictor.md", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(args.out / "pick_predictor.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
 

@@ -10,7 +10,11 @@ FLOPs do not predict speed on a given machine (ShuffleNet V2's point), so the pi
    that takes more than ``ONE_CALL_MARGIN`` times the budget is left out of the rounds.
 3. The rest are timed in interleaved rounds (``measure.timing.interleaved_times``), in groups of
    models of similar speed so that the models whose order matters share the same machine load;
-   the figure is the median over rounds.
+   the figure is the median over rounds. With a kernel-level predictor, the few models measured are
+   timed the way the predictor's own timings were (:func:`ruled_latency`): pinned, malloc thresholds
+   fixed, each ruled by the predictor's reference, so the measured and predicted figures the picker
+   ranks together share one scale (interleaved raw rounds read mobilenet_v1_0_75 at 19.4 ms where
+   ``backbones profile`` reads 13.5 and the predictor 12.9).
 
 Results are cached per machine and settings (CPU model, ISA flags, torch version, runtime, size,
 batch, threads) in one JSON file written atomically after every group, so a second run (or one
@@ -313,6 +317,10 @@ def measure_zoo(
         for row in pruned[: MIN_TIMED - len(to_time)]:
             row["status"] = "measured"
             to_time.append(row["name"])
+    if predictor is not None and predictor.ruler_ms is not None:
+        from vision_backbones.measure.allocator import fix_thresholds
+
+        fix_thresholds()  # before the models are built: their forwards then take no page faults
     estimates: dict[str, float] = {}
     runners: dict[str, Callable[[], object]] = {}
     for index, name in enumerate(to_time):  # one warm call each: the estimate that forms the groups
@@ -333,6 +341,11 @@ def measure_zoo(
             results[name] = rows[name]
         else:
             runners[name] = run
+    if predictor is not None and predictor.ruler_ms is not None:
+        for index, name in enumerate(sorted(runners, key=estimates.__getitem__)):
+            progress(f"timing {name} (ruled)", index, len(runners))
+            rows[name].update(ruled_latency(runners.pop(name), settings, predictor), status="measured")
+            results[name] = rows[name]
     ordered = sorted(runners, key=estimates.__getitem__)
     groups = [ordered[i : i + GROUP_SIZE] for i in range(0, len(ordered), GROUP_SIZE)]
     for index, group in enumerate(groups):
@@ -362,6 +375,19 @@ def measure_zoo(
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "timed_now": sum(1 for n in to_time if n in results and not rows[n].get("cached")),
     }
+
+
+def ruled_latency(run: Callable[[], object], settings: PickSettings, predictor: Any) -> dict[str, Any]:
+    """``run`` timed as the predictor's timings were: pinned to ``settings.threads`` CPUs, alternating
+    with the library's ruler, scaled to the predictor's ruler reference in the predictor's clock."""
+    from vision_backbones.measure.predictor import pinned
+    from vision_backbones.measure.ruler import Ruler, ruled_ms
+
+    clock = predictor.fingerprint.get("clock", "cpu")
+    with pinned(settings.threads):
+        ruler = Ruler.network(clock=clock, reference_ms=predictor.ruler_ms)
+        timed = ruled_ms(run, ruler, repeats=max(settings.rounds, 5), warmup=2)
+    return {"latency_ms": timed.ms, "latency_raw_ms": timed.raw_ms, "latency_clock": f"{clock}, ruled"}
 
 
 NEAR = (0.6, 1.5)  # with a predictor: models predicted within these multiples of the budget are measured
