@@ -317,7 +317,7 @@ def measure_zoo(
         for row in pruned[: MIN_TIMED - len(to_time)]:
             row["status"] = "measured"
             to_time.append(row["name"])
-    if predictor is not None and predictor.ruler_ms is not None:
+    if getattr(predictor, "ruler_ms", None) is not None:
         from vision_backbones.measure.allocator import fix_thresholds
 
         fix_thresholds()  # before the models are built: their forwards then take no page faults
@@ -341,7 +341,7 @@ def measure_zoo(
             results[name] = rows[name]
         else:
             runners[name] = run
-    if predictor is not None and predictor.ruler_ms is not None:
+    if getattr(predictor, "ruler_ms", None) is not None:
         for index, name in enumerate(sorted(runners, key=estimates.__getitem__)):
             progress(f"timing {name} (ruled)", index, len(runners))
             rows[name].update(ruled_latency(runners.pop(name), settings, predictor), status="measured")
