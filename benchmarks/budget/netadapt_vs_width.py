@@ -56,10 +56,10 @@ DEFAULT_OUT = HERE / "netadapt_vs_width"
 OUT = DEFAULT_OUT  # set by --out
 PATHS = OUT / "paths"
 REUSE_WIDTHS: Path | None = None  # set by --reuse-widths
-FAMILIES = ("mobilenet_v2", "resnet18")
+DEFAULT_FAMILIES = FAMILIES = ("mobilenet_v2", "resnet18")  # set by --families
 FRACTIONS = (0.5, 0.75)
 CURVE_FRACTIONS = (0.35, 0.5, 0.62, 0.75, 0.88, 1.0)
-SEEDS = (0, 1, 2)
+DEFAULT_SEEDS = SEEDS = (0, 1, 2)  # set by --seeds
 IMAGE_SIZE, THREADS, CLOCK = 224, 1, "cpu"
 STEP_FRACTION = 0.05  # twice the reference 0.025: 13 steps to 50 % instead of 40, to fit the 2 cores here
 PRETRAIN_EPOCHS, FINAL_EPOCHS, PROPOSAL_IMAGES = 3, 3, 1000
@@ -229,6 +229,7 @@ def run_all(workers: int) -> None:
                 log = (PATHS / f"{job['key']}.stderr").open("wb")
                 command = [sys.executable, __file__, "job", json.dumps(job), "--out", str(OUT)]
                 command += ["--predictor-cache", str(PREDICTOR_CACHE)]
+                command += ["--families", *FAMILIES, "--seeds", *map(str, SEEDS)]
                 running.append((job, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log), log))
             time.sleep(2)
             for entry in list(running):
@@ -298,7 +299,16 @@ def _options() -> str:
     """The non-default options of this run, as they are typed."""
     root = HERE.parent.parent
     options = f" --out {OUT.relative_to(root)} --predictor-cache {PREDICTOR_CACHE}"
+    if (FAMILIES, SEEDS) != (DEFAULT_FAMILIES, DEFAULT_SEEDS):
+        options += f" --families {' '.join(FAMILIES)} --seeds {' '.join(map(str, SEEDS))}"
     return options + (f" --reuse-widths {REUSE_WIDTHS}" if REUSE_WIDTHS is not None else "")
+
+
+def _report_stem() -> str:
+    """``netadapt_vs_width``, with the families and seed count when they are not the default ones."""
+    if (FAMILIES, SEEDS) == (DEFAULT_FAMILIES, DEFAULT_SEEDS):
+        return "netadapt_vs_width"
+    return f"netadapt_vs_width_{'_'.join(FAMILIES)}_{len(SEEDS)}seeds"
 
 
 def report() -> None:
@@ -319,8 +329,8 @@ def report() -> None:
     results = {j["key"]: read_json(result_path(j)) for j in jobs()}
     rows, summary = [], {}
     plt = pyplot()
-    figure, axes = plt.subplots(1, len(FAMILIES), figsize=(6 * len(FAMILIES), 4.5))
-    for axis, name in zip(axes, FAMILIES):
+    figure, axes = plt.subplots(1, len(FAMILIES), figsize=(6 * len(FAMILIES), 4.5), squeeze=False)
+    for axis, name in zip(axes[0], FAMILIES):
         start_ms = latency[f"width_{name}_1"]["cpu_ms"]
         widths = calib["families"][name]["widths"]
         curve = []
@@ -378,7 +388,9 @@ def report() -> None:
                 f"{statistics.stdev(retrained):.2f} | {p_retrained:.3f} | {_relation(retrained_relation)}"
                 f"{retrained_ms / mean_ms:.2f}x |"
             )
-            axis.scatter(adapted_ms, adapted, marker="*", s=120, label=f"NetAdapt to {100 * fraction:.0f} % (3 seeds)")
+            axis.scatter(
+                adapted_ms, adapted, marker="*", s=120, label=f"NetAdapt to {100 * fraction:.0f} % ({len(SEEDS)} seeds)"
+            )
             axis.scatter(
                 adapted_ms, retrained, marker="x", s=60,
                 label=f"NetAdapt's {100 * fraction:.0f} % network retrained ({WIDTH_EPOCHS} epochs from scratch)",
@@ -393,10 +405,11 @@ def report() -> None:
         axis.set_xlabel("measured latency, ms (224 px, batch 1)")
         axis.set_ylabel("MNIST-5k proxy test top-1 %")
         axis.legend(fontsize=7)
-    save_figure(figure, folder / "netadapt_vs_width.png", dpi=110)
+    stem = _report_stem()
+    save_figure(figure, folder / f"{stem}.png", dpi=110)
     trained_on = sorted({_trained_on(job, results[job["key"]]) for job in jobs()})
     _write_json(
-        folder / "netadapt_vs_width.json",
+        folder / f"{stem}.json",
         {"machine": measured["machine"], "trained_on": trained_on, "summary": summary},
     )
     spearman = [v for e in summary.values() for v in e["rank_spearman"]]
@@ -406,15 +419,15 @@ def report() -> None:
         "`python benchmarks/budget/netadapt_vs_width.py calibrate|run|measure|report"
         f"{'' if folder == HERE else _options()}` on {describe(measured['machine'])}; latencies re-timed together alone ({measured['rounds']} interleaved rounds, "
         f"load average {measured['load_before'][0]:.2f} before, {measured['load_after'][0]:.2f} after): CPU time, 1 thread, "
-        "batch 1, 224 px, 1000 classes. Proxy: MNIST-5k, 32 px, 3 seeds (split and initialisation follow the seed).",
+        f"batch 1, 224 px, 1000 classes. Proxy: MNIST-5k, 32 px, {len(SEEDS)} seeds (split and initialisation follow the seed).",
         "",
         f"NetAdapt: pretrain {PRETRAIN_EPOCHS} epochs, steps of {STEP_FRACTION:g} x 0.96^(t-1) of the start latency, "
         f"one proposal per channel knob fine-tuned one epoch over {PROPOSAL_IMAGES} images, L2 filter selection, "
         f"measured every 3 steps, long-term fine-tune {FINAL_EPOCHS} epochs. Width multiplier: trained from scratch "
-        f"{WIDTH_EPOCHS} epochs. p: Welch's two-sided t-test, 3 vs 3 seeds. The multiplier at NetAdapt's ms: each seed's "
+        f"{WIDTH_EPOCHS} epochs. p: Welch's two-sided t-test, {len(SEEDS)} vs {len(SEEDS)} seeds. The multiplier at NetAdapt's ms: each seed's "
         "width curve (6 widths, linear in measured ms) read at that seed's NetAdapt latency (clamped: below the "
         "narrowest width's latency, which then stands in, slower than NetAdapt's network). Latency ratio at equal accuracy: the "
-        "multiplier curve's latency (linear between the 6 widths' 3-seed means) where it reaches NetAdapt's mean "
+        f"multiplier curve's latency (linear between the 6 widths' {len(SEEDS)}-seed means) where it reaches NetAdapt's mean "
         "accuracy, over NetAdapt's mean latency (the paper's 1.7x figure; <= : the narrowest width already reaches it). "
         f"Retrained: NetAdapt's network trained from scratch by the multiplier's recipe ({WIDTH_EPOCHS} epochs, same split "
         "and seed), p against the multiplier at NetAdapt's ms.",
@@ -439,13 +452,13 @@ def report() -> None:
             f"- Rank stability of proposals across two fine-tune seeds (seed 0 at 75 %): Spearman median "
             f"{statistics.median(spearman):.2f} over {len(spearman)} steps (min {min(spearman):.2f}, max {max(spearman):.2f})."
         )
-    lines += ["", "![NetAdapt vs width](netadapt_vs_width.png)"]
-    atomic_write_bytes(folder / "netadapt_vs_width.md", ("\n".join(lines) + "\n").encode())
+    lines += ["", f"![NetAdapt vs width]({stem}.png)"]
+    atomic_write_bytes(folder / f"{stem}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
 
 def main() -> int:
-    global OUT, PATHS, PREDICTOR_CACHE, REUSE_WIDTHS
+    global OUT, PATHS, PREDICTOR_CACHE, REUSE_WIDTHS, FAMILIES, SEEDS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("phase", choices=("calibrate", "run", "job", "measure", "report"))
     parser.add_argument("job", nargs="?", help="(job) the job as JSON")
@@ -456,7 +469,10 @@ def main() -> int:
     parser.add_argument(
         "--reuse-widths", type=Path, default=None, help="another run's folder to read width points from"
     )
+    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=DEFAULT_FAMILIES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
     args = parser.parse_args()
+    FAMILIES, SEEDS = tuple(args.families), tuple(args.seeds)
     OUT, PREDICTOR_CACHE = args.out.resolve(), args.predictor_cache
     PATHS, REUSE_WIDTHS = OUT / "paths", args.reuse_widths and args.reuse_widths.resolve()
     if args.phase == "calibrate":
