@@ -12,7 +12,9 @@ job's result from another run's folder when this one has none (the width points 
 depend on the machine; their latencies are always re-timed here).
 
 Families ``mobilenet_v2`` and ``resnet18``; targets 50 % and 75 % of the start latency; seeds 0, 1, 2.
-Latency: batch 1, 3x224x224, 1000 classes, 1 thread, this process's CPU time (``--clock cpu``).
+Latency: batch 1, 3x224x224, 1000 classes, 1 thread, this process's CPU time (``--clock cpu``); ``calibrate`` and
+``measure`` pin the thread to one CPU and fix the malloc thresholds before building the networks (as the
+predictor's timings do; interleaved rounds without that read some networks up to 44 % slow in ``backbones pick``).
 
 * **NetAdapt** (``budget.netadapt.adapt``): pretrain 3 epochs on the proxy (MNIST-5k, 32 px, the seed's
   split), then steps of ``STEP_FRACTION`` x 0.96^(t-1) of the start latency, one proposal per channel knob
@@ -32,7 +34,8 @@ Latency: batch 1, 3x224x224, 1000 classes, 1 thread, this process's CPU time (``
 (``result.json``) are skipped, a killed NetAdapt job resumes from its ``state.pt``. ``measure`` re-times
 the start network, every NetAdapt result and every width point in one process, interleaved rounds, so
 the comparison does not rest on latencies taken while another job ran. Outputs in ``--out`` (``calibrate.json``,
-``paths/<job>/{result.json,log.jsonl}``, ``latency.json``); the report as ``netadapt_vs_width.md``, ``.json`` and
+``paths/<job>/{result.json,log.jsonl}``, ``latency.json``, or ``latency_<families>_<n>seeds.json`` with
+``--families`` or ``--seeds``); the report as ``netadapt_vs_width.md``, ``.json`` and
 ``.png`` beside this file for the default folder, inside ``--out`` otherwise.
 """
 
@@ -86,9 +89,12 @@ def _interleaved_ms(archs: dict[str, tuple[str, dict[str, Any]]], rounds: int) -
     """Median CPU and wall milliseconds per forward of every ``(family, overrides)``, timed in interleaved rounds."""
     import torch
 
-    from vision_backbones.measure.timing import interleaved_times, num_threads
+    from vision_backbones.measure.allocator import fix_thresholds
+    from vision_backbones.measure.predictor import pinned
+    from vision_backbones.measure.timing import interleaved_times
     from vision_backbones.registry import create_model
 
+    fix_thresholds()  # before the models are built: no forward's page faults depend on the one timed before it
     torch.manual_seed(0)
     example = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE)
     models = {key: create_model(name, num_classes=1000, **arch).eval() for key, (name, arch) in archs.items()}
@@ -100,7 +106,7 @@ def _interleaved_ms(archs: dict[str, tuple[str, dict[str, Any]]], rounds: int) -
 
         return call
 
-    with num_threads(THREADS):
+    with pinned(THREADS):
         times = interleaved_times({k: forward(m) for k, m in models.items()}, rounds=rounds, warmup=2)
     return {
         key: {
@@ -265,9 +271,10 @@ def measure(rounds: int) -> None:
     load = os.getloadavg()
     timed = _interleaved_ms(archs, rounds)
     _write_json(
-        OUT / "latency.json",
+        OUT / f"{_report_stem().replace('netadapt_vs_width', 'latency')}.json",
         {"machine": machine_info(), "load_before": load, "load_after": os.getloadavg(), "rounds": rounds,
-         "clock": "median per-forward CPU and wall ms, 1 thread, batch 1, 224 px, 1000 classes", "latency": timed},
+         "clock": "median per-forward CPU and wall ms, 1 thread, batch 1, 224 px, 1000 classes", "latency": timed,
+         "malloc_fixed": True},
     )  # fmt: skip
 
 
@@ -321,7 +328,7 @@ def report() -> None:
 
     folder = HERE if DEFAULT_OUT.resolve() == OUT else OUT
     calib = read_json(OUT / "calibrate.json")
-    measured = read_json(OUT / "latency.json")
+    measured = read_json(OUT / f"{_report_stem().replace('netadapt_vs_width', 'latency')}.json")
     latency = measured["latency"]
     missing = [j["key"] for j in jobs() if not result_path(j).exists()]
     if missing:
@@ -417,7 +424,8 @@ def report() -> None:
         "# NetAdapt against the width multiplier at equal measured latency",
         "",
         "`python benchmarks/budget/netadapt_vs_width.py calibrate|run|measure|report"
-        f"{'' if folder == HERE else _options()}` on {describe(measured['machine'])}; latencies re-timed together alone ({measured['rounds']} interleaved rounds, "
+        f"{'' if folder == HERE else _options()}` on {describe(measured['machine'])}; latencies re-timed together alone"
+        f"{', pinned, malloc thresholds fixed' if measured.get('malloc_fixed') else ''} ({measured['rounds']} interleaved rounds, "
         f"load average {measured['load_before'][0]:.2f} before, {measured['load_after'][0]:.2f} after): CPU time, 1 thread, "
         f"batch 1, 224 px, 1000 classes. Proxy: MNIST-5k, 32 px, {len(SEEDS)} seeds (split and initialisation follow the seed).",
         "",
