@@ -317,7 +317,8 @@ def measure_zoo(
         for row in pruned[: MIN_TIMED - len(to_time)]:
             row["status"] = "measured"
             to_time.append(row["name"])
-    if getattr(predictor, "ruler_ms", None) is not None:
+    ruled = getattr(predictor, "ruler_ms", None) is not None  # measured on the predictor's scale
+    if ruled:
         from vision_backbones.measure.allocator import fix_thresholds
 
         fix_thresholds()  # before the models are built: their forwards then take no page faults
@@ -341,10 +342,12 @@ def measure_zoo(
             results[name] = rows[name]
         else:
             runners[name] = run
-    if getattr(predictor, "ruler_ms", None) is not None:
-        for index, name in enumerate(sorted(runners, key=estimates.__getitem__)):
-            progress(f"timing {name} (ruled)", index, len(runners))
-            rows[name].update(ruled_latency(runners.pop(name), settings, predictor), status="measured")
+    if ruled:
+        ruler = predictor_ruler(predictor)
+        by_speed = sorted(runners, key=estimates.__getitem__)
+        for index, name in enumerate(by_speed):
+            progress(f"timing {name} (ruled)", index, len(by_speed))
+            rows[name].update(ruled_latency(runners.pop(name), settings, predictor, ruler), status="measured")
             results[name] = rows[name]
     ordered = sorted(runners, key=estimates.__getitem__)
     groups = [ordered[i : i + GROUP_SIZE] for i in range(0, len(ordered), GROUP_SIZE)]
@@ -377,17 +380,25 @@ def measure_zoo(
     }
 
 
-def ruled_latency(run: Callable[[], object], settings: PickSettings, predictor: Any) -> dict[str, Any]:
-    """``run`` timed as the predictor's timings were: pinned to ``settings.threads`` CPUs, alternating
-    with the library's ruler, scaled to the predictor's ruler reference in the predictor's clock."""
-    from vision_backbones.measure.predictor import pinned
-    from vision_backbones.measure.ruler import Ruler, ruled_ms
+def predictor_ruler(predictor: Any) -> Any:
+    """The library's ruler in the predictor's clock, scaled to the reference its timings were ruled by."""
+    from vision_backbones.measure.ruler import Ruler
 
-    clock = predictor.fingerprint.get("clock", "cpu")
+    return Ruler.network(clock=predictor.fingerprint.get("clock", "cpu"), reference_ms=predictor.ruler_ms)
+
+
+def ruled_latency(
+    run: Callable[[], object], settings: PickSettings, predictor: Any, ruler: Any = None
+) -> dict[str, Any]:
+    """``run`` timed as the predictor's timings were: pinned to ``settings.threads`` CPUs, alternating
+    with the library's ruler (``ruler``, or :func:`predictor_ruler`'s), scaled to the predictor's reference."""
+    from vision_backbones.measure.predictor import pinned
+    from vision_backbones.measure.ruler import ruled_ms
+
+    ruler = ruler or predictor_ruler(predictor)
     with pinned(settings.threads):
-        ruler = Ruler.network(clock=clock, reference_ms=predictor.ruler_ms)
         timed = ruled_ms(run, ruler, repeats=max(settings.rounds, 5), warmup=2)
-    return {"latency_ms": timed.ms, "latency_raw_ms": timed.raw_ms, "latency_clock": f"{clock}, ruled"}
+    return {"latency_ms": timed.ms, "latency_raw_ms": timed.raw_ms, "latency_clock": f"{ruler.clock}, ruled"}
 
 
 NEAR = (0.6, 1.5)  # with a predictor: models predicted within these multiples of the budget are measured
