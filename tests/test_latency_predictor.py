@@ -282,6 +282,24 @@ def test_pick_predicts_the_zoo_and_times_only_the_models_near_the_budget(tmp_pat
     assert all(row["latency_clock"] == "cpu, ruled" and row["latency_raw_ms"] > 0 for row in measured)
 
 
+def test_ruled_measurements_stay_out_of_the_pick_cache(tmp_path: Path) -> None:
+    """The pick cache holds raw timings in the clock its key names; a candidate measured on the
+    predictor's ruled scale is reported but not cached, so a later ``--measure-all`` run cannot
+    take it for a raw timing."""
+    from vision_backbones.budget.pick import PickSettings, measure_zoo
+
+    predictor = _tiny_build(tmp_path / "kernels.json")
+    settings = PickSettings(image_size=64, threads=1, rounds=1)
+    names = ["mnasnet0_5", "mobilenet_v3_small"]
+    budget = predictor.predict_ms(build_on_meta("mnasnet0_5"), (1, 3, 64, 64))  # near the budget: measured
+    cache = tmp_path / "pick.json"
+    measured = measure_zoo(names, budget, settings, cache=cache, predictor=predictor)
+    ruled = [n for n, row in measured["models"].items() if row.get("latency_clock") == "cpu, ruled"]
+    assert "mnasnet0_5" in ruled and measured["timed_now"] >= len(ruled)
+    cached = json.loads(cache.read_text()) if cache.exists() else {}
+    assert not any(name in rows for rows in cached.values() for name in ruled)
+
+
 def test_the_picker_measures_on_the_predictors_scale() -> None:
     """A candidate the picker measures is ruled by the predictor's reference: a predictor whose ruler
     took 1000 ms when it was built (a machine 1000 ms / today's ruler slower) scales the raw time up
