@@ -221,15 +221,16 @@ def run_all(workers: int) -> None:
     from vision_backbones.progress import progress_bar
 
     todo = [j for j in jobs() if not result_path(j).exists()]
-    alone = 1  # NetAdapt measures latency as it goes: with a second job beside it, it swung +-50 %
     running: list[tuple[dict[str, Any], subprocess.Popen[bytes], Any]] = []
     failed = []
     with progress_bar("{task.fields[now]}", transient=False) as progress:
         bar = progress.add_task("jobs", total=len(todo), now="")
         while todo or running:
-            while todo and len(running) < (alone if todo[0]["kind"] == "netadapt" else workers):
+            while todo and len(running) < workers:
+                # NetAdapt measures latency as it goes, so it runs with nothing beside it (beside a second job
+                # its measurements swung +-50 %)
                 if running and (todo[0]["kind"] == "netadapt" or any(r[0]["kind"] == "netadapt" for r in running)):
-                    break  # NetAdapt runs with nothing beside it
+                    break
                 job = todo.pop(0)
                 PATHS.mkdir(parents=True, exist_ok=True)
                 log = (PATHS / f"{job['key']}.stderr").open("wb")
@@ -271,7 +272,7 @@ def measure(rounds: int) -> None:
     load = os.getloadavg()
     timed = _interleaved_ms(archs, rounds)
     _write_json(
-        OUT / f"{_report_stem().replace('netadapt_vs_width', 'latency')}.json",
+        _latency_path(),
         {"machine": machine_info(), "load_before": load, "load_after": os.getloadavg(), "rounds": rounds,
          "clock": "median per-forward CPU and wall ms, 1 thread, batch 1, 224 px, 1000 classes", "latency": timed,
          "malloc_fixed": True},
@@ -311,6 +312,11 @@ def _options() -> str:
     return options + (f" --reuse-widths {REUSE_WIDTHS}" if REUSE_WIDTHS is not None else "")
 
 
+def _latency_path() -> Path:
+    """``measure``'s output for this selection of families and seeds: ``latency.json`` by default."""
+    return OUT / f"{_report_stem().replace('netadapt_vs_width', 'latency')}.json"
+
+
 def _report_stem() -> str:
     """``netadapt_vs_width``, with the families and seed count when they are not the default ones."""
     if (FAMILIES, SEEDS) == (DEFAULT_FAMILIES, DEFAULT_SEEDS):
@@ -328,7 +334,7 @@ def report() -> None:
 
     folder = HERE if DEFAULT_OUT.resolve() == OUT else OUT
     calib = read_json(OUT / "calibrate.json")
-    measured = read_json(OUT / f"{_report_stem().replace('netadapt_vs_width', 'latency')}.json")
+    measured = read_json(_latency_path())
     latency = measured["latency"]
     missing = [j["key"] for j in jobs() if not result_path(j).exists()]
     if missing:
