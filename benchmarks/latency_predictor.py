@@ -24,6 +24,11 @@ Writes ``benchmarks/latency_predictor/report_<clock>_ruled.md``, ``results_<cloc
 ``predicted_vs_measured_<clock>_ruled.png`` (``*_cpu.*`` without ``_ruled``: the first run, raw timings).
 The per-block table's entries come from its cache, timed raw (unruled) when it was filled.
 
+The quiet gate (``--max-slowdown``, default 0.10): a row is kept only when the ruler ran within 10 % of
+its reference in the row's rounds, else measured again after a pause (``--tries`` in all; the try with the
+fastest ruler is kept and marked). Gated rows go to ``runs_<clock>_ruled_quiet.jsonl`` and the outputs
+carry ``_quiet``; ``--max-slowdown 0 --no-gate`` reproduces the ungated ``*_ruled`` files.
+
 ``--runtime onnxruntime``: the same for the deploy runtime (every graph optimization, one intra-op
 thread): each network is exported to ONNX, timed whole in a session, and its kernels are the nodes of
 the session's optimized graph (``measure.onnx_kernels``), predicted as the rows are measured (an export
@@ -111,14 +116,20 @@ def main() -> int:
     parser.add_argument("--models", default="*", help="shell pattern over the registered models (default: all)")
     parser.add_argument("--skip-zoo", action="store_true")
     parser.add_argument("--runtime", choices=("eager", "onnxruntime"), default="eager")
+    parser.add_argument("--max-slowdown", type=float, default=0.10, help="the quiet gate (share above the reference)")
+    parser.add_argument("--tries", type=int, default=6, help="measurements of a row at most, under the quiet gate")
+    parser.add_argument("--no-gate", action="store_true", help="keep every first measurement (the *_ruled files)")
     args = parser.parse_args()
+    gate: dict[str, Any] = (
+        {} if args.no_gate else {"max_slowdown": args.max_slowdown, "tries": args.tries, "pause_s": 3.0}
+    )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     zoo_names = list_models(args.models)
     onnx = args.runtime == "onnxruntime"
     runtime_tag = "onnxruntime_" if onnx else ""
     cache = args.cache or out / f"kernels_{runtime_tag}{args.clock}.json"
-    suffix = f"{runtime_tag}{args.clock}_ruled"
+    suffix = f"{runtime_tag}{args.clock}_ruled" + ("" if args.no_gate else "_quiet")
     runs_path = out / f"runs_{suffix}.jsonl"
     # ONNX Runtime's kernel lists need an export to recover, so they are kept beside the rows (not committed)
     kernel_lists = out / f"kernels_{suffix}_rows"
@@ -190,7 +201,7 @@ def main() -> int:
                     plain = onnx_kernels.session(data, 1)
                     feed = {plain.get_inputs()[0].name: example.numpy()}
                     forward = lambda plain=plain, feed=feed: plain.run(None, feed)
-                    ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2)
+                    ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2, **gate)
                     kernels = onnx_kernels.profile(data, (1, 3, 224, 224), repeats=0).kernels
                     fitted, _ = fits_for(planned)
                     extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
@@ -200,7 +211,7 @@ def main() -> int:
                 else:
                     with torch.no_grad():
                         forward = lambda model=model, example=example: model(example)
-                        ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2)
+                        ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2, **gate)
                 block: float | None = None
                 try:
                     block = None if onnx else table.predict_ms(model)
@@ -213,6 +224,8 @@ def main() -> int:
                     "measured_ms": ruled.ms,
                     "raw_ms": ruled.raw_ms,
                     "ruler_ms": ruled.ruler_ms,
+                    "tries": ruled.tries,
+                    "quiet": ruled.quiet,
                     "block_table": block,
                     "flops": _flops(planned.base, planned.overrides, 224),
                     "load": os.getloadavg()[0],
@@ -300,7 +313,8 @@ def main() -> int:
         f"every timing ruled (ruler reference {predictor.ruler_ms:.2f} ms); load average while the rows were "
         f"measured (1 min, median over rows; they resume from `runs_{suffix}.jsonl`) {row_load:.2f}, "
         f"{load_before[0]:.2f} / {load_after[0]:.2f} before / after this run."
-        + ("" if onnx else " The per-block table's entries are raw timings from its cache."),
+        + ("" if onnx else " The per-block table's entries are raw timings from its cache.")
+        + _gate_text(results.values(), args),
         f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min; "
         f"fusion: {fusion_text}; predicting all {len(results)} networks took {predict_seconds:.1f} s"
         + (
@@ -335,6 +349,20 @@ def main() -> int:
     atomic_write_bytes(out / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
+
+
+def _gate_text(rows: Any, args: argparse.Namespace) -> str:
+    rows = list(rows)
+    if args.no_gate:
+        return ""
+    met = sum(bool(r.get("quiet")) for r in rows)
+    again = sum(int(r.get("tries", 1)) > 1 for r in rows)
+    slowdown = statistics.median(r["ruler_ms"] for r in rows)
+    return (
+        f" Quiet gate: a row is kept when its ruler ran within {100 * args.max_slowdown:.0f} % of the reference, "
+        f"else measured again (up to {args.tries} times); {met} of {len(rows)} rows met it, {again} were measured "
+        f"more than once; ruler median over the rows {slowdown:.2f} ms."
+    )
 
 
 def _fusion_text(fusion: dict[str, dict[str, float]]) -> str:

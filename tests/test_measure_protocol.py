@@ -43,6 +43,39 @@ def test_ruled_time_cancels_a_machine_that_slows_down() -> None:
     assert result.raw_ms > 1.4 * result.ms  # half the rounds ran 3x slower: the raw median mixes them in
 
 
+class _BusyThenQuiet:
+    """The first ``slow_calls`` calls run 3x slower: a neighbour that leaves."""
+
+    def __init__(self, slow_calls: int) -> None:
+        self.calls, self.slow_calls = 0, slow_calls
+
+    def work(self, units: int) -> None:
+        self.calls += 1
+        _busy(units * (3 if self.calls <= self.slow_calls else 1))
+
+
+@pytest.mark.parametrize("slow_calls", [10, 1_000])
+def test_quiet_gate_measures_again_until_the_ruler_runs_near_its_reference(slow_calls: int) -> None:
+    machine = _BusyThenQuiet(slow_calls=0)
+    ruler = Ruler(lambda: machine.work(20_000), clock="cpu")
+    ruler.reference_ms = min(ruler.time_ms() for _ in range(4))
+    # one try is 10 calls (a warm-up pair, then 4 rounds of function and ruler): slow_calls=10 makes the
+    # first try slow and the second quiet; 1,000 keeps the machine busy for every try
+    machine.calls, machine.slow_calls = 0, slow_calls
+    gated = ruled_ms(lambda: machine.work(20_000), ruler, repeats=4, max_slowdown=0.5, tries=3, pause_s=0.0)
+    if slow_calls == 10:
+        assert (gated.tries, gated.quiet) == (2, True)
+        assert gated.ruler_ms < 1.5 * ruler.reference_ms
+    else:
+        assert (gated.tries, gated.quiet) == (3, False)  # every try spent, the fastest kept and marked
+        assert gated.ruler_ms > 2 * ruler.reference_ms
+    machine.calls = 0
+    ungated = ruled_ms(lambda: machine.work(20_000), ruler, repeats=4, tries=3, pause_s=0.0)
+    assert (ungated.tries, ungated.quiet) == (1, True) and ungated.ruler_ms > 2 * ruler.reference_ms
+    with pytest.raises(ValueError, match=r"max_slowdown must be a finite number >= 0, got -0\.1"):
+        ruled_ms(lambda: None, ruler, repeats=1, max_slowdown=-0.1)
+
+
 def test_network_ruler_leaves_the_global_seed_alone_and_checks_its_reference() -> None:
     state = torch.get_rng_state()
     ruler = Ruler.network(image_size=64)

@@ -8,18 +8,25 @@ it by the ruler's *reference* time: the milliseconds the function takes when the
 ruler at its reference speed. The reference is the ruler's fastest call in a calibration (the quiet
 machine); a latency predictor stores the reference it was built with, and measurements compared with
 its predictions are ruled by the same reference.
+
+Ruling cancels a slow patch only to first order: on this AMD EPYC host the depthwise networks slowed
+about 1.5x as much as the (compute-bound) ruler did and ONNX Runtime's networks less
+(``benchmarks/latency_predictor/amd_epyc/ruler_residual.md``). A *quiet gate* (``max_slowdown``) keeps
+a measurement only when the ruler ran within that share of its reference in the measurement's rounds,
+and otherwise waits and measures again, so the residual never grows past what the gate allows.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from vision_backbones.measure.timing import CLOCKS
-from vision_backbones.validate import check_choice, check_int
+from vision_backbones.validate import check_choice, check_float, check_int
 
 RULER_MODEL = "resnet18"  # convolutions, batch norms, ReLUs, adds, pooling: most of what the zoo runs
 RULER_IMAGE_SIZE = 160  # about 25 ms on one thread of a 2.1 GHz Xeon: cheap beside each measurement
@@ -83,19 +90,55 @@ class Ruler:
 
 @dataclass(frozen=True)
 class RuledTime:
-    """``ms``: the ruled milliseconds; ``raw_ms`` and ``ruler_ms``: the medians as timed."""
+    """``ms``: the ruled milliseconds; ``raw_ms`` and ``ruler_ms``: the medians as timed; ``tries``: how
+    many times it was measured (the quiet gate's retries); ``quiet``: whether the kept try met the gate
+    (always true without one)."""
 
     ms: float
     raw_ms: float
     ruler_ms: float
     ratios: tuple[float, ...]
+    tries: int = 1
+    quiet: bool = True
 
 
-def ruled_ms(function: Callable[[], object], ruler: Ruler, *, repeats: int, warmup: int = 1) -> RuledTime:
-    """``function`` and ``ruler`` timed alternately ``repeats`` times (the order flips every round)."""
+def ruled_ms(
+    function: Callable[[], object],
+    ruler: Ruler,
+    *,
+    repeats: int,
+    warmup: int = 1,
+    max_slowdown: float | None = None,
+    tries: int = 1,
+    pause_s: float = 2.0,
+) -> RuledTime:
+    """``function`` and ``ruler`` timed alternately ``repeats`` times (the order flips every round).
+
+    ``max_slowdown`` (the quiet gate, e.g. 0.10): a measurement whose ruler median ran more than that
+    share above the reference is taken again after ``pause_s`` seconds, up to ``tries`` times in all; the
+    try whose ruler ran fastest is kept and says whether it met the gate."""
     check_int("repeats", repeats, min=1)
     check_int("warmup", warmup, min=0)
+    check_int("tries", tries, min=1)
+    check_float("pause_s", pause_s, min=0.0)
+    if max_slowdown is not None:
+        check_float("max_slowdown", max_slowdown, min=0.0)
     reference = ruler.reference()
+    kept: RuledTime | None = None
+    for attempt in range(1, tries + 1):
+        if attempt > 1:
+            time.sleep(pause_s)
+        timed = _ruled_once(function, ruler, repeats, warmup, reference)
+        quiet = max_slowdown is None or timed.ruler_ms <= reference * (1 + max_slowdown)
+        if kept is None or timed.ruler_ms < kept.ruler_ms:
+            kept = replace(timed, quiet=quiet)
+        if quiet:
+            break
+    assert kept is not None
+    return replace(kept, tries=attempt)
+
+
+def _ruled_once(function: Callable[[], object], ruler: Ruler, repeats: int, warmup: int, reference: float) -> RuledTime:
     now = CLOCKS[ruler.clock]
     for _ in range(warmup):
         function()
