@@ -204,7 +204,8 @@ def run_job(job: dict[str, Any]) -> None:
         result = {
             **job, "overrides": adapted.overrides, "in_run_ms": adapted.latency_ms, "start_ms": adapted.start_latency_ms,
             "target_ms": adapted.target_ms, "val_acc1": adapted.val_acc1, "test_acc1": adapted.test_acc1,
-            "steps": len(adapted.steps) - 1,
+            "steps": len(adapted.steps) - 1, "closing_start_ms": adapted.closing_start_ms,
+            "closing_ms": adapted.closing_ms, "redone": sum(bool(s.get("redone")) for s in adapted.steps),
             "rank_spearman": [s["rank_spearman"] for s in adapted.steps if s.get("rank_spearman") is not None],
         }  # fmt: skip
     result.update(

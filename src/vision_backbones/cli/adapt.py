@@ -259,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "latency_ms": result.latency_ms,
         "start_latency_ms": result.start_latency_ms,
         "target_ms": result.target_ms,
+        "closing_start_ms": result.closing_start_ms,  # the start and the end measured again together
+        "closing_ms": result.closing_ms,
         "val_acc1": result.val_acc1,
         "test_acc1": result.test_acc1,
         "seconds": result.seconds,
@@ -284,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{args.name}: {result.start_latency_ms:.2f} -> {result.latency_ms:.2f} ms (target {result.target_ms:.2f}, {off:+.1f} %) in {len(result.steps) - 1} steps, "
         f"{result.seconds:.0f} s; proxy test top-1 {result.test_acc1:.2f} % (val {result.val_acc1:.2f} %)"
+    )
+    print(
+        f"measured again together at the end: start {result.closing_start_ms:.2f} ms, end {result.closing_ms:.2f} ms "
+        f"({100 * result.closing_ms / result.closing_start_ms:.1f} % of the start)"
     )
     if baseline:
         print(
