@@ -11,7 +11,12 @@ correlation, and, as a diagnosis only (no figure elsewhere uses it), the share w
 part of the error is taken out (the networks keep their mean state). A negative slope means the network
 slowed more than the ruler did: its ruled time is too high when the machine ran slow.
 
-Reads ``results_*_ruled.json`` in ``--folder``; writes ``ruler_residual.md`` there. Measures nothing.
+Where the same test networks were measured again under the ruler's quiet gate (``results_*_ruled_quiet.json``,
+``latency_predictor.py`` without ``--no-gate``), it also compares the two measurements per test set: the share
+within ±10 % of the kernel predictor, before and after, and a paired Wilcoxon signed-rank test on each
+network's |log error|.
+
+Reads ``results_*_ruled*.json`` in ``--folder``; writes ``ruler_residual.md`` there. Measures nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def residual_rows(results: dict) -> list[str]:
-    reference = results["ruler_reference_ms"]
+def test_sets(results: dict) -> dict[str, list[dict]]:
     sets: dict[str, list[dict]] = {}
     for row in results["rows"].values():
         if row.get("kernels") is None or row.get("ruler_ms") is None:
@@ -36,6 +40,32 @@ def residual_rows(results: dict) -> list[str]:
         space = row["label"].split("#")[0]
         key = "registered models, family held out" if row["origin"] == "zoo" else f"space:{space}"
         sets.setdefault(key, []).append(row)
+    return sets
+
+
+def gate_rows(ungated: dict, gated: dict) -> list[str]:
+    """Per test set: the kernel predictor against the two measurements of the same networks."""
+    from scipy.stats import wilcoxon
+
+    before, after = test_sets(ungated), test_sets(gated)
+    lines = []
+    for key in sorted(set(before) & set(after), key=lambda k: (k.startswith("space"), k)):
+        old = {r["label"]: r for r in before[key]}
+        pairs = [(old[r["label"]], r) for r in after[key] if r["label"] in old]
+        error = np.array([[abs(math.log(r["kernels"] / r["measured_ms"])) for r in pair] for pair in pairs])
+        within = 100 * np.mean(np.expm1(error) <= 0.1, axis=0)
+        p = float(wilcoxon(error[:, 0], error[:, 1]).pvalue)
+        rulers = [np.median([pair[i]["ruler_ms"] for pair in pairs]) for i in (0, 1)]
+        lines.append(
+            f"| {key} | {len(pairs)} | {rulers[0]:.1f} -> {rulers[1]:.1f} | {within[0]:.1f} -> {within[1]:.1f} "
+            f"| {100 * np.median(error[:, 0]):.1f} -> {100 * np.median(error[:, 1]):.1f} | {p:.2g} |"
+        )
+    return lines
+
+
+def residual_rows(results: dict) -> list[str]:
+    reference = results["ruler_reference_ms"]
+    sets = test_sets(results)
     lines = []
     for key in sorted(sets, key=lambda k: (k.startswith("space"), k)):
         rows = sets[key]
@@ -62,7 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=HERE / "latency_predictor" / "amd_epyc")
     args = parser.parse_args()
-    found = sorted(args.folder.glob("results_*_ruled.json"))
+    found = sorted(args.folder.glob("results_*_ruled.json")) + sorted(args.folder.glob("results_*_ruled_quiet.json"))
     if not found:
         raise SystemExit(f"no results_*_ruled.json in {args.folder}; run latency_predictor.py --out there first")
     lines = [
@@ -81,6 +111,22 @@ def main() -> int:
             "| test set | n | ruler ms when measured | correlation | slope | within ±10 % | with the slope's part out |",
             "|---|---|---|---|---|---|---|",
             *residual_rows(results),
+            "",
+        ]
+    for gated_path in sorted(args.folder.glob("results_*_ruled_quiet.json")):
+        ungated_path = gated_path.with_name(gated_path.name.replace("_quiet", ""))
+        if not ungated_path.exists():
+            continue
+        gated = json.loads(gated_path.read_text())
+        lines += [
+            f"## The quiet gate: {ungated_path.name} -> {gated_path.name} ({gated['runtime']})",
+            "",
+            "The same networks measured twice: ungated, then under the ruler's quiet gate. The kernel predictor against "
+            "each; p: Wilcoxon signed-rank test on the paired |log error|.",
+            "",
+            "| test set | n | ruler median ms | within ±10 % | median abs error % | p |",
+            "|---|---|---|---|---|---|",
+            *gate_rows(json.loads(ungated_path.read_text()), gated),
             "",
         ]
     (args.folder / "ruler_residual.md").write_text("\n".join(lines))
