@@ -14,7 +14,7 @@ predictions and the measurements are then in the same units), else calibrated at
 Raw timings swung by up to 50 % within one NetAdapt run on the shared 2-core machine
 (``benchmarks/budget/netadapt_vs_width.md``); the ruled ones follow the network, not the neighbours.
 Ruling cancels a slow patch only to first order (a start read 40 % high on AMD EPYC), so a measurement
-also passes the ruler's quiet gate (:data:`QUIET_GATE`): it is taken again while the ruler runs more
+also passes the ruler's quiet gate (``measure.ruler.QUIET_GATE``): it is taken again while the ruler runs more
 than 10 % above its reference.
 """
 
@@ -31,9 +31,6 @@ from vision_backbones.registry import build_on_meta, create_model
 
 if TYPE_CHECKING:
     from vision_backbones.measure.ruler import Ruler
-
-QUIET_GATE = 0.10  # the largest ruler slowdown a measurement is kept at (``measure.ruler.ruled_ms``)
-QUIET_TRIES = 4  # measurements at most, one second apart, before the quietest one is kept
 
 
 class LatencyPredictor(Protocol):
@@ -84,7 +81,7 @@ class LatencyModel:
 
     def measure(self, overrides: dict[str, Any], *, calibrate: bool = True) -> float:
         """Whole-network latency at 3 input channels and 1000 classes; ``calibrate``: rescale the table by it."""
-        from vision_backbones.measure.ruler import Ruler, ruled_ms
+        from vision_backbones.measure.ruler import QUIET_GATE, QUIET_TRIES, Ruler, ruled_ms
         from vision_backbones.measure.timing import num_threads
 
         torch.manual_seed(0)

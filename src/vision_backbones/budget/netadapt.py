@@ -304,7 +304,7 @@ def adapt(
     ``predictor``: an object with ``predict_ms(model_on_meta) -> float`` that replaces the per-block
     table; either way the prediction is calibrated by the last measured whole network, which is
     measured every ``confirm_every`` steps, whenever the prediction meets the target, and at the end.
-    Every measurement passes the ruler's quiet gate (``calibrated_latency.QUIET_GATE``). A step whose
+    Every measurement passes the ruler's quiet gate (``measure.ruler.QUIET_GATE``). A step whose
     measured network lands under the target's band (the calibration moved between networks) is taken
     once more with the calibration that measurement gave, and the take that lands nearer the target is
     kept (``redone`` in its log line). After the last step the start and the end are measured again

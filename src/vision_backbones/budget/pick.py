@@ -391,13 +391,22 @@ def ruled_latency(
     run: Callable[[], object], settings: PickSettings, predictor: Any, ruler: Any = None
 ) -> dict[str, Any]:
     """``run`` timed as the predictor's timings were: pinned to ``settings.threads`` CPUs, alternating
-    with the library's ruler (``ruler``, or :func:`predictor_ruler`'s), scaled to the predictor's reference."""
+    with the library's ruler (``ruler``, or :func:`predictor_ruler`'s), scaled to the predictor's reference,
+    through the ruler's quiet gate."""
     from vision_backbones.measure.predictor import pinned
-    from vision_backbones.measure.ruler import ruled_ms
+    from vision_backbones.measure.ruler import QUIET_GATE, QUIET_TRIES, ruled_ms
 
     ruler = ruler or predictor_ruler(predictor)
     with pinned(settings.threads):
-        timed = ruled_ms(run, ruler, repeats=max(settings.rounds, 5), warmup=2)
+        timed = ruled_ms(
+            run,
+            ruler,
+            repeats=max(settings.rounds, 5),
+            warmup=2,
+            max_slowdown=QUIET_GATE,
+            tries=QUIET_TRIES,
+            pause_s=1.0,
+        )
     return {"latency_ms": timed.ms, "latency_raw_ms": timed.raw_ms, "latency_clock": f"{ruler.clock}, ruled"}
 
 

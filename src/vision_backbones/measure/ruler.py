@@ -30,6 +30,8 @@ from vision_backbones.validate import check_choice, check_float, check_int
 
 RULER_MODEL = "resnet18"  # convolutions, batch norms, ReLUs, adds, pooling: most of what the zoo runs
 RULER_IMAGE_SIZE = 160  # about 25 ms on one thread of a 2.1 GHz Xeon: cheap beside each measurement
+QUIET_GATE = 0.10  # the library's gate: the largest ruler slowdown a measurement is kept at (see ruled_ms)
+QUIET_TRIES = 4  # measurements at most before the quietest one is kept
 
 
 @dataclass
