@@ -25,6 +25,15 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _no_waiting_for_a_quiet_machine(monkeypatch) -> None:
+    """Tests share two cores with each other: the library's measurements take one try, not up to four
+    a second apart while a neighbouring test runs (the gate itself is tested in test_measure_protocol)."""
+    from vision_backbones.measure import ruler
+
+    monkeypatch.setattr(ruler, "QUIET_TRIES", 1)
+
+
 def assert_close_to_scale(actual: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-4) -> None:
     """Max abs difference within ``tolerance`` times the output's scale (at least 1).
 

@@ -124,3 +124,24 @@ def test_fixed_thresholds_stop_the_page_faults_of_repeated_activations() -> None
 def test_fix_thresholds_names_a_bad_value() -> None:
     with pytest.raises(ValueError, match="mmap_threshold must be a positive number of bytes, got 0"):
         fix_thresholds(mmap_threshold=0)
+
+
+def test_netadapt_and_the_picker_measure_through_the_quiet_gate(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from vision_backbones.budget.calibrated_latency import LatencyModel
+    from vision_backbones.budget.pick import PickSettings, ruled_latency
+    from vision_backbones.measure import ruler as ruler_module
+
+    gates: list[float | None] = []
+    real = ruler_module.ruled_ms
+
+    def recording(function, ruler, **kwargs):
+        gates.append(kwargs.get("max_slowdown"))
+        return real(function, ruler, **kwargs)
+
+    monkeypatch.setattr(ruler_module, "ruled_ms", recording)
+    LatencyModel("resnet18", 32, 1, 1, None, "cpu").measure({"widths": (8, 8, 8, 8)})
+    predictor = SimpleNamespace(fingerprint={"clock": "cpu"}, ruler_ms=30.0)
+    ruled_latency(lambda: None, PickSettings(threads=1, rounds=1), predictor)
+    assert gates == [ruler_module.QUIET_GATE, ruler_module.QUIET_GATE]
