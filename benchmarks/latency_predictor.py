@@ -365,11 +365,11 @@ def _gate_text(rows: Any, args: argparse.Namespace) -> str:
         return ""
     met = sum(bool(r.get("quiet")) for r in rows)
     again = sum(int(r.get("tries", 1)) > 1 for r in rows)
-    slowdown = statistics.median(r["ruler_ms"] for r in rows)
+    ruler_median = statistics.median(r["ruler_ms"] for r in rows)
     return (
         f" Quiet gate: a row is kept when its ruler ran within {100 * args.max_slowdown:.0f} % of the reference, "
         f"else measured again (up to {args.tries} times); {met} of {len(rows)} rows met it, {again} were measured "
-        f"more than once; ruler median over the rows {slowdown:.2f} ms."
+        f"more than once; ruler median over the rows {ruler_median:.2f} ms."
     )
 
 

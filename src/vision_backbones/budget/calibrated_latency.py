@@ -81,7 +81,7 @@ class LatencyModel:
 
     def measure(self, overrides: dict[str, Any], *, calibrate: bool = True) -> float:
         """Whole-network latency at 3 input channels and 1000 classes; ``calibrate``: rescale the table by it."""
-        from vision_backbones.measure.ruler import QUIET_GATE, QUIET_TRIES, Ruler, ruled_ms
+        from vision_backbones.measure.ruler import Ruler, gated_ms
         from vision_backbones.measure.timing import num_threads
 
         torch.manual_seed(0)
@@ -90,15 +90,7 @@ class LatencyModel:
         with num_threads(self.threads), torch.no_grad():
             if self.ruler is None:
                 self.ruler = Ruler.network(clock=self.clock, reference_ms=getattr(self.predictor, "ruler_ms", None))
-            measured = ruled_ms(
-                lambda: model(example),
-                self.ruler,
-                repeats=self.repeats,
-                warmup=2,
-                max_slowdown=QUIET_GATE,
-                tries=QUIET_TRIES,
-                pause_s=1.0,
-            ).ms
+            measured = gated_ms(lambda: model(example), self.ruler, repeats=self.repeats, warmup=2).ms
         if calibrate:
             self.calibration = measured / self.raw_ms(overrides)
         return measured

@@ -394,19 +394,11 @@ def ruled_latency(
     with the library's ruler (``ruler``, or :func:`predictor_ruler`'s), scaled to the predictor's reference,
     through the ruler's quiet gate."""
     from vision_backbones.measure.predictor import pinned
-    from vision_backbones.measure.ruler import QUIET_GATE, QUIET_TRIES, ruled_ms
+    from vision_backbones.measure.ruler import gated_ms
 
     ruler = ruler or predictor_ruler(predictor)
     with pinned(settings.threads):
-        timed = ruled_ms(
-            run,
-            ruler,
-            repeats=max(settings.rounds, 5),
-            warmup=2,
-            max_slowdown=QUIET_GATE,
-            tries=QUIET_TRIES,
-            pause_s=1.0,
-        )
+        timed = gated_ms(run, ruler, repeats=max(settings.rounds, 5), warmup=2)
     return {"latency_ms": timed.ms, "latency_raw_ms": timed.raw_ms, "latency_clock": f"{ruler.clock}, ruled"}
 
 

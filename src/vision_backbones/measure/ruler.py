@@ -140,6 +140,14 @@ def ruled_ms(
     return replace(kept, tries=attempt)
 
 
+def gated_ms(function: Callable[[], object], ruler: Ruler, *, repeats: int, warmup: int = 1) -> RuledTime:
+    """:func:`ruled_ms` through the library's quiet gate: :data:`QUIET_GATE`, up to :data:`QUIET_TRIES`
+    tries a second apart (what NetAdapt's and the picker's measurements use)."""
+    return ruled_ms(
+        function, ruler, repeats=repeats, warmup=warmup, max_slowdown=QUIET_GATE, tries=QUIET_TRIES, pause_s=1.0
+    )
+
+
 def _ruled_once(function: Callable[[], object], ruler: Ruler, repeats: int, warmup: int, reference: float) -> RuledTime:
     now = CLOCKS[ruler.clock]
     for _ in range(warmup):
