@@ -323,7 +323,8 @@ def main() -> int:
         f"{load_before[0]:.2f} / {load_after[0]:.2f} before / after this run."
         + ("" if onnx else " The per-block table's entries are raw timings from its cache.")
         + _gate_text(results.values(), args),
-        f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min; "
+        f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min"
+        f"{_build_gate_text(predictor.samples)}; "
         f"fusion: {fusion_text}; predicting all {len(results)} networks took {predict_seconds:.1f} s"
         + (
             " (ONNX Runtime: each network's kernels were read after an export while it was measured, and kept in "
@@ -357,6 +358,21 @@ def main() -> int:
     atomic_write_bytes(out / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
+
+
+def _build_gate_text(samples: Any) -> str:
+    """How the build's profiles met the library's quiet gate (none recorded: an ungated build)."""
+    from vision_backbones.measure.ruler import QUIET_GATE
+
+    gated = [s for s in samples if s.ruler_slowdown is not None]
+    if not gated:
+        return " (ungated)"
+    met = sum(s.ruler_slowdown <= QUIET_GATE for s in gated)
+    again = sum(s.tries > 1 for s in gated)
+    return (
+        f" (each profile gated at {100 * QUIET_GATE:.0f} %: {met} of {len(gated)} met it, {again} profiled more "
+        "than once)"
+    )
 
 
 def _gate_text(rows: Any, args: argparse.Namespace) -> str:

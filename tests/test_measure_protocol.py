@@ -145,3 +145,25 @@ def test_netadapt_and_the_picker_measure_through_the_quiet_gate(monkeypatch) -> 
     predictor = SimpleNamespace(fingerprint={"clock": "cpu"}, ruler_ms=30.0)
     ruled_latency(lambda: None, PickSettings(threads=1, rounds=1), predictor)
     assert gates == [ruler_module.QUIET_GATE, ruler_module.QUIET_GATE]
+
+
+def test_a_predictor_profile_is_taken_again_until_its_ruler_rounds_are_quiet() -> None:
+    from torch import nn
+
+    from vision_backbones.measure.predictor import sample_network
+
+    machine = _BusyThenQuiet(slow_calls=0)
+    ruler = Ruler(lambda: machine.work(20_000), clock="cpu")
+    ruler.reference_ms = min(ruler.time_ms() for _ in range(4))
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+    # the ruler runs once per profiled round (3 rounds): its first 3 calls slow, so the first profile is busy
+    machine.calls, machine.slow_calls = 0, 3
+    kept = sample_network("net", "toy", model, (1, 3, 16, 16), "zoo", repeats=3, ruler=ruler, max_slowdown=0.5, tries=3)
+    assert kept.tries == 2 and kept.ruler_slowdown is not None and kept.ruler_slowdown <= 0.5
+    assert len(ruler.round_ms) == 6 and min(ruler.round_ms[:3]) > 2 * ruler.reference_ms
+    machine.calls, machine.slow_calls = 0, 1_000  # busy throughout: every try spent, the quietest kept
+    busy = sample_network("net", "toy", model, (1, 3, 16, 16), "zoo", repeats=3, ruler=ruler, max_slowdown=0.5, tries=3)
+    assert busy.tries == 3 and busy.ruler_slowdown is not None and busy.ruler_slowdown > 1.0
+    machine.calls, machine.slow_calls = 0, 3  # ungated: the first, busy profile is kept
+    ungated = sample_network("net", "toy", model, (1, 3, 16, 16), "zoo", repeats=3, ruler=ruler, tries=3)
+    assert ungated.tries == 1 and ungated.ruler_slowdown is not None and ungated.ruler_slowdown > 1.0

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,9 +45,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from vision_backbones.io import atomic_write_bytes
+from vision_backbones.measure import ruler as ruler_settings
 from vision_backbones.measure.kernels import FREE_OPS, Op, features, kernel_type, replay, trace_ops
 from vision_backbones.measure.machine import cpu_model, isa_flags
-from vision_backbones.measure.ruler import Ruler
+from vision_backbones.measure.ruler import QUIET_GATE, Ruler
 from vision_backbones.measure.synthetic import TRAINS
 from vision_backbones.measure.timing import CLOCKS, num_threads, time_calls
 from vision_backbones.validate import check_choice, check_int
@@ -55,7 +57,9 @@ RUNTIMES = ("eager", "onnxruntime")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vision_backbones" / "kernels.json"
 FUSION_PAIRS = (("conv", "bn"), ("dwconv", "bn"), ("bn", "unary"), ("conv", "unary"), ("binary", "unary"))
 FORMAT = 2  # 2: ruled timings, fixed malloc thresholds
-PROTOCOL = "ruled:resnet18@160,malloc:fixed"
+# gate: each profiled network is kept only when the ruler ran within QUIET_GATE of its reference in its
+# rounds (sample_network); ONNX Runtime's reference is calibrated after a first export (predictor_build)
+PROTOCOL = f"ruled:resnet18@160,malloc:fixed,gate:{QUIET_GATE:g}"
 
 
 def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") -> dict[str, Any]:
@@ -126,6 +130,8 @@ class NetworkSample:
     kernels: list[tuple[str, list[float], float]]
     network_ms: float
     origin: str = "zoo"  # zoo, space:<name>, scaled
+    ruler_slowdown: float | None = None  # the kept profile's ruler median over its reference, minus 1
+    tries: int = 1  # profiles taken under the quiet gate (the quietest kept)
 
     @property
     def kernel_sum_ms(self) -> float:
@@ -185,21 +191,49 @@ def sample_network(
     ruler: Ruler | None = None,
     runtime: str = "eager",
     threads: int = 1,
+    max_slowdown: float | None = None,
+    tries: int | None = None,
+    pause_s: float = 2.0,
 ) -> NetworkSample:
     """One network profiled kernel by kernel on ``runtime``: eager PyTorch (:func:`profile_network`, at the
     threads the caller set) or ONNX Runtime (the model exported, its session's kernels profiled at
-    ``threads``: :mod:`.onnx_kernels`)."""
+    ``threads``: :mod:`.onnx_kernels`).
+
+    ``max_slowdown`` (with a ``ruler``): the quiet gate of :func:`.ruler.ruled_ms` for a whole profile. A
+    profile whose ruler rounds ran more than that share above the reference is taken again after
+    ``pause_s`` seconds, up to ``tries`` in all (default :data:`.ruler.QUIET_TRIES`); the quietest is kept."""
     check_choice("runtime", runtime, RUNTIMES)
+    attempts = 1 if max_slowdown is None or ruler is None else (tries or ruler_settings.QUIET_TRIES)
+    check_int("tries", attempts, min=1)
+    data = None
     if runtime == "onnxruntime":
         from vision_backbones.measure import onnx_kernels
 
-        data = onnx_kernels.export(model, input_shape)
-        result = onnx_kernels.profile(data, input_shape, threads=threads, repeats=repeats, clock=clock, ruler=ruler)
-        kernels = [(kind, row, ms) for (kind, row), ms in zip(result.kernels, result.kernel_ms)]
-        return NetworkSample(label, family, kernels, result.network_ms, origin)
-    ops, op_ms, network_ms = profile_network(model, input_shape, repeats=repeats, clock=clock, ruler=ruler)
-    kernels = [(kernel_type(op), [float(v) for v in features(op)], ms) for op, ms in zip(ops, op_ms)]
-    return NetworkSample(label, family, kernels, network_ms, origin)
+        data = onnx_kernels.export(model, input_shape)  # before the first mark: the export runs no ruler
+    kept: NetworkSample | None = None
+    kept_slowdown = math.inf
+    for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            time.sleep(pause_s)
+        mark = len(ruler.round_ms) if ruler is not None else 0
+        if data is not None:
+            result = onnx_kernels.profile(data, input_shape, threads=threads, repeats=repeats, clock=clock, ruler=ruler)
+            kernels = [(kind, row, ms) for (kind, row), ms in zip(result.kernels, result.kernel_ms)]
+            sample = NetworkSample(label, family, kernels, result.network_ms, origin)
+        else:
+            ops, op_ms, network_ms = profile_network(model, input_shape, repeats=repeats, clock=clock, ruler=ruler)
+            kernels = [(kernel_type(op), [float(v) for v in features(op)], ms) for op, ms in zip(ops, op_ms)]
+            sample = NetworkSample(label, family, kernels, network_ms, origin)
+        if ruler is None:
+            return sample
+        slowdown = sample.ruler_slowdown = ruler.slowdown_since(mark)
+        if slowdown < kept_slowdown:
+            kept, kept_slowdown = sample, slowdown
+        if max_slowdown is None or slowdown <= max_slowdown:
+            break
+    assert kept is not None
+    kept.tries = attempt
+    return kept
 
 
 # ----------------------------------------------------------------- fusion, by measurement
@@ -468,6 +502,7 @@ class KernelPredictor:
                     "origin": s.origin,
                     "network_ms": s.network_ms,
                     "kernels": [[kind, row, ms] for kind, row, ms in s.kernels],
+                    **({} if s.ruler_slowdown is None else {"ruler_slowdown": s.ruler_slowdown, "tries": s.tries}),
                 }
                 for s in self.samples
             ],
@@ -501,6 +536,8 @@ class KernelPredictor:
                 [(k, list(r), float(ms)) for k, r, ms in s["kernels"]],
                 float(s["network_ms"]),
                 s["origin"],
+                float(s["ruler_slowdown"]) if s.get("ruler_slowdown") is not None else None,
+                int(s.get("tries", 1)),
             )
             for s in stored["samples"]
         ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -36,11 +36,13 @@ QUIET_TRIES = 4  # measurements at most before the quietest one is kept
 
 @dataclass
 class Ruler:
-    """``call`` is the ruler's one unit of work; ``reference_ms`` its time on the quiet machine."""
+    """``call`` is the ruler's one unit of work; ``reference_ms`` its time on the quiet machine;
+    ``round_ms`` every time :meth:`round_scale` took, in order (a profile's gate reads its own rounds)."""
 
     call: Callable[[], object]
     clock: str = "cpu"
     reference_ms: float | None = None
+    round_ms: list[float] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_choice("clock", self.clock, tuple(CLOCKS))
@@ -87,7 +89,15 @@ class Ruler:
     def round_scale(self) -> float:
         """One timed call of the ruler as the factor a round's times are multiplied by: the reference
         over this call's time (above 1 when the machine runs slow now)."""
-        return self.reference() / max(self.time_ms(), 1e-6)
+        elapsed = self.time_ms()
+        self.round_ms.append(elapsed)
+        return self.reference() / max(elapsed, 1e-6)
+
+    def slowdown_since(self, mark: int) -> float:
+        """How much slower than its reference the ruler ran in the rounds after ``round_ms[:mark]``: the
+        median's share above the reference (0.0 when no round was timed since)."""
+        rounds = self.round_ms[mark:]
+        return statistics.median(rounds) / self.reference() - 1 if rounds else 0.0
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ prior that is no family's list of shapes: channels per group, groups, kernel siz
 random within the ranges a 224 px backbone uses (wider channels on smaller maps).
 
 - ``gconv`` networks: four grouped convolutions (each with its batch norm and ReLU), a dense 1x1
-  convolution before each whose input width differs from the channels it is given;
+  convolution before each whose input width differs from the channels it is given; any group count from
+  2 to 64 (log-uniform) and 2-320 channels per group (:data:`PER_GROUP`; prior 3: prior 2 drew 11 group
+  counts and at most 128 per group, so RegNet's 9 or 21 groups and ShuffleNet v1's 240-320 per group were
+  extrapolated);
 - ``conv`` networks: four dense convolutions (kernel 1, 3, 5 or 7, each with its batch norm and ReLU)
   on one map of 7-224 px, up to 2 G multiply-adds each, channels multiples of 8 or of 32, half of
   them ending in a max pool: the zoo's dense convolutions on large maps
@@ -26,6 +29,7 @@ leaves a family out drops any synthetic kernel equal to one of that family's.
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from collections.abc import Collection, Iterator
@@ -42,10 +46,13 @@ TRAINS = {
     "synthetic:mlp": ("linear", "ln", "ort:MatMul", "ort:FusedMatMul", "ort:Gemm", "ort:LayerNormalization"),
     "synthetic:conv": ("conv", "pool", "ort:Conv", "ort:MaxPool"),
 }
-PRIOR = 2  # in every label: a cache's synthetic networks of another prior are stale and profiled again
+PRIOR = 3  # in every label: a cache's synthetic networks of another prior are stale and profiled again
 # map side -> the widest channel count drawn there (a 224 px backbone widens as it shrinks)
 WIDEST = {56: 384, 28: 768, 14: 1536, 7: 2048}
 WIDEST_DENSE = {224: 96, 112: 192, **WIDEST}  # dense convolutions also run on the first, largest maps
+# channels per group of a grouped convolution: RegNet's group widths (8-256, multiples of 8), ResNeXt's 4-32
+# per group, ShuffleNet v1's 1x1 convolutions (48-320 per group), and a few widths off the vector length
+PER_GROUP = (2, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 120, 128, 160, 192, 232, 256, 320)
 MOST_DENSE_MACS = 2e9  # VGG's largest convolution does 1.85 G multiply-adds
 
 
@@ -56,10 +63,10 @@ def _grouped_network(rng: random.Random) -> tuple[nn.Module, tuple[int, ...]]:
     first = channels = 8 * rng.randint(2, widest // 16)
     for _ in range(4):
         while True:
-            groups = rng.choice((2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64))
+            groups = round(math.exp(rng.uniform(math.log(2), math.log(64))))  # any count: RegNet's 7, 9, 21 too
             kernel = rng.choice((1, 3, 3))
-            per_group_in = rng.choice((2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128))
-            per_group_out = per_group_in if kernel == 3 else rng.choice((2, 4, 8, 16, 24, 32, 64, 96, 128))
+            per_group_in = rng.choice(PER_GROUP)
+            per_group_out = per_group_in if kernel == 3 else rng.choice(PER_GROUP)
             if 16 <= groups * max(per_group_in, per_group_out) <= widest:
                 break
         width_in, width_out = groups * per_group_in, groups * per_group_out
