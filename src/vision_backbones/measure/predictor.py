@@ -200,7 +200,7 @@ def sample_network(
     ``threads``: :mod:`.onnx_kernels`).
 
     ``max_slowdown`` (with a ``ruler``): the quiet gate of :func:`.ruler.ruled_ms` for a whole profile. A
-    profile whose ruler rounds ran more than that share above the reference is taken again after
+    profile whose ruler rounds ran more than that share above its quiet speed (:meth:`.ruler.Ruler.quiet_ms`) is taken again after
     ``pause_s`` seconds, up to ``tries`` in all (default :data:`.ruler.QUIET_TRIES`); the quietest is kept."""
     check_choice("runtime", runtime, RUNTIMES)
     attempts = 1 if max_slowdown is None or ruler is None else (tries or ruler_settings.QUIET_TRIES)

@@ -12,8 +12,9 @@ its predictions are ruled by the same reference.
 Ruling cancels a slow patch only to first order: on this AMD EPYC host the depthwise networks slowed
 about 1.5x as much as the (compute-bound) ruler did and ONNX Runtime's networks less
 (``benchmarks/latency_predictor/amd_epyc/ruler_residual.md``). A *quiet gate* (``max_slowdown``) keeps
-a measurement only when the ruler ran within that share of its reference in the measurement's rounds,
-and otherwise waits and measures again, so the residual never grows past what the gate allows.
+a measurement only when the ruler ran within that share of its quiet speed in this process
+(:meth:`Ruler.quiet_ms`: the lower quartile of its rounds so far) in the measurement's rounds, and
+otherwise waits and measures again, so the residual never grows past what the gate allows.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ RULER_MODEL = "resnet18"  # convolutions, batch norms, ReLUs, adds, pooling: mos
 RULER_IMAGE_SIZE = 160  # about 25 ms on one thread of a 2.1 GHz Xeon: cheap beside each measurement
 QUIET_GATE = 0.10  # the library's gate: the largest ruler slowdown a measurement is kept at (see ruled_ms)
 QUIET_TRIES = 4  # measurements at most before the quietest one is kept
+QUIET_HISTORY = 9  # ruler rounds a process times before the gate compares with its own quiet speed (quiet_ms)
 
 
 @dataclass
 class Ruler:
     """``call`` is the ruler's one unit of work; ``reference_ms`` its time on the quiet machine;
-    ``round_ms`` every time :meth:`round_scale` took, in order (a profile's gate reads its own rounds)."""
+    ``round_ms`` every time it took inside a measurement's rounds, in order (what the quiet gate reads)."""
 
     call: Callable[[], object]
     clock: str = "cpu"
@@ -93,11 +95,25 @@ class Ruler:
         self.round_ms.append(elapsed)
         return self.reference() / max(elapsed, 1e-6)
 
+    def quiet_ms(self, rounds: int | None = None) -> float:
+        """The quiet gate's baseline: the ruler's quiet speed *inside measurements of this process*, the
+        lower quartile of its first ``rounds`` round times (all by default), never below the reference;
+        the reference until :data:`QUIET_HISTORY` rounds were timed.
+
+        Not the reference itself: the reference is the fastest of back-to-back calls, and between a
+        measurement's calls the ruler reads slower on a quiet machine, by an amount that depends on the
+        process (Intel Xeon, stop 31: 23.2-24.5 ms back to back in a fresh process, 26-28.5 ms between
+        ONNX Runtime profiles of the same quiet minute, the gap growing as the process builds models)."""
+        history = self.round_ms if rounds is None else self.round_ms[:rounds]
+        if len(history) < QUIET_HISTORY:
+            return self.reference()
+        return max(self.reference(), statistics.quantiles(history, n=4)[0])
+
     def slowdown_since(self, mark: int) -> float:
-        """How much slower than its reference the ruler ran in the rounds after ``round_ms[:mark]``: the
-        median's share above the reference (0.0 when no round was timed since)."""
+        """How much slower than its quiet speed (:meth:`quiet_ms` before them) the ruler ran in the rounds
+        after ``round_ms[:mark]``: their median's share above it (0.0 when no round was timed since)."""
         rounds = self.round_ms[mark:]
-        return statistics.median(rounds) / self.reference() - 1 if rounds else 0.0
+        return statistics.median(rounds) / self.quiet_ms(mark) - 1 if rounds else 0.0
 
 
 @dataclass(frozen=True)
@@ -127,8 +143,8 @@ def ruled_ms(
     """``function`` and ``ruler`` timed alternately ``repeats`` times (the order flips every round).
 
     ``max_slowdown`` (the quiet gate, e.g. 0.10): a measurement whose ruler median ran more than that
-    share above the reference is taken again after ``pause_s`` seconds, up to ``tries`` times in all; the
-    try whose ruler ran fastest is kept and says whether it met the gate."""
+    share above the ruler's quiet speed (:meth:`Ruler.quiet_ms`) is taken again after ``pause_s`` seconds,
+    up to ``tries`` times in all; the try whose ruler ran fastest is kept and says whether it met the gate."""
     check_int("repeats", repeats, min=1)
     check_int("warmup", warmup, min=0)
     check_int("tries", tries, min=1)
@@ -140,8 +156,9 @@ def ruled_ms(
     for attempt in range(1, tries + 1):
         if attempt > 1:
             time.sleep(pause_s)
+        baseline = ruler.quiet_ms()
         timed = _ruled_once(function, ruler, repeats, warmup, reference)
-        quiet = max_slowdown is None or timed.ruler_ms <= reference * (1 + max_slowdown)
+        quiet = max_slowdown is None or timed.ruler_ms <= baseline * (1 + max_slowdown)
         if kept is None or timed.ruler_ms < kept.ruler_ms:
             kept = replace(timed, quiet=quiet)
         if quiet:
@@ -173,5 +190,6 @@ def _ruled_once(function: Callable[[], object], ruler: Ruler, repeats: int, warm
         raw.append(1e3 * (now() - start))
         if not round_index % 2:
             rules.append(ruler.time_ms())
+    ruler.round_ms.extend(rules)
     ratios = tuple(f / r for f, r in zip(raw, rules))
     return RuledTime(statistics.median(ratios) * reference, statistics.median(raw), statistics.median(rules), ratios)
