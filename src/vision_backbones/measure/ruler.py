@@ -34,6 +34,7 @@ RULER_IMAGE_SIZE = 160  # about 25 ms on one thread of a 2.1 GHz Xeon: cheap bes
 QUIET_GATE = 0.10  # the library's gate: the largest ruler slowdown a measurement is kept at (see ruled_ms)
 QUIET_TRIES = 4  # measurements at most before the quietest one is kept
 QUIET_HISTORY = 9  # ruler rounds a process times before the gate compares with its own quiet speed (quiet_ms)
+QUIET_WINDOW = 200  # the last rounds that quiet speed is read from (a few minutes of measuring)
 
 
 @dataclass
@@ -96,18 +97,19 @@ class Ruler:
         return self.reference() / max(elapsed, 1e-6)
 
     def quiet_ms(self, rounds: int | None = None) -> float:
-        """The quiet gate's baseline: the ruler's quiet speed *inside measurements of this process*, the
-        lower quartile of its first ``rounds`` round times (all by default), never below the reference;
-        the reference until :data:`QUIET_HISTORY` rounds were timed.
+        """The quiet gate's baseline: the ruler's quiet speed *inside this process's recent measurements*,
+        the lower quartile of the last :data:`QUIET_WINDOW` of its first ``rounds`` round times (all by
+        default), never below the reference; the reference until :data:`QUIET_HISTORY` rounds were timed.
 
         Not the reference itself: the reference is the fastest of back-to-back calls, and between a
-        measurement's calls the ruler reads slower on a quiet machine, by an amount that depends on the
+        measurement's calls the ruler reads slower on a quiet machine, by an amount that grows with the
         process (Intel Xeon, stop 31: 23.2-24.5 ms back to back in a fresh process, 26-28.5 ms between
-        ONNX Runtime profiles of the same quiet minute, the gap growing as the process builds models)."""
+        the first ONNX Runtime profiles, 29-31 ms after 400 exported networks, load average below 1).
+        A window, so that slow drift is followed while a slow patch of a few rows is still refused."""
         history = self.round_ms if rounds is None else self.round_ms[:rounds]
         if len(history) < QUIET_HISTORY:
             return self.reference()
-        return max(self.reference(), statistics.quantiles(history, n=4)[0])
+        return max(self.reference(), statistics.quantiles(history[-QUIET_WINDOW:], n=4)[0])
 
     def slowdown_since(self, mark: int) -> float:
         """How much slower than its quiet speed (:meth:`quiet_ms` before them) the ruler ran in the rounds
