@@ -383,7 +383,8 @@ def _gate_text(rows: Any, args: argparse.Namespace) -> str:
     again = sum(int(r.get("tries", 1)) > 1 for r in rows)
     ruler_median = statistics.median(r["ruler_ms"] for r in rows)
     return (
-        f" Quiet gate: a row is kept when its ruler ran within {100 * args.max_slowdown:.0f} % of the reference, "
+        f" Quiet gate: a row is kept when its ruler ran within {100 * args.max_slowdown:.0f} % of its quiet speed "
+        "in this process (`Ruler.quiet_ms`; rows measured before that change: of the reference), "
         f"else measured again (up to {args.tries} times); {met} of {len(rows)} rows met it, {again} were measured "
         f"more than once; ruler median over the rows {ruler_median:.2f} ms."
     )
