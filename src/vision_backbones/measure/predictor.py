@@ -57,8 +57,8 @@ RUNTIMES = ("eager", "onnxruntime")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vision_backbones" / "kernels.json"
 FUSION_PAIRS = (("conv", "bn"), ("dwconv", "bn"), ("bn", "unary"), ("conv", "unary"), ("binary", "unary"))
 FORMAT = 2  # 2: ruled timings, fixed malloc thresholds
-# gate: each profiled network is kept only when the ruler ran within QUIET_GATE of its reference in its
-# rounds (sample_network); ONNX Runtime's reference is calibrated after a first export (predictor_build)
+# gate: each profiled network is kept only when the ruler ran within QUIET_GATE of its quiet speed in this
+# process in its rounds (sample_network); ONNX Runtime's reference is calibrated after a first export (predictor_build)
 PROTOCOL = f"ruled:resnet18@160,malloc:fixed,gate:{QUIET_GATE:g}"
 
 
@@ -130,7 +130,7 @@ class NetworkSample:
     kernels: list[tuple[str, list[float], float]]
     network_ms: float
     origin: str = "zoo"  # zoo, space:<name>, scaled
-    ruler_slowdown: float | None = None  # the kept profile's ruler median over its reference, minus 1
+    ruler_slowdown: float | None = None  # the kept profile's ruler median over its quiet speed, minus 1
     tries: int = 1  # profiles taken under the quiet gate (the quietest kept)
 
     @property
@@ -200,10 +200,11 @@ def sample_network(
     ``threads``: :mod:`.onnx_kernels`).
 
     ``max_slowdown`` (with a ``ruler``): the quiet gate of :func:`.ruler.ruled_ms` for a whole profile. A
-    profile whose ruler rounds ran more than that share above its quiet speed (:meth:`.ruler.Ruler.quiet_ms`) is taken again after
-    ``pause_s`` seconds, up to ``tries`` in all (default :data:`.ruler.QUIET_TRIES`); the quietest is kept."""
+    profile whose ruler rounds ran more than that share above its quiet speed (:meth:`.ruler.Ruler.quiet_ms`)
+    is taken again after ``pause_s`` seconds, up to ``tries`` in all (default :data:`.ruler.QUIET_TRIES`);
+    the quietest is kept."""
     check_choice("runtime", runtime, RUNTIMES)
-    attempts = 1 if max_slowdown is None or ruler is None else (tries or ruler_settings.QUIET_TRIES)
+    attempts = 1 if max_slowdown is None or ruler is None else ruler_settings.QUIET_TRIES if tries is None else tries
     check_int("tries", attempts, min=1)
     data = None
     if runtime == "onnxruntime":

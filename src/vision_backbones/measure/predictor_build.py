@@ -16,7 +16,8 @@ Everything runs at the predictor's thread count, pinned to that many CPUs, on th
 (CPU time unless asked otherwise), ruled by :class:`~.ruler.Ruler` (its reference is calibrated at the
 start and stored; for ONNX Runtime after one small export, which slows the ruler in that process) and
 through the quiet gate (``max_slowdown``, :data:`~.ruler.QUIET_GATE`): a network whose profile ran while
-the ruler was slower than that is profiled again, and each sample records its ruler's slowdown. Building fixes this process's malloc thresholds (:func:`~.allocator.fix_thresholds`):
+the ruler was slower than that is profiled again, and each sample records its ruler's slowdown. Building
+fixes this process's malloc thresholds (:func:`~.allocator.fix_thresholds`):
 the heap then keeps up to 1 GiB free instead of returning it, which is what makes a forward's timing
 independent of what the process ran before.
 """
@@ -293,8 +294,9 @@ def add_synthetic(
 
 def _first_export() -> None:
     """One small model exported and run, before ONNX Runtime's ruler is calibrated. After a process's
-    first ``torch.onnx`` export the (eager) ruler ran 3-9 % slower in it (AMD EPYC, stop 30), so a reference
-    taken before would fail every later profile's quiet gate on a quiet machine."""
+    first ``torch.onnx`` export the (eager) ruler ran 3-9 % slower in it (AMD EPYC, stop 30): a reference
+    taken before would scale every ruled time by a speed the process no longer has, and fail the first
+    profiles' quiet gate, which compares with the reference until :data:`~.ruler.QUIET_HISTORY` rounds."""
     from torch import nn
 
     from vision_backbones.measure import onnx_kernels

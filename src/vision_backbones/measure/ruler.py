@@ -13,7 +13,7 @@ Ruling cancels a slow patch only to first order: on this AMD EPYC host the depth
 about 1.5x as much as the (compute-bound) ruler did and ONNX Runtime's networks less
 (``benchmarks/latency_predictor/amd_epyc/ruler_residual.md``). A *quiet gate* (``max_slowdown``) keeps
 a measurement only when the ruler ran within that share of its quiet speed in this process
-(:meth:`Ruler.quiet_ms`: the lower quartile of its rounds so far) in the measurement's rounds, and
+(:meth:`Ruler.quiet_ms`: the lower quartile of its recent rounds) in the measurement's rounds, and
 otherwise waits and measures again, so the residual never grows past what the gate allows.
 """
 
@@ -106,10 +106,10 @@ class Ruler:
         process (Intel Xeon, stop 31: 23.2-24.5 ms back to back in a fresh process, 26-28.5 ms between
         the first ONNX Runtime profiles, 29-31 ms after 400 exported networks, load average below 1).
         A window, so that slow drift is followed while a slow patch of a few rows is still refused."""
-        history = self.round_ms if rounds is None else self.round_ms[:rounds]
-        if len(history) < QUIET_HISTORY:
+        end = len(self.round_ms) if rounds is None else min(rounds, len(self.round_ms))
+        if end < QUIET_HISTORY:
             return self.reference()
-        return max(self.reference(), statistics.quantiles(history[-QUIET_WINDOW:], n=4)[0])
+        return max(self.reference(), statistics.quantiles(self.round_ms[max(0, end - QUIET_WINDOW) : end], n=4)[0])
 
     def slowdown_since(self, mark: int) -> float:
         """How much slower than its quiet speed (:meth:`quiet_ms` before them) the ruler ran in the rounds
@@ -158,9 +158,9 @@ def ruled_ms(
     for attempt in range(1, tries + 1):
         if attempt > 1:
             time.sleep(pause_s)
-        baseline = ruler.quiet_ms()
+        baseline = None if max_slowdown is None else ruler.quiet_ms()
         timed = _ruled_once(function, ruler, repeats, warmup, reference)
-        quiet = max_slowdown is None or timed.ruler_ms <= baseline * (1 + max_slowdown)
+        quiet = max_slowdown is None or baseline is None or timed.ruler_ms <= baseline * (1 + max_slowdown)
         if kept is None or timed.ruler_ms < kept.ruler_ms:
             kept = replace(timed, quiet=quiet)
         if quiet:
