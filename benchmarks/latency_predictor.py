@@ -27,9 +27,9 @@ The per-block table's entries come from its cache, timed raw (unruled) when it w
 The quiet gate (``--max-slowdown``, default 0.10): a row is kept only when the ruler ran within 10 % of
 its reference in the row's rounds, else measured again after a pause (``--tries`` in all; the try with the
 fastest ruler is kept and marked). Gated rows go to ``runs_<clock>_ruled_quiet.jsonl`` and the outputs
-carry ``_quiet``; ``--no-gate`` reproduces the ungated ``*_ruled`` files. The ONNX Runtime rows here were
-gated at 15 %: after a first ``torch.onnx`` export the eager ruler runs 3-9 % slower in that process
-(its reference was calibrated before any export), so 10 % left it almost no room.
+carry ``_quiet``; ``--no-gate`` reproduces the ungated ``*_ruled`` files. The ruler runs in the predictor's
+runtime (``Ruler.of``): ONNX Runtime rows are ruled by an ONNX Runtime session of the ruler, since the eager
+ruler slows as a process exports networks while ONNX Runtime's sessions do not (``ruler_drift.md``).
 
 ``--runtime onnxruntime``: the same for the deploy runtime (every graph optimization, one intra-op
 thread): each network is exported to ONNX, timed whole in a session, and its kernels are the nodes of
@@ -184,7 +184,7 @@ def main() -> int:
 
     stamp = f"{predictor.fingerprint}:{predictor.build_seconds}"
     with pinned(1), progress_bar(remaining=True) as bar:
-        ruler = Ruler.network(clock=args.clock, reference_ms=predictor.ruler_ms)
+        ruler = Ruler.of(predictor)
         task = bar.add_task("measure", total=len(tests))
         for planned in tests:
             bar.update(task, description=f"measure {planned.label}")

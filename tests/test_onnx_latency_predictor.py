@@ -6,8 +6,10 @@ import json
 import math
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime")
 
@@ -15,6 +17,7 @@ from vision_backbones.measure import onnx_kernels
 from vision_backbones.measure.onnx_kernels import Node, kernel, runs_of
 from vision_backbones.measure.predictor import KernelPredictor, fingerprint
 from vision_backbones.measure.predictor_build import load_or_build
+from vision_backbones.measure.ruler import Ruler
 from vision_backbones.registry import create_model
 
 
@@ -89,9 +92,16 @@ def test_a_model_whose_pooling_cannot_be_symbolic_is_exported_at_a_fixed_size() 
     assert "ort:Gemm" in kinds and any(kind.startswith("ort:Conv") for kind in kinds)
 
 
-def test_the_predictor_is_per_runtime_and_refuses_the_other_runtimes_cache(tmp_path: Path) -> None:
+def test_the_predictor_is_per_runtime_and_refuses_the_other_runtimes_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     eager, ort = fingerprint("eager"), fingerprint("onnxruntime")
     assert ort["runtime"] == "onnxruntime" and ort["onnxruntime"] and "onnxruntime" not in eager
+    rulers: list[str] = []
+    network = Ruler.network.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        Ruler, "network", classmethod(lambda cls, **kw: rulers.append(kw["runtime"]) or network(cls, **kw))
+    )
     cache = tmp_path / "kernels.json"
     built = load_or_build(
         cache,
@@ -103,6 +113,7 @@ def test_the_predictor_is_per_runtime_and_refuses_the_other_runtimes_cache(tmp_p
         synthetic=0,
     )
     assert all(kind.startswith("ort:") for s in built.samples for kind, _, _ in s.kernels)
+    assert rulers == ["onnxruntime"]  # the build is ruled in the runtime it measures
     assert built.fusion["Relu"]["fused"] == 1.0
     with pytest.raises(ValueError, match=r"runtime 'onnxruntime' \(here 'eager'\)"):
         KernelPredictor.load(cache, eager)
@@ -115,6 +126,23 @@ def test_the_predictor_is_per_runtime_and_refuses_the_other_runtimes_cache(tmp_p
     cache.write_text(json.dumps(stored))
     with pytest.raises(ValueError, match=r"onnxruntime '0.1'"):
         KernelPredictor.load(cache, ort)
+
+
+def test_an_onnx_runtime_predictor_is_ruled_by_an_onnx_runtime_ruler() -> None:
+    """The eager ruler slows as a process exports networks and ONNX Runtime's sessions do not
+    (ruler_drift.md), so ONNX Runtime's timings are ruled by the ruler's ONNX Runtime session, and a cache
+    ruled by the eager one is refused (its protocol differs)."""
+    import numpy as np
+
+    ort, eager = fingerprint("onnxruntime"), fingerprint("eager")
+    assert ort["protocol"] != eager["protocol"] and "onnxruntime" in ort["protocol"]
+    ruler = Ruler.of(SimpleNamespace(fingerprint=ort, ruler_ms=12.5))
+    outputs = ruler.call()
+    assert isinstance(outputs, list) and isinstance(outputs[0], np.ndarray) and outputs[0].shape == (1, 1000)
+    assert ruler.reference_ms == 12.5 and ruler.clock == ort["clock"]
+    assert isinstance(Ruler.of(SimpleNamespace(fingerprint=eager, ruler_ms=None)).call(), torch.Tensor)
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        Ruler.network(runtime="tflite")
 
 
 def test_a_missing_runtime_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -381,10 +381,10 @@ def measure_zoo(
 
 
 def predictor_ruler(predictor: Any) -> Any:
-    """The library's ruler in the predictor's clock, scaled to the reference its timings were ruled by."""
+    """The library's ruler as the predictor's timings were ruled (its runtime, threads, clock, reference)."""
     from vision_backbones.measure.ruler import Ruler
 
-    return Ruler.network(clock=predictor.fingerprint.get("clock", "cpu"), reference_ms=predictor.ruler_ms)
+    return Ruler.of(predictor)
 
 
 def ruled_latency(

@@ -58,8 +58,13 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 FUSION_PAIRS = (("conv", "bn"), ("dwconv", "bn"), ("bn", "unary"), ("conv", "unary"), ("binary", "unary"))
 FORMAT = 2  # 2: ruled timings, fixed malloc thresholds
 # gate: each profiled network is kept only when the ruler ran within QUIET_GATE of its quiet speed in this
-# process in its rounds (sample_network); ONNX Runtime's reference is calibrated after a first export (predictor_build)
+# process in its rounds (sample_network); the ruler runs in the predictor's runtime (Ruler.network)
 PROTOCOL = f"ruled:resnet18@160,malloc:fixed,gate:{QUIET_GATE:g}"
+
+
+def protocol(runtime: str) -> str:
+    """:data:`PROTOCOL` as ``runtime``'s predictor is measured: ONNX Runtime's by an ONNX Runtime ruler."""
+    return PROTOCOL if runtime == "eager" else PROTOCOL.replace("@160", f"@160/{runtime}", 1)
 
 
 def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") -> dict[str, Any]:
@@ -75,7 +80,7 @@ def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") ->
         "runtime": runtime,
         "threads": threads,
         "clock": clock,
-        "protocol": PROTOCOL,
+        "protocol": protocol(runtime),
     }
     if runtime == "onnxruntime":
         from vision_backbones.measure.onnx_kernels import onnxruntime_version

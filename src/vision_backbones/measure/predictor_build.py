@@ -13,8 +13,8 @@
    profiled and added, as nn-Meter samples more where its error is high.
 
 Everything runs at the predictor's thread count, pinned to that many CPUs, on the predictor's clock
-(CPU time unless asked otherwise), ruled by :class:`~.ruler.Ruler` (its reference is calibrated at the
-start and stored; for ONNX Runtime after one small export, which slows the ruler in that process) and
+(CPU time unless asked otherwise), ruled by :class:`~.ruler.Ruler` running in the predictor's runtime (its reference is calibrated at
+the start and stored) and
 through the quiet gate (``max_slowdown``, :data:`~.ruler.QUIET_GATE`): a network whose profile ran while
 the ruler was slower than that is profiled again, and each sample records its ruler's slowdown. Building
 fixes this process's malloc thresholds (:func:`~.allocator.fix_thresholds`):
@@ -173,7 +173,7 @@ def load_or_build(
                 cached.samples = [s for s in cached.samples if s not in stale]
                 fix_thresholds()
                 with pinned(threads):
-                    ruler = Ruler.network(clock=clock, reference_ms=cached.ruler_ms)
+                    ruler = Ruler.of(cached)
                     add_synthetic(
                         cached, synthetic, seed, repeats, clock, ruler, runtime, threads, on_progress, max_slowdown
                     )
@@ -223,9 +223,7 @@ def build(
     predictor = KernelPredictor(expected)
     fix_thresholds()  # a forward's page faults then do not depend on what this process ran before
     with pinned(threads):
-        ruler = Ruler.network(clock=clock)
-        if runtime == "onnxruntime":
-            _first_export()
+        ruler = Ruler.network(clock=clock, runtime=runtime, threads=threads)
         predictor.ruler_ms = ruler.calibrate(calls=31)
         for i, planned in enumerate(plan):
             report(planned.label, i, len(plan))
@@ -290,20 +288,6 @@ def add_synthetic(
             threads=threads, max_slowdown=max_slowdown,
         )  # fmt: skip
         predictor.samples.append(sample)
-
-
-def _first_export() -> None:
-    """One small model exported and run, before ONNX Runtime's ruler is calibrated. After a process's
-    first ``torch.onnx`` export the (eager) ruler ran 3-9 % slower in it (AMD EPYC, stop 30): a reference
-    taken before would scale every ruled time by a speed the process no longer has, and fail the first
-    profiles' quiet gate, which compares with the reference until :data:`~.ruler.QUIET_HISTORY` rounds."""
-    from torch import nn
-
-    from vision_backbones.measure import onnx_kernels
-
-    shape = (1, 3, 32, 32)
-    data = onnx_kernels.export(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()), shape)
-    onnx_kernels.profile(data, shape, repeats=0)
 
 
 def _fusion(plan: Sequence[Planned], image_size: int) -> dict[str, dict[str, float]]:

@@ -31,6 +31,7 @@ from vision_backbones.validate import check_choice, check_float, check_int
 
 RULER_MODEL = "resnet18"  # convolutions, batch norms, ReLUs, adds, pooling: most of what the zoo runs
 RULER_IMAGE_SIZE = 160  # about 25 ms on one thread of a 2.1 GHz Xeon: cheap beside each measurement
+RULER_RUNTIMES = ("eager", "onnxruntime")  # what a ruler can run in: the runtime of what it rules
 QUIET_GATE = 0.10  # the library's gate: the largest ruler slowdown a measurement is kept at (see ruled_ms)
 QUIET_TRIES = 4  # measurements at most before the quietest one is kept
 QUIET_HISTORY = 9  # ruler rounds a process times before the gate compares with its own quiet speed (quiet_ms)
@@ -54,22 +55,54 @@ class Ruler:
 
     @classmethod
     def network(
-        cls, *, clock: str = "cpu", image_size: int = RULER_IMAGE_SIZE, reference_ms: float | None = None
+        cls,
+        *,
+        clock: str = "cpu",
+        image_size: int = RULER_IMAGE_SIZE,
+        reference_ms: float | None = None,
+        runtime: str = "eager",
+        threads: int = 1,
     ) -> Ruler:
-        """The library's ruler: :data:`RULER_MODEL` with seed-0 weights, batch 1, ``image_size`` px."""
+        """The library's ruler: :data:`RULER_MODEL` with seed-0 weights, batch 1, ``image_size`` px, run by
+        ``runtime``: eager PyTorch, or an ONNX Runtime session of ``threads`` intra-op threads.
+
+        A ruler runs in the runtime of what it rules. Eager PyTorch slows as a process ages (its exports
+        and model builds) while ONNX Runtime sessions, with their own arenas, do not: on an Intel Xeon the
+        ONNX Runtime networks lost 3-4 % against the eager ruler over 36 exports and kept within about 1.5 %
+        of an ONNX Runtime ruler (``benchmarks/latency_predictor/intel_xeon/ruler_drift.md``)."""
         from vision_backbones.registry import create_model
 
         check_int("image_size", image_size, min=32)
+        check_choice("runtime", runtime, RULER_RUNTIMES)
+        check_int("threads", threads, min=1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = create_model(RULER_MODEL).eval()
             example = torch.randn(1, 3, image_size, image_size)
+        if runtime == "onnxruntime":
+            from vision_backbones.measure import onnx_kernels
+
+            session = onnx_kernels.session(onnx_kernels.export(model, tuple(example.shape)), threads)
+            feed = {session.get_inputs()[0].name: example.numpy()}
+            return cls(lambda: session.run(None, feed), clock, reference_ms)
 
         def forward() -> object:
             with torch.no_grad():
                 return model(example)
 
         return cls(forward, clock, reference_ms)
+
+    @classmethod
+    def of(cls, predictor: object) -> Ruler:
+        """The ruler a latency predictor's timings were ruled by: its runtime, thread count and clock (from
+        its fingerprint), scaled to its stored reference."""
+        stamp: dict[str, object] = getattr(predictor, "fingerprint", {})
+        return cls.network(
+            clock=str(stamp.get("clock", "cpu")),
+            reference_ms=getattr(predictor, "ruler_ms", None),
+            runtime=str(stamp.get("runtime", "eager")),
+            threads=int(stamp.get("threads", 1)),  # type: ignore[call-overload]
+        )
 
     def time_ms(self) -> float:
         now = CLOCKS[self.clock]
