@@ -47,6 +47,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ def scores(predicted: list[float], measured: list[float]) -> dict[str, float]:
 
 def main() -> int:
     from vision_backbones.measure.allocator import fix_thresholds
+    from vision_backbones.measure.isolated import in_fork
     from vision_backbones.measure.kernels import trace_ops
     from vision_backbones.measure.machine import describe, machine_info
     from vision_backbones.measure.predictor import pinned
@@ -193,11 +195,12 @@ def main() -> int:
                     f"{runs_path} holds predictions of another predictor build; expected it deleted before a new build"
                 )
             if planned.label not in done:
-                torch.manual_seed(0)
-                model = create_model(planned.base, **planned.overrides).eval()
-                example = torch.randn(1, 3, 224, 224)
                 extra: dict[str, Any] = {}
+                block: float | None = None
                 if onnx:
+                    torch.manual_seed(0)
+                    model = create_model(planned.base, **planned.overrides).eval()
+                    example = torch.randn(1, 3, 224, 224)
                     from vision_backbones.measure import onnx_kernels
 
                     data = onnx_kernels.export(model, (1, 3, 224, 224))
@@ -215,16 +218,9 @@ def main() -> int:
                     extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
                     kernel_lists.mkdir(exist_ok=True)
                     atomic_write_bytes(kernel_lists / f"{planned.label}.json", json.dumps(kernels).encode())
-                    del plain, data
+                    del plain, data, model
                 else:
-                    with torch.no_grad():
-                        forward = lambda model=model, example=example: model(example)
-                        ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2, **gate)
-                block: float | None = None
-                try:
-                    block = None if onnx else table.predict_ms(model)
-                except (AttributeError, ValueError, RuntimeError):  # blocks that pass tuples (NASNet cells)
-                    block = None
+                    ruled, block = in_fork(partial(_eager_row, planned, ruler, table, args.repeats, gate), ruler)
                 row = {
                     "label": planned.label,
                     "family": planned.family,
@@ -242,7 +238,6 @@ def main() -> int:
                 }
                 append_jsonl(runs_path, row)
                 done[planned.label] = row
-                del model
             bar.advance(task)
     load_after = os.getloadavg()
 
@@ -358,6 +353,25 @@ def main() -> int:
     atomic_write_bytes(out / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
+
+
+def _eager_row(planned: Any, ruler: Any, table: Any, repeats: int, gate: dict[str, Any]) -> tuple[Any, float | None]:
+    """One eager row, taken in a forked copy of this process (``measure.isolated``: every row then runs in
+    the same young process, as the predictor's profiles did): the network built, timed against the ruler,
+    and predicted by the per-block table (``None`` for blocks it cannot split, NASNet's cells)."""
+    from vision_backbones.measure.ruler import ruled_ms
+    from vision_backbones.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model(planned.base, **planned.overrides).eval()
+    example = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        ruled = ruled_ms(lambda: model(example), ruler, repeats=repeats, warmup=2, **gate)
+    try:
+        block = table.predict_ms(model)
+    except (AttributeError, ValueError, RuntimeError):
+        block = None
+    return ruled, block
 
 
 def _build_gate_text(samples: Any) -> str:

@@ -63,8 +63,9 @@ PROTOCOL = f"ruled:resnet18@160,malloc:fixed,gate:{QUIET_GATE:g}"
 
 
 def protocol(runtime: str) -> str:
-    """:data:`PROTOCOL` as ``runtime``'s predictor is measured: ONNX Runtime's by an ONNX Runtime ruler."""
-    return PROTOCOL if runtime == "eager" else PROTOCOL.replace("@160", f"@160/{runtime}", 1)
+    """:data:`PROTOCOL` as ``runtime``'s predictor is measured: eager profiles each in a forked copy of a
+    young process (:mod:`.isolated`), ONNX Runtime's by an ONNX Runtime ruler."""
+    return f"{PROTOCOL},fork" if runtime == "eager" else PROTOCOL.replace("@160", f"@160/{runtime}", 1)
 
 
 def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") -> dict[str, Any]:

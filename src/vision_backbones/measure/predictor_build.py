@@ -30,12 +30,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vision_backbones.measure.allocator import fix_thresholds
+from vision_backbones.measure.isolated import in_fork
 from vision_backbones.measure.predictor import (
     DEFAULT_CACHE,
     KernelPredictor,
@@ -100,22 +102,32 @@ def profile_planned(
 ) -> NetworkSample:
     from vision_backbones.registry import create_model
 
-    torch.manual_seed(0)
-    model = create_model(planned.base, **planned.overrides).eval()
-    shape = (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
-    return sample_network(
-        planned.label,
-        planned.family,
-        model,
-        shape,
-        planned.origin,
-        repeats=repeats,
-        clock=clock,
-        ruler=ruler,
-        runtime=runtime,
-        threads=threads,
-        max_slowdown=max_slowdown,
-    )
+    def work() -> NetworkSample:
+        torch.manual_seed(0)
+        model = create_model(planned.base, **planned.overrides).eval()
+        shape = (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
+        return sample_network(
+            planned.label,
+            planned.family,
+            model,
+            shape,
+            planned.origin,
+            repeats=repeats,
+            clock=clock,
+            ruler=ruler,
+            runtime=runtime,
+            threads=threads,
+            max_slowdown=max_slowdown,
+        )
+
+    return isolated(work, ruler, runtime)
+
+
+def isolated(work: Callable[[], NetworkSample], ruler: Ruler | None, runtime: str) -> NetworkSample:
+    """An eager profile is taken in a forked copy of the builder (:func:`.isolated.in_fork`), so every
+    network is timed in the same young process whatever the build ran before; ONNX Runtime's sessions do
+    not age (``ruler_drift.md``) and its exports are refused by raising, which the build catches here."""
+    return in_fork(work, ruler) if runtime == "eager" else work()
 
 
 def _scaled(sample_label: str, plan: dict[str, Planned], factor: float) -> Planned | None:
@@ -283,10 +295,11 @@ def add_synthetic(
     for index, (label, family, model, shape) in enumerate(networks):
         if on_progress is not None:
             on_progress(label, index, len(networks))
-        sample = sample_network(
-            label, family, model, shape, "synthetic", repeats=repeats, clock=clock, ruler=ruler, runtime=runtime,
-            threads=threads, max_slowdown=max_slowdown,
+        work = partial(
+            sample_network, label, family, model, shape, "synthetic", repeats=repeats, clock=clock, ruler=ruler,
+            runtime=runtime, threads=threads, max_slowdown=max_slowdown,
         )  # fmt: skip
+        sample = isolated(work, ruler, runtime)
         predictor.samples.append(sample)
 
 

@@ -1,0 +1,85 @@
+"""Measurements in a forked copy of the process: what the child runs does not age the parent, its ruler
+rounds come back, and its failures are reported."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from vision_backbones.measure import isolated
+from vision_backbones.measure.isolated import can_fork, in_fork
+from vision_backbones.measure.predictor import pinned
+from vision_backbones.measure.ruler import Ruler
+
+pytestmark = pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="no fork here"
+)
+
+_STATE: list[int] = []
+
+
+def _age_and_report() -> tuple[int, int]:
+    _STATE.append(os.getpid())
+    return os.getpid(), len(_STATE)
+
+
+def test_the_child_runs_the_work_and_leaves_this_process_as_it_was() -> None:
+    with pinned(1):
+        assert can_fork()
+        pid, seen = in_fork(_age_and_report)
+    assert pid != os.getpid() and seen == len(_STATE) + 1  # the child saw this process's state, plus its own
+    assert _STATE == []  # and none of it came back
+
+
+def test_the_childs_ruler_rounds_join_this_process_ruler() -> None:
+    ruler = Ruler(lambda: sum(range(2000)), reference_ms=1.0)
+    ruler.round_ms.extend([1.0, 2.0])
+
+    def work() -> float:
+        return ruler.round_scale() + ruler.round_scale()
+
+    with pinned(1):
+        total = in_fork(work, ruler)
+    assert total > 0 and len(ruler.round_ms) == 4 and ruler.round_ms[:2] == [1.0, 2.0]
+
+
+def test_a_failing_or_dying_child_is_reported() -> None:
+    def fails() -> None:
+        raise ValueError("width must be positive, got -3")
+
+    with pinned(1):
+        with pytest.raises(RuntimeError, match="in the measuring child process: ValueError: width must be positive"):
+            in_fork(fails)
+        with pytest.raises(RuntimeError, match=r"ended without a result \(exit code 7\)"):
+            in_fork(lambda: os._exit(7))
+
+
+def test_with_several_threads_the_work_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GNU OpenMP hangs in a forked child at its first parallel region, so no fork then."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert not can_fork()
+    pid, _ = in_fork(_age_and_report)
+    assert pid == os.getpid() and [pid] == _STATE
+    _STATE.clear()
+
+
+def test_an_eager_predictor_profiles_each_network_in_a_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vision_backbones.measure import predictor_build
+    from vision_backbones.measure.predictor import fingerprint
+
+    forked: list[str] = []
+
+    def spy(work, ruler=None):  # type: ignore[no-untyped-def]
+        sample = isolated.in_fork(work, ruler)
+        forked.append(sample.label)
+        return sample
+
+    monkeypatch.setattr(predictor_build, "in_fork", spy)
+    built = predictor_build.load_or_build(
+        None, models=["mnasnet0_5"], per_space=0, budget_s=0, image_size=32, synthetic=0, repeats=1
+    )
+    assert forked == [s.label for s in built.samples] == ["mnasnet0_5"]
+    assert built.samples[0].kernels and built.samples[0].network_ms > 0
+    assert fingerprint("eager")["protocol"].endswith(",fork")
