@@ -30,6 +30,8 @@ fastest ruler is kept and marked). Gated rows go to ``runs_<clock>_ruled_quiet.j
 carry ``_quiet``; ``--no-gate`` reproduces the ungated ``*_ruled`` files. The ruler runs in the predictor's
 runtime (``Ruler.of``): ONNX Runtime rows are ruled by an ONNX Runtime session of the ruler, since the eager
 ruler slows as a process exports networks while ONNX Runtime's sessions do not (``ruler_drift.md``).
+Each eager row is measured in a forked copy of this process (``measure.isolated.in_fork``), as the eager
+predictor's profiles are, so that every row runs in the same young process however many came before.
 
 ``--runtime onnxruntime``: the same for the deploy runtime (every graph optimization, one intra-op
 thread): each network is exported to ONNX, timed whole in a session, and its kernels are the nodes of

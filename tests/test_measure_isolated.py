@@ -13,9 +13,7 @@ from vision_backbones.measure.isolated import can_fork, in_fork
 from vision_backbones.measure.predictor import pinned
 from vision_backbones.measure.ruler import Ruler
 
-pytestmark = pytest.mark.skipif(
-    "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="no fork here"
-)
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
 
 _STATE: list[int] = []
 
@@ -83,3 +81,48 @@ def test_an_eager_predictor_profiles_each_network_in_a_fork(monkeypatch: pytest.
     assert forked == [s.label for s in built.samples] == ["mnasnet0_5"]
     assert built.samples[0].kernels and built.samples[0].network_ms > 0
     assert fingerprint("eager")["protocol"].endswith(",fork")
+
+
+def _pids(state: dict[str, int]) -> tuple[int, int, int]:
+    return state["copy"], os.getpid(), len(_STATE)
+
+
+def _missing(state: dict[str, int]) -> int:
+    return state["missing"]
+
+
+def _remember_pid(state: dict[str, int]) -> int:
+    state["copy"] = os.getpid()
+    return state["copy"]
+
+
+def test_a_young_process_measures_in_the_state_it_was_made_in() -> None:
+    from vision_backbones.measure.isolated import YoungProcess
+
+    with pinned(1):
+        young = YoungProcess()
+        try:
+            _STATE.extend([1, 2, 3])  # this process ages after the copy was made
+            copy = young.setup(_remember_pid)
+            first = young.run(_pids)
+            second = young.run(_pids)
+            with pytest.raises(RuntimeError, match=r"in the measuring process: .*KeyError: 'missing'"):
+                young.run(_missing)
+        finally:
+            young.close()
+            _STATE.clear()
+    assert copy not in (os.getpid(),) and first[0] == second[0] == copy
+    assert len({os.getpid(), copy, first[1], second[1]}) == 4  # each measurement in its own fork of the copy
+    assert first[2] == second[2] == 0  # the copy never saw what this process did after it was made
+
+
+def test_netadapts_latency_model_measures_in_a_young_copy_with_one_thread() -> None:
+    from vision_backbones.budget.calibrated_latency import LatencyModel
+
+    one = LatencyModel("mnasnet0_5", 32, threads=1, repeats=1, table_path=None, clock="cpu")
+    assert one.measure({}, calibrate=False) > 0
+    assert one.young is not None and one.ruler is None
+    one.young.close()
+    two = LatencyModel("mnasnet0_5", 32, threads=2, repeats=1, table_path=None, clock="cpu")
+    assert two.measure({}, calibrate=False) > 0
+    assert two.young is None and two.ruler is not None  # GNU OpenMP cannot run in a fork: measured here

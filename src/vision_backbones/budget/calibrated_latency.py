@@ -20,6 +20,8 @@ than 10 % above its reference.
 
 from __future__ import annotations
 
+import weakref
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +32,7 @@ from vision_backbones.budget.knobs import Knob, candidate_widths, with_channels
 from vision_backbones.registry import build_on_meta, create_model
 
 if TYPE_CHECKING:
+    from vision_backbones.measure.isolated import YoungProcess
     from vision_backbones.measure.ruler import Ruler
 
 
@@ -59,7 +62,8 @@ class LatencyModel:
         self.table_path = table_path
         self.table: Any = None  # the block table, made on first use when no predictor is given
         self.calibration = 1.0
-        self.ruler: Ruler | None = None  # made at the first measurement
+        self.ruler: Ruler | None = None  # made at the first measurement, here when there is no young copy
+        self.young: YoungProcess | None = None  # the copy of this process that measures (one thread only)
 
     def raw_ms(self, overrides: dict[str, Any]) -> float:
         """The uncalibrated prediction for the network ``overrides`` give."""
@@ -80,20 +84,50 @@ class LatencyModel:
         return self.calibration * self.raw_ms(overrides)
 
     def measure(self, overrides: dict[str, Any], *, calibrate: bool = True) -> float:
-        """Whole-network latency at 3 input channels and 1000 classes; ``calibrate``: rescale the table by it."""
-        from vision_backbones.measure.ruler import Ruler, gated_ms
+        """Whole-network latency at 3 input channels and 1000 classes; ``calibrate``: rescale the table by it.
+
+        With one thread, every measurement runs in a fork of a copy of this process made at the first one
+        (:class:`~vision_backbones.measure.isolated.YoungProcess`): NetAdapt measures its start before it
+        trains, its end after, and eager PyTorch slows as a process ages."""
+        from vision_backbones.measure.isolated import YoungProcess, can_fork
         from vision_backbones.measure.timing import num_threads
 
-        torch.manual_seed(0)
-        model = create_model(self.name, num_classes=1000, **overrides).eval()
-        example = torch.randn(1, int(getattr(model, "in_channels", 3)), self.image_size, self.image_size)
-        with num_threads(self.threads), torch.no_grad():
-            if self.ruler is None:
-                self.ruler = Ruler.network(clock=self.clock, reference_ms=getattr(self.predictor, "ruler_ms", None))
-            measured = gated_ms(lambda: model(example), self.ruler, repeats=self.repeats, warmup=2).ms
+        reference = getattr(self.predictor, "ruler_ms", None)
+        work = partial(_measure_in, self.name, overrides, self.image_size, self.repeats)
+        with num_threads(self.threads):
+            if self.young is None and self.ruler is None and can_fork():
+                self.young = YoungProcess()
+                weakref.finalize(self, self.young.close)
+                self.young.setup(partial(_make_ruler, self.clock, reference))
+            if self.young is not None:
+                measured = self.young.run(work)
+            else:
+                if self.ruler is None:
+                    state: dict[str, Any] = {}
+                    _make_ruler(self.clock, reference, state)
+                    self.ruler = state["ruler"]
+                measured = work({"ruler": self.ruler})
         if calibrate:
             self.calibration = measured / self.raw_ms(overrides)
         return measured
+
+
+def _make_ruler(clock: str, reference_ms: float | None, state: dict[str, Any]) -> None:
+    """The measuring process's ruler, kept in ``state`` (its round history feeds the quiet gate)."""
+    from vision_backbones.measure.ruler import Ruler
+
+    state["ruler"] = Ruler.network(clock=clock, reference_ms=reference_ms)
+
+
+def _measure_in(name: str, overrides: dict[str, Any], image_size: int, repeats: int, state: dict[str, Any]) -> float:
+    """One gated, ruled measurement of ``name`` with ``overrides``, against ``state["ruler"]``."""
+    from vision_backbones.measure.ruler import gated_ms
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=1000, **overrides).eval()
+    example = torch.randn(1, int(getattr(model, "in_channels", 3)), image_size, image_size)
+    with torch.no_grad():
+        return gated_ms(lambda: model(example), state["ruler"], repeats=repeats, warmup=2).ms
 
 
 def widest_meeting(
