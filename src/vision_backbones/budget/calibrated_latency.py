@@ -15,7 +15,8 @@ Raw timings swung by up to 50 % within one NetAdapt run on the shared 2-core mac
 (``benchmarks/budget/netadapt_vs_width.md``); the ruled ones follow the network, not the neighbours.
 Ruling cancels a slow patch only to first order (a start read 40 % high on AMD EPYC), so a measurement
 also passes the ruler's quiet gate (``measure.ruler.QUIET_GATE``): it is taken again while the ruler runs more
-than 10 % above its reference.
+than 10 % above its quiet speed. With one thread, measurements run in a young copy of the process
+(``measure.isolated.YoungProcess``), so NetAdapt's start and end are timed in the same state of it.
 """
 
 from __future__ import annotations
