@@ -14,7 +14,7 @@
 
 Everything runs at the predictor's thread count, pinned to that many CPUs, on the predictor's clock
 (CPU time unless asked otherwise), ruled by :class:`~.ruler.Ruler` running in the predictor's runtime (its reference is calibrated at
-the start and stored) and
+the start and stored), each eager profile in a forked copy of the builder (:mod:`.isolated`), and
 through the quiet gate (``max_slowdown``, :data:`~.ruler.QUIET_GATE`): a network whose profile ran while
 the ruler was slower than that is profiled again, and each sample records its ruler's slowdown. Building
 fixes this process's malloc thresholds (:func:`~.allocator.fix_thresholds`):
