@@ -25,7 +25,7 @@ Writes ``benchmarks/latency_predictor/report_<clock>_ruled.md``, ``results_<cloc
 The per-block table's entries come from its cache, timed raw (unruled) when it was filled.
 
 The quiet gate (``--max-slowdown``, default 0.10): a row is kept only when the ruler ran within 10 % of
-its reference in the row's rounds, else measured again after a pause (``--tries`` in all; the try with the
+its quiet speed in this process (``Ruler.quiet_ms``) in the row's rounds, else measured again after a pause (``--tries`` in all; the try with the
 fastest ruler is kept and marked). Gated rows go to ``runs_<clock>_ruled_quiet.jsonl`` and the outputs
 carry ``_quiet``; ``--no-gate`` reproduces the ungated ``*_ruled`` files. The ruler runs in the predictor's
 runtime (``Ruler.of``): ONNX Runtime rows are ruled by an ONNX Runtime session of the ruler, since the eager

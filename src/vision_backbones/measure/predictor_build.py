@@ -120,13 +120,13 @@ def profile_planned(
             max_slowdown=max_slowdown,
         )
 
-    return isolated(work, ruler, runtime)
+    return _forked_if_eager(work, ruler, runtime)
 
 
-def isolated(work: Callable[[], NetworkSample], ruler: Ruler | None, runtime: str) -> NetworkSample:
+def _forked_if_eager(work: Callable[[], NetworkSample], ruler: Ruler | None, runtime: str) -> NetworkSample:
     """An eager profile is taken in a forked copy of the builder (:func:`.isolated.in_fork`), so every
-    network is timed in the same young process whatever the build ran before; ONNX Runtime's sessions do
-    not age (``ruler_drift.md``) and its exports are refused by raising, which the build catches here."""
+    network is timed in the same young process whatever the build ran before; ONNX Runtime's profiles
+    run here, since its sessions, and its ruler, do not age (``ruler_drift.md``)."""
     return in_fork(work, ruler) if runtime == "eager" else work()
 
 
@@ -299,7 +299,7 @@ def add_synthetic(
             sample_network, label, family, model, shape, "synthetic", repeats=repeats, clock=clock, ruler=ruler,
             runtime=runtime, threads=threads, max_slowdown=max_slowdown,
         )  # fmt: skip
-        sample = isolated(work, ruler, runtime)
+        sample = _forked_if_eager(work, ruler, runtime)
         predictor.samples.append(sample)
 
 

@@ -23,6 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -96,12 +97,12 @@ class Ruler:
     def of(cls, predictor: object) -> Ruler:
         """The ruler a latency predictor's timings were ruled by: its runtime, thread count and clock (from
         its fingerprint), scaled to its stored reference."""
-        stamp: dict[str, object] = getattr(predictor, "fingerprint", {})
+        stamp: dict[str, Any] = getattr(predictor, "fingerprint", {})
         return cls.network(
-            clock=str(stamp.get("clock", "cpu")),
+            clock=stamp.get("clock", "cpu"),
             reference_ms=getattr(predictor, "ruler_ms", None),
-            runtime=str(stamp.get("runtime", "eager")),
-            threads=int(stamp.get("threads", 1)),  # type: ignore[call-overload]
+            runtime=stamp.get("runtime", "eager"),
+            threads=stamp.get("threads", 1),
         )
 
     def time_ms(self) -> float:
