@@ -22,7 +22,7 @@ import json
 import math
 import statistics
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -209,34 +209,26 @@ def profile(
     ruler: Ruler | None = None,
 ) -> Profiled:
     """Profile the ONNX model ``data``: ``repeats`` profiled calls (the kernels) interleaved with
-    unprofiled calls of a second session (the whole network) and the ruler; ``repeats=0`` only reads the
-    kernels from one profiled call (a prediction's trace). Leaves no file behind."""
+    unprofiled calls of a second session (the whole network) and the ruler (:func:`timed_rounds`);
+    ``repeats=0`` only reads the kernels from one profiled call (a prediction's trace). Leaves no file
+    behind."""
     import onnx
 
     feed_array = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)).numpy()
     if ruler is not None:
         ruler.reference()  # calibrated before the first round, not inside it
-    now = CLOCKS[clock]
     with tempfile.TemporaryDirectory(prefix="vb-ort-") as folder:
         optimized = Path(folder) / "optimized.onnx"
         profiled = session(data, threads, profile_prefix=str(Path(folder) / "profile"), optimized=str(optimized))
         feed = {profiled.get_inputs()[0].name: feed_array}
-        plain = session(data, threads) if repeats else None
-        for _ in range(warmup if repeats else 0):
+        if repeats:
+            plain = session(data, threads)
+            whole, scales = timed_rounds(
+                lambda: profiled.run(None, feed), lambda: plain.run(None, feed), ruler, repeats, warmup, CLOCKS[clock]
+            )
+        else:
             profiled.run(None, feed)
-            if plain is not None:
-                plain.run(None, feed)
-        whole: list[float] = []
-        scales: list[float] = []
-        for _ in range(max(repeats, 1)):
-            profiled.run(None, feed)
-            if plain is not None:
-                start = now()
-                plain.run(None, feed)
-                elapsed = 1e3 * (now() - start)
-                scale = 1.0 if ruler is None else ruler.round_scale()
-                whole.append(elapsed * scale)
-                scales.append(scale)
+            whole, scales = [], [1.0]
         events = json.loads(Path(profiled.end_profiling()).read_text())
         activations = _activations(optimized)
         exported = collections.Counter(node.op_type for node in onnx.load_from_string(data).graph.node)
@@ -256,6 +248,34 @@ def profile(
         dict(exported),
         dict(collections.Counter(node.op for node in nodes)),
     )
+
+
+def timed_rounds(
+    profiled: Callable[[], object],
+    plain: Callable[[], object],
+    ruler: Ruler | None,
+    repeats: int,
+    warmup: int,
+    now: Callable[[], float],
+) -> tuple[list[float], list[float]]:
+    """``(whole-network ms, scale)`` of each of ``repeats`` rounds after ``warmup`` untimed ones. A round
+    times the ruler (its scale: reference over its time; 1.0 without one), calls ``plain`` untimed, times
+    ``plain`` (so the timed call follows a call of itself, as :func:`.ruler.ruled_ms` times an ONNX Runtime
+    network), then calls ``profiled``, whose kernels thus run warm as well. The whole times are scaled."""
+    for _ in range(warmup):
+        profiled()
+        plain()
+    whole: list[float] = []
+    scales: list[float] = []
+    for _ in range(repeats):
+        scale = 1.0 if ruler is None else ruler.round_scale()
+        plain()
+        start = now()
+        plain()
+        whole.append(1e3 * (now() - start) * scale)
+        scales.append(scale)
+        profiled()
+    return whole, scales
 
 
 def trace(model: nn.Module, input_shape: Sequence[int], threads: int = 1) -> list[tuple[str, list[float]]]:

@@ -48,7 +48,7 @@ from vision_backbones.io import atomic_write_bytes
 from vision_backbones.measure import ruler as ruler_settings
 from vision_backbones.measure.kernels import FREE_OPS, Op, features, kernel_type, replay, trace_ops
 from vision_backbones.measure.machine import cpu_model, isa_flags
-from vision_backbones.measure.ruler import QUIET_GATE, Ruler
+from vision_backbones.measure.ruler import QUIET_GATE, WARM_RUNTIMES, Ruler
 from vision_backbones.measure.synthetic import TRAINS
 from vision_backbones.measure.timing import CLOCKS, num_threads, time_calls
 from vision_backbones.validate import check_choice, check_int
@@ -64,8 +64,11 @@ PROTOCOL = f"ruled:resnet18@160,malloc:fixed,gate:{QUIET_GATE:g}"
 
 def protocol(runtime: str) -> str:
     """:data:`PROTOCOL` as ``runtime``'s predictor is measured: eager profiles each in a forked copy of a
-    young process (:mod:`.isolated`), ONNX Runtime's by an ONNX Runtime ruler."""
-    return f"{PROTOCOL},fork" if runtime == "eager" else PROTOCOL.replace("@160", f"@160/{runtime}", 1)
+    young process (:mod:`.isolated`), ONNX Runtime's by an ONNX Runtime ruler, each timed call right after
+    an untimed one (``warm``: :attr:`.ruler.Ruler.warm`)."""
+    if runtime == "eager":
+        return f"{PROTOCOL},fork"
+    return PROTOCOL.replace("@160", f"@160/{runtime}", 1) + (",warm" if runtime in WARM_RUNTIMES else "")
 
 
 def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") -> dict[str, Any]:
