@@ -25,8 +25,8 @@ Writes ``benchmarks/latency_predictor/report_<clock>_ruled.md``, ``results_<cloc
 The per-block table's entries come from its cache, timed raw (unruled) when it was filled.
 
 The quiet gate (``--max-slowdown``, default 0.10): a row is kept only when the ruler ran within 10 % of
-its quiet speed in this process (``Ruler.quiet_ms``) in the row's rounds, else measured again after a pause (``--tries`` in all; the try with the
-fastest ruler is kept and marked). Gated rows go to ``runs_<clock>_ruled_quiet.jsonl`` and the outputs
+its quiet speed in this process (``Ruler.quiet_ms``) in the row's rounds, else measured again after a pause
+(``--tries`` in all; the quietest try is kept and marked). Gated rows go to ``runs_<clock>_ruled_quiet.jsonl`` and the outputs
 carry ``_quiet``; ``--no-gate`` reproduces the ungated ``*_ruled`` files. The ruler runs in the predictor's
 runtime (``Ruler.of``): ONNX Runtime rows are ruled by an ONNX Runtime session of the ruler, since the eager
 ruler slows as a process exports networks while ONNX Runtime's sessions do not (``ruler_drift.md``).
@@ -34,7 +34,8 @@ Each eager row is measured in a forked copy of this process (``measure.isolated.
 predictor's profiles are, so that every row runs in the same young process however many came before.
 
 ``--runtime onnxruntime``: the same for the deploy runtime (every graph optimization, one intra-op
-thread): each network is exported to ONNX, timed whole in a session, and its kernels are the nodes of
+thread): each network is exported to ONNX, timed whole in a session (each timed call right after an
+untimed one, as the build times it: ``Ruler.warm``), and its kernels are the nodes of
 the session's optimized graph (``measure.onnx_kernels``), predicted as the rows are measured (an export
 per network is the slow part, so the trace is not kept). The per-block table is eager PyTorch's and is
 not a baseline there. Outputs carry ``onnxruntime_`` in their names.

@@ -33,7 +33,6 @@ import json
 import math
 import os
 import statistics
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -219,30 +218,23 @@ def sample_network(
     if runtime == "onnxruntime":
         from vision_backbones.measure import onnx_kernels
 
-        data = onnx_kernels.export(model, input_shape)  # before the first mark: the export runs no ruler
-    kept: NetworkSample | None = None
-    kept_slowdown = math.inf
-    for attempt in range(1, attempts + 1):
-        if attempt > 1:
-            time.sleep(pause_s)
-        mark = len(ruler.round_ms) if ruler is not None else 0
+        data = onnx_kernels.export(model, input_shape)  # before the first try: the export runs no ruler
+
+    def profiled() -> NetworkSample:
         if data is not None:
             result = onnx_kernels.profile(data, input_shape, threads=threads, repeats=repeats, clock=clock, ruler=ruler)
             kernels = [(kind, row, ms) for (kind, row), ms in zip(result.kernels, result.kernel_ms)]
-            sample = NetworkSample(label, family, kernels, result.network_ms, origin)
-        else:
-            ops, op_ms, network_ms = profile_network(model, input_shape, repeats=repeats, clock=clock, ruler=ruler)
-            kernels = [(kernel_type(op), [float(v) for v in features(op)], ms) for op, ms in zip(ops, op_ms)]
-            sample = NetworkSample(label, family, kernels, network_ms, origin)
-        if ruler is None:
-            return sample
-        slowdown = sample.ruler_slowdown = ruler.slowdown_since(mark)
-        if slowdown < kept_slowdown:
-            kept, kept_slowdown = sample, slowdown
-        if max_slowdown is None or slowdown <= max_slowdown:
-            break
-    assert kept is not None
-    kept.tries = attempt
+            return NetworkSample(label, family, kernels, result.network_ms, origin)
+        ops, op_ms, network_ms = profile_network(model, input_shape, repeats=repeats, clock=clock, ruler=ruler)
+        kernels = [(kernel_type(op), [float(v) for v in features(op)], ms) for op, ms in zip(ops, op_ms)]
+        return NetworkSample(label, family, kernels, network_ms, origin)
+
+    if ruler is None:
+        return profiled()
+    kept, attempt, slowdown, _ = ruler_settings.until_quiet(
+        profiled, ruler, max_slowdown=max_slowdown, tries=attempts, pause_s=pause_s
+    )
+    kept.tries, kept.ruler_slowdown = attempt, slowdown
     return kept
 
 

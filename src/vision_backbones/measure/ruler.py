@@ -30,7 +30,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -45,6 +45,7 @@ QUIET_TRIES = 4  # measurements at most before the quietest one is kept
 QUIET_HISTORY = 9  # ruler rounds a process times before the gate compares with its own quiet speed (quiet_ms)
 QUIET_WINDOW = 200  # the last rounds that quiet speed is read from (a few minutes of measuring)
 WARM_RUNTIMES = ("onnxruntime",)  # whose measurements time each call right after an untimed one (Ruler.warm)
+Measured = TypeVar("Measured")  # what one gated measurement returns (until_quiet)
 
 
 @dataclass
@@ -192,7 +193,8 @@ def ruled_ms(
 
     ``max_slowdown`` (the quiet gate, e.g. 0.10): a measurement whose ruler median ran more than that
     share above the ruler's quiet speed (:meth:`Ruler.quiet_ms`) is taken again after ``pause_s`` seconds,
-    up to ``tries`` times in all; the try whose ruler ran fastest is kept and says whether it met the gate."""
+    up to ``tries`` times in all (:func:`until_quiet`); the quietest try is kept and says whether it met the
+    gate."""
     check_int("repeats", repeats, min=1)
     check_int("warmup", warmup, min=0)
     check_int("tries", tries, min=1)
@@ -200,19 +202,42 @@ def ruled_ms(
     if max_slowdown is not None:
         check_float("max_slowdown", max_slowdown, min=0.0)
     reference = ruler.reference()
-    kept: RuledTime | None = None
+    timed, attempt, _, quiet = until_quiet(
+        lambda: _ruled_once(function, ruler, repeats, warmup, reference),
+        ruler,
+        max_slowdown=max_slowdown,
+        tries=tries,
+        pause_s=pause_s,
+    )
+    return replace(timed, tries=attempt, quiet=quiet)
+
+
+def until_quiet(
+    measure: Callable[[], Measured],
+    ruler: Ruler,
+    *,
+    max_slowdown: float | None,
+    tries: int,
+    pause_s: float,
+) -> tuple[Measured, int, float, bool]:
+    """The quiet gate around one measurement: ``measure`` (which times ``ruler`` in its rounds) is run until
+    its ruler rounds ran within ``max_slowdown`` of the ruler's quiet speed before them
+    (:meth:`Ruler.slowdown_since`), up to ``tries`` times ``pause_s`` seconds apart; one try without a gate.
+    Returns ``(the quietest try's result, tries made, its slowdown, whether it met the gate)``. Used by
+    :func:`ruled_ms` and the predictor's profiles (``predictor.sample_network``)."""
+    kept: tuple[Measured, float] | None = None
     for attempt in range(1, tries + 1):
         if attempt > 1:
             time.sleep(pause_s)
-        baseline = None if max_slowdown is None else ruler.quiet_ms()
-        timed = _ruled_once(function, ruler, repeats, warmup, reference)
-        quiet = max_slowdown is None or baseline is None or timed.ruler_ms <= baseline * (1 + max_slowdown)
-        if kept is None or timed.ruler_ms < kept.ruler_ms:
-            kept = replace(timed, quiet=quiet)
-        if quiet:
+        mark = len(ruler.round_ms)
+        result = measure()
+        slowdown = ruler.slowdown_since(mark)
+        if kept is None or slowdown < kept[1]:
+            kept = (result, slowdown)
+        if max_slowdown is None or slowdown <= max_slowdown:
             break
     assert kept is not None
-    return replace(kept, tries=attempt)
+    return kept[0], attempt, kept[1], max_slowdown is None or kept[1] <= max_slowdown
 
 
 def gated_ms(function: Callable[[], object], ruler: Ruler, *, repeats: int, warmup: int = 1) -> RuledTime:
