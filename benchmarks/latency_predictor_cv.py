@@ -8,7 +8,8 @@ models, their width-scaled copies and the build's search-space members, each fam
 the model it is built on): each family is predicted by a predictor fitted without it, against the whole
 forward measured in the build. Compares the fit options of ``KernelPredictor`` (first: a per-kernel
 and a per-network overhead; ``kind_scales``: also one factor per kernel type; ``matmuls_as_conv``: wide
-matrix products predicted as the 1x1 convolutions they compute). Writes
+matrix products predicted as the 1x1 convolutions they compute; ``profiler_cost``: the per-kernel overhead
+may be negative, the profiler's own cost per kernel). Writes
 ``benchmarks/latency_predictor/fit_cv.md`` (``fit_cv_onnxruntime_cpu.md`` for that runtime's cache). The frozen test sets of ``latency_predictor.py`` are not read.
 """
 
@@ -38,6 +39,12 @@ OPTIONS: dict[str, dict[str, bool]] = {
     "scales + wide matmuls + channel alignment (no synthetic)": {
         "kind_scales": True, "matmuls_as_conv": True, "synthetic": False, "alignment": True,
     },
+    "scales + wide matmuls + synthetic + profiler cost per kernel": {
+        "kind_scales": True, "matmuls_as_conv": True, "synthetic": True, "alignment": False, "profiler_cost": True,
+    },
+    "scales + wide matmuls + synthetic + alignment + profiler cost per kernel": {
+        "kind_scales": True, "matmuls_as_conv": True, "synthetic": True, "alignment": True, "profiler_cost": True,
+    },
 }  # fmt: skip
 
 
@@ -61,6 +68,7 @@ def main() -> int:
             fitted.samples = predictor.samples if options["synthetic"] else measured
             fitted.matmuls_as_conv = options["matmuls_as_conv"]
             fitted.alignment = options["alignment"]
+            fitted.profiler_cost = options.get("profiler_cost", False)
             fitted.fit(exclude_families=[family], kind_scales=options["kind_scales"])
             for sample in measured:
                 if sample.family == family:

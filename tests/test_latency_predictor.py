@@ -112,6 +112,44 @@ def test_kind_scales_learn_how_far_in_network_kernel_times_overstate_a_type() ->
     assert predictor.fit(kind_scales=False).kind_scale == {}  # refitting without them forgets them
 
 
+def _profiled(
+    label: str, family: str, rng: random.Random, kernels: int, convs: float = 0.3, largest: float = 6.0
+) -> NetworkSample:
+    """A network of ``kernels`` convs and element-wise kernels of widely spread sizes, each profiled
+    kernel reading 0.004 ms above what it costs in the plain forward (the profiler's own cost per kernel);
+    ``convs``: the share of convs, ``largest``: log10 of the largest element-wise kernel's size."""
+    listed, truth = [], 0.0
+    for _ in range(kernels):
+        if rng.random() < convs:
+            c, o, h = rng.choice((16, 32, 64)), rng.choice((16, 32, 64)), rng.choice((8, 16, 32))
+            macs = c * o * h * h * 9
+            row = [c, o, h, h, 3, 3, 1, 1, 1, 1, macs, c * h * h, o * h * h, o * c * 9, 0.0]
+            kind, features_, ms = "conv", [float(v) for v in row], macs / 1e7
+        else:
+            size = 10 ** rng.uniform(3, largest)
+            kind, features_, ms = "unary", [size, 1.0] + [0.0] * 18, size / 2e6
+        listed.append((kind, features_, ms + 0.004))
+        truth += ms
+    return NetworkSample(label, family, listed, truth)
+
+
+def test_the_profilers_cost_per_kernel_is_subtracted_where_the_fit_allows_it() -> None:
+    """ONNX Runtime's profiler adds a fixed cost to every kernel it times, so a network of many small
+    kernels sums well above its whole time; a proportional per-type scale cannot take a fixed cost away,
+    a negative per-kernel overhead can (``profiler_cost``: an option cross-validation chose against)."""
+    rng = random.Random(0)
+    predictor = KernelPredictor(fingerprint())
+    predictor.samples = [_profiled(f"n{i}", f"f{i % 4}", rng, rng.randint(10, 120)) for i in range(60)]
+    unseen = _profiled("many small", "f9", random.Random(1), 150, convs=0.0, largest=4.5)
+    assert not predictor.profiler_cost  # the default
+    kept = predictor.fit()
+    assert kept.overhead_ms[0] >= 0.0 and kept.predict_sample(unseen) > 1.1 * unseen.network_ms
+    predictor.profiler_cost = True
+    subtracted = predictor.fit()
+    assert subtracted.overhead_ms[0] == pytest.approx(-0.004, abs=1e-3)
+    assert subtracted.predict_sample(unseen) == pytest.approx(unseen.network_ms, rel=0.05)
+
+
 def test_wide_matmuls_are_predicted_as_the_one_by_one_convs_they_compute() -> None:
     """ConvNeXt's pointwise MLPs are ``linear`` kernels of 3,136 rows; the linear forest only ever saw
     classifier heads of one row. Routed to the conv forest, they read as a 1x1 conv on a 56x56 map."""

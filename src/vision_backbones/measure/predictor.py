@@ -344,6 +344,10 @@ class KernelPredictor:
     # _with_alignment's features; None: eager only, as cross-validation chose per runtime (eager 86.3 -> 87.8 %
     # of held-out registered models within ±10 %; ONNX Runtime 77.9 -> 74.3 %, so not there)
     alignment: bool | None = None
+    # whether the per-kernel overhead may be negative: the profiler's own cost per kernel, which a profiled
+    # kernel's time includes and the whole network's does not. Off: leave-one-family-out cross-validation on
+    # the Intel Xeon's ONNX Runtime build chose against it (build networks within ±10 %: 71.9 -> 68.8 %)
+    profiler_cost: bool = False
 
     def _route(self, kind: str, row: Sequence[float]) -> tuple[str, list[float]]:
         """A linear kernel with more rows than any the linear forest learned from is predicted by the
@@ -409,7 +413,9 @@ class KernelPredictor:
                     for s in kept
                 ]
             )
-            lower = [0.5] * len(kinds) + [0.0, 0.0]
+            # the profiler's cost per kernel cannot exceed the fastest profiled kernel's whole time
+            fastest = min((ms for s in kept for _, _, ms in s.kernels), default=0.0)
+            lower = [0.5] * len(kinds) + [-fastest if self.profiler_cost else 0.0, 0.0]
             upper = [1.5] * len(kinds) + [np.inf, np.inf]
             # relative errors matter (a 2 ms and a 2 s network alike): rows weighted by 1 / network time
             weights = np.array([1.0 / max(s.network_ms, 1e-3) for s in kept])
