@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from vision_backbones.measure.timing import CLOCKS
+from vision_backbones.measure.timing import CLOCKS, time_calls
 from vision_backbones.validate import check_choice, check_float, check_int
 
 RULER_MODEL = "resnet18"  # convolutions, batch norms, ReLUs, adds, pooling: most of what the zoo runs
@@ -256,12 +256,9 @@ def _ruled_once(function: Callable[[], object], ruler: Ruler, repeats: int, warm
     raw: list[float] = []
     rules: list[float] = []
     for round_index in range(repeats):
-        if ruler.warm:
+        if ruler.warm:  # the timed call follows an untimed call of itself, not the ruler
             rules.append(ruler.time_ms())
-            function()  # the timed call follows a call of itself, not the ruler
-            start = now()
-            function()
-            raw.append(1e3 * (now() - start))
+            raw.append(time_calls(function, repeats=1, warmup=1, clock=ruler.clock)[0])
             continue
         if round_index % 2:
             rules.append(ruler.time_ms())
