@@ -30,8 +30,8 @@ its quiet speed in this process (``Ruler.quiet_ms``) in the row's rounds, else m
 carry ``_quiet``; ``--no-gate`` reproduces the ungated ``*_ruled`` files. The ruler runs in the predictor's
 runtime (``Ruler.of``): ONNX Runtime rows are ruled by an ONNX Runtime session of the ruler, since the eager
 ruler slows as a process exports networks while ONNX Runtime's sessions do not (``ruler_drift.md``).
-Each eager row is measured in a forked copy of this process (``measure.isolated.in_fork``), as the eager
-predictor's profiles are, so that every row runs in the same young process however many came before.
+Each row is measured in a forked copy of this process (``measure.isolated.in_fork``), as the predictor's
+profiles are, so that every row runs in the same young process however many came before.
 
 ``--runtime onnxruntime``: the same for the deploy runtime (every graph optimization, one intra-op
 thread): each network is exported to ONNX, timed whole in a session (each timed call right after an
@@ -104,9 +104,9 @@ def main() -> int:
         space_plan,
         zoo_plan,
     )
-    from vision_backbones.measure.ruler import Ruler, ruled_ms
+    from vision_backbones.measure.ruler import Ruler
     from vision_backbones.progress import progress_bar
-    from vision_backbones.registry import create_model, list_models
+    from vision_backbones.registry import list_models
     from vision_backbones.search.latency import LatencySettings, LatencyTable
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,27 +201,15 @@ def main() -> int:
                 extra: dict[str, Any] = {}
                 block: float | None = None
                 if onnx:
-                    torch.manual_seed(0)
-                    model = create_model(planned.base, **planned.overrides).eval()
-                    example = torch.randn(1, 3, 224, 224)
-                    from vision_backbones.measure import onnx_kernels
-
-                    data = onnx_kernels.export(model, (1, 3, 224, 224))
-                    plain = onnx_kernels.session(data, 1)
-                    feed = {plain.get_inputs()[0].name: example.numpy()}
-                    forward = lambda plain=plain, feed=feed: plain.run(None, feed)
-                    ruled = ruled_ms(forward, ruler, repeats=args.repeats, warmup=2, **gate)
                     listed = [f / f"{planned.label}.json" for f in (kernel_lists, ungated_lists) if f]
                     listed = [f for f in listed if f.exists()]
-                    if listed:  # the session's kernels depend on the graph only: kept from an earlier run
-                        kernels = [(kind, row) for kind, row in json.loads(listed[0].read_text())]
-                    else:
-                        kernels = onnx_kernels.profile(data, (1, 3, 224, 224), repeats=0).kernels
+                    # the session's kernels depend on the graph only: kept from an earlier run
+                    known = [(kind, row) for kind, row in json.loads(listed[0].read_text())] if listed else None
+                    ruled, kernels = in_fork(partial(_onnx_row, planned, ruler, args.repeats, gate, known), ruler)
                     fitted, _ = fits_for(planned)
                     extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
                     kernel_lists.mkdir(exist_ok=True)
                     atomic_write_bytes(kernel_lists / f"{planned.label}.json", json.dumps(kernels).encode())
-                    del plain, data, model
                 else:
                     ruled, block = in_fork(partial(_eager_row, planned, ruler, table, args.repeats, gate), ruler)
                 row = {
@@ -356,6 +344,26 @@ def main() -> int:
     atomic_write_bytes(out / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
+
+
+def _onnx_row(
+    planned: Any, ruler: Any, repeats: int, gate: dict[str, Any], known: list[tuple[str, list[float]]] | None
+) -> tuple[Any, list[tuple[str, list[float]]]]:
+    """One ONNX Runtime row, taken in a forked copy of this process (its export ages a process as eager's
+    forwards do): the network exported, timed whole in a session against the ruler, and its kernels
+    (``known``, kept from an earlier run, or read from one profiled call)."""
+    from vision_backbones.measure import onnx_kernels
+    from vision_backbones.measure.ruler import ruled_ms
+    from vision_backbones.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model(planned.base, **planned.overrides).eval()
+    example = torch.randn(1, 3, 224, 224)
+    data = onnx_kernels.export(model, (1, 3, 224, 224))
+    plain = onnx_kernels.session(data, 1)
+    feed = {plain.get_inputs()[0].name: example.numpy()}
+    ruled = ruled_ms(lambda: plain.run(None, feed), ruler, repeats=repeats, warmup=2, **gate)
+    return ruled, known if known is not None else onnx_kernels.profile(data, (1, 3, 224, 224), repeats=0).kernels
 
 
 def _eager_row(planned: Any, ruler: Any, table: Any, repeats: int, gate: dict[str, Any]) -> tuple[Any, float | None]:

@@ -63,24 +63,28 @@ def test_with_several_threads_the_work_runs_here(monkeypatch: pytest.MonkeyPatch
     _STATE.clear()
 
 
-def test_an_eager_predictor_profiles_each_network_in_a_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runtime", ["eager", "onnxruntime"])
+def test_a_predictor_profiles_each_network_in_a_fork(monkeypatch: pytest.MonkeyPatch, runtime: str) -> None:
+    """Every profile, and ONNX Runtime's fusion survey (its exports age a process too), runs in a fork."""
     from vision_backbones.measure import predictor_build
-    from vision_backbones.measure.predictor import fingerprint
+    from vision_backbones.measure.predictor import NetworkSample, fingerprint
 
+    if runtime == "onnxruntime":
+        pytest.importorskip("onnxruntime")
     forked: list[str] = []
 
     def spy(work, ruler=None):  # type: ignore[no-untyped-def]
-        sample = isolated.in_fork(work, ruler)
-        forked.append(sample.label)
-        return sample
+        result = isolated.in_fork(work, ruler)
+        forked.append(result.label if isinstance(result, NetworkSample) else "fusion")
+        return result
 
     monkeypatch.setattr(predictor_build, "in_fork", spy)
     built = predictor_build.load_or_build(
-        None, models=["mnasnet0_5"], per_space=0, budget_s=0, image_size=32, synthetic=0, repeats=1
+        None, models=["mnasnet0_5"], per_space=0, budget_s=0, image_size=32, synthetic=0, repeats=1, runtime=runtime
     )
-    assert forked == [s.label for s in built.samples] == ["mnasnet0_5"]
+    assert forked == [s.label for s in built.samples] + ["fusion"] == ["mnasnet0_5", "fusion"]
     assert built.samples[0].kernels and built.samples[0].network_ms > 0
-    assert fingerprint("eager")["protocol"].endswith(",fork")
+    assert fingerprint(runtime)["protocol"].endswith(",fork")
 
 
 def _pids(state: dict[str, int]) -> tuple[int, int, int]:

@@ -140,7 +140,7 @@ def test_an_onnx_runtime_predictor_is_ruled_by_an_onnx_runtime_ruler() -> None:
     outputs = ruler.call()
     assert isinstance(outputs, list) and isinstance(outputs[0], np.ndarray) and outputs[0].shape == (1, 1000)
     assert ruler.reference_ms == 12.5 and ruler.clock == ort["clock"]
-    assert ruler.warm and ort["protocol"].endswith(",warm")  # its networks are timed right after themselves
+    assert ruler.warm and ",warm" in ort["protocol"]  # its networks are timed right after themselves
     eager_ruler = Ruler.of(SimpleNamespace(fingerprint=eager, ruler_ms=None))
     assert isinstance(eager_ruler.call(), torch.Tensor) and not eager_ruler.warm
     with pytest.raises(ValueError, match="runtime must be one of"):

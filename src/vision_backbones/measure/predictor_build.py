@@ -14,7 +14,7 @@
 
 Everything runs at the predictor's thread count, pinned to that many CPUs, on the predictor's clock
 (CPU time unless asked otherwise), ruled by :class:`~.ruler.Ruler` running in the predictor's runtime (its reference is calibrated at
-the start and stored), each eager profile in a forked copy of the builder (:mod:`.isolated`), and
+the start and stored), each profile in a forked copy of the builder (:mod:`.isolated`), and
 through the quiet gate (``max_slowdown``, :data:`~.ruler.QUIET_GATE`): a network whose profile ran while
 the ruler was slower than that is profiled again, and each sample records its ruler's slowdown. Building
 fixes this process's malloc thresholds (:func:`~.allocator.fix_thresholds`):
@@ -120,14 +120,7 @@ def profile_planned(
             max_slowdown=max_slowdown,
         )
 
-    return _forked_if_eager(work, ruler, runtime)
-
-
-def _forked_if_eager(work: Callable[[], NetworkSample], ruler: Ruler | None, runtime: str) -> NetworkSample:
-    """An eager profile is taken in a forked copy of the builder (:func:`.isolated.in_fork`), so every
-    network is timed in the same young process whatever the build ran before; ONNX Runtime's profiles
-    run here, since its sessions, and its ruler, do not age (``ruler_drift.md``)."""
-    return in_fork(work, ruler) if runtime == "eager" else work()
+    return in_fork(work, ruler)
 
 
 def _scaled(sample_label: str, plan: dict[str, Planned], factor: float) -> Planned | None:
@@ -253,7 +246,7 @@ def build(
                 )
         add_synthetic(predictor, synthetic, seed, repeats, clock, ruler, runtime, threads, on_progress, max_slowdown)
         fusion = _onnx_fusion if runtime == "onnxruntime" else _fusion
-        predictor.fusion = fusion(plan[: min(len(plan), 12)], image_size)
+        predictor.fusion = in_fork(partial(fusion, plan[: min(len(plan), 12)], image_size))  # its exports age a process
         rounds = 0
         while time.perf_counter() - start < budget_s * 0.8 and rounds < 3:
             rounds += 1
@@ -299,7 +292,7 @@ def add_synthetic(
             sample_network, label, family, model, shape, "synthetic", repeats=repeats, clock=clock, ruler=ruler,
             runtime=runtime, threads=threads, max_slowdown=max_slowdown,
         )  # fmt: skip
-        sample = _forked_if_eager(work, ruler, runtime)
+        sample = in_fork(work, ruler)
         predictor.samples.append(sample)
 
 
