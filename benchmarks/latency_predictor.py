@@ -29,9 +29,10 @@ its quiet speed in this process (``Ruler.quiet_ms``) in the row's rounds, else m
 (``--tries`` in all; the quietest try is kept and marked). Gated rows go to ``runs_<clock>_ruled_quiet.jsonl`` and the outputs
 carry ``_quiet``; ``--no-gate`` reproduces the ungated ``*_ruled`` files. The ruler runs in the predictor's
 runtime (``Ruler.of``): ONNX Runtime rows are ruled by an ONNX Runtime session of the ruler, since the eager
-ruler slows as a process exports networks while ONNX Runtime's sessions do not (``ruler_drift.md``).
-Each row is measured in a forked copy of this process (``measure.isolated.in_fork``), as the predictor's
-profiles are, so that every row runs in the same young process however many came before.
+ruler slows as a process exports networks while ONNX Runtime's sessions age far less (``ruler_drift.md``).
+Each row is measured in a fork of a young copy of this process made before the predictor is built or fitted
+(``measure.isolated.young_copy``), as the predictor's profiles are, so that every row runs in the same young
+process however many came before and however many forests were fitted.
 
 ``--runtime onnxruntime``: the same for the deploy runtime (every graph optimization, one intra-op
 thread): each network is exported to ONNX, timed whole in a session (each timed call right after an
@@ -94,17 +95,17 @@ def scores(predicted: list[float], measured: list[float]) -> dict[str, float]:
 
 def main() -> int:
     from vision_backbones.measure.allocator import fix_thresholds
-    from vision_backbones.measure.isolated import in_fork
+    from vision_backbones.measure.isolated import young_copy
     from vision_backbones.measure.kernels import trace_ops
     from vision_backbones.measure.machine import describe, machine_info
     from vision_backbones.measure.predictor import pinned
     from vision_backbones.measure.predictor_build import (
         SPACES_FOR_PREDICTOR,
         load_or_build,
+        make_ruler,
         space_plan,
         zoo_plan,
     )
-    from vision_backbones.measure.ruler import Ruler
     from vision_backbones.progress import progress_bar
     from vision_backbones.registry import list_models
     from vision_backbones.search.latency import LatencySettings, LatencyTable
@@ -142,6 +143,8 @@ def main() -> int:
     kernel_lists = out / f"kernels_{suffix}_rows"
     ungated_lists = None if args.no_gate else out / f"kernels_{runtime_tag}{args.clock}_ruled_rows"
     fix_thresholds()
+    with pinned(1):  # made before the build fits or exports anything: every row is measured in a fork of it
+        young = young_copy()
     load_before = os.getloadavg()
     with progress_bar(remaining=True) as bar:
         task = bar.add_task("build", total=None)
@@ -189,7 +192,10 @@ def main() -> int:
 
     stamp = f"{predictor.fingerprint}:{predictor.build_seconds}"
     with pinned(1), progress_bar(remaining=True) as bar:
-        ruler = Ruler.of(predictor)
+        stamp_of = predictor.fingerprint
+        young.setup(
+            partial(make_ruler, stamp_of["clock"], stamp_of["runtime"], stamp_of["threads"], predictor.ruler_ms)
+        )
         task = bar.add_task("measure", total=len(tests))
         for planned in tests:
             bar.update(task, description=f"measure {planned.label}")
@@ -205,13 +211,13 @@ def main() -> int:
                     listed = [f for f in listed if f.exists()]
                     # the session's kernels depend on the graph only: kept from an earlier run
                     known = [(kind, row) for kind, row in json.loads(listed[0].read_text())] if listed else None
-                    ruled, kernels = in_fork(partial(_onnx_row, planned, ruler, args.repeats, gate, known), ruler)
+                    ruled, kernels = young.run(partial(_onnx_row, planned, args.repeats, gate, known))
                     fitted, _ = fits_for(planned)
                     extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
                     kernel_lists.mkdir(exist_ok=True)
                     atomic_write_bytes(kernel_lists / f"{planned.label}.json", json.dumps(kernels).encode())
                 else:
-                    ruled, block = in_fork(partial(_eager_row, planned, ruler, table, args.repeats, gate), ruler)
+                    ruled, block = young.run(partial(_eager_row, planned, table, args.repeats, gate))
                 row = {
                     "label": planned.label,
                     "family": planned.family,
@@ -230,6 +236,7 @@ def main() -> int:
                 append_jsonl(runs_path, row)
                 done[planned.label] = row
             bar.advance(task)
+    young.close()
     load_after = os.getloadavg()
 
     # predictions (cheap: meta traces and forests)
@@ -347,11 +354,15 @@ def main() -> int:
 
 
 def _onnx_row(
-    planned: Any, ruler: Any, repeats: int, gate: dict[str, Any], known: list[tuple[str, list[float]]] | None
+    planned: Any,
+    repeats: int,
+    gate: dict[str, Any],
+    known: list[tuple[str, list[float]]] | None,
+    state: dict[str, Any],
 ) -> tuple[Any, list[tuple[str, list[float]]]]:
-    """One ONNX Runtime row, taken in a forked copy of this process (its export ages a process as eager's
-    forwards do): the network exported, timed whole in a session against the ruler, and its kernels
-    (``known``, kept from an earlier run, or read from one profiled call)."""
+    """One ONNX Runtime row, taken in a fork of this process's young copy (``measure.isolated``): the
+    network exported, timed whole in a session against ``state["ruler"]``, and its kernels (``known``,
+    kept from an earlier run, or read from one profiled call)."""
     from vision_backbones.measure import onnx_kernels
     from vision_backbones.measure.ruler import ruled_ms
     from vision_backbones.registry import create_model
@@ -362,14 +373,17 @@ def _onnx_row(
     data = onnx_kernels.export(model, (1, 3, 224, 224))
     plain = onnx_kernels.session(data, 1)
     feed = {plain.get_inputs()[0].name: example.numpy()}
-    ruled = ruled_ms(lambda: plain.run(None, feed), ruler, repeats=repeats, warmup=2, **gate)
+    ruled = ruled_ms(lambda: plain.run(None, feed), state["ruler"], repeats=repeats, warmup=2, **gate)
     return ruled, known if known is not None else onnx_kernels.profile(data, (1, 3, 224, 224), repeats=0).kernels
 
 
-def _eager_row(planned: Any, ruler: Any, table: Any, repeats: int, gate: dict[str, Any]) -> tuple[Any, float | None]:
-    """One eager row, taken in a forked copy of this process (``measure.isolated``: every row then runs in
-    the same young process, as the predictor's profiles did): the network built, timed against the ruler,
-    and predicted by the per-block table (``None`` for blocks it cannot split, NASNet's cells)."""
+def _eager_row(
+    planned: Any, table: Any, repeats: int, gate: dict[str, Any], state: dict[str, Any]
+) -> tuple[Any, float | None]:
+    """One eager row, taken in a fork of this process's young copy (``measure.isolated``: every row then
+    runs in the same young process, as the predictor's profiles did): the network built, timed against
+    ``state["ruler"]``, and predicted by the per-block table (``None`` for blocks it cannot split, NASNet's
+    cells)."""
     from vision_backbones.measure.ruler import ruled_ms
     from vision_backbones.registry import create_model
 
@@ -377,7 +391,7 @@ def _eager_row(planned: Any, ruler: Any, table: Any, repeats: int, gate: dict[st
     model = create_model(planned.base, **planned.overrides).eval()
     example = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
-        ruled = ruled_ms(lambda: model(example), ruler, repeats=repeats, warmup=2, **gate)
+        ruled = ruled_ms(lambda: model(example), state["ruler"], repeats=repeats, warmup=2, **gate)
     try:
         block = table.predict_ms(model)
     except (AttributeError, ValueError, RuntimeError):

@@ -64,27 +64,53 @@ def test_with_several_threads_the_work_runs_here(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize("runtime", ["eager", "onnxruntime"])
-def test_a_predictor_profiles_each_network_in_a_fork(monkeypatch: pytest.MonkeyPatch, runtime: str) -> None:
-    """Every profile, and ONNX Runtime's fusion survey (its exports age a process too), runs in a fork."""
+def test_a_predictor_profiles_each_network_in_forks_of_one_young_copy(
+    monkeypatch: pytest.MonkeyPatch, runtime: str
+) -> None:
+    """One young copy is made as the build starts (before it fits or exports anything) and every profile,
+    synthetic ones and ONNX Runtime's fusion survey (its exports age a process) included, runs in its forks."""
     from vision_backbones.measure import predictor_build
     from vision_backbones.measure.predictor import NetworkSample, fingerprint
 
     if runtime == "onnxruntime":
         pytest.importorskip("onnxruntime")
-    forked: list[str] = []
+    made: list[list[str]] = []
 
-    def spy(work, ruler=None):  # type: ignore[no-untyped-def]
-        result = isolated.in_fork(work, ruler)
-        forked.append(result.label if isinstance(result, NetworkSample) else "fusion")
-        return result
+    class Recording(isolated.YoungProcess):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ran: list[str] = []
+            made.append(self.ran)
 
-    monkeypatch.setattr(predictor_build, "in_fork", spy)
+        def run(self, work):  # type: ignore[no-untyped-def]
+            result = super().run(work)
+            self.ran.append(result.label if isinstance(result, NetworkSample) else "fusion")
+            return result
+
+    monkeypatch.setattr(predictor_build, "young_copy", Recording)
     built = predictor_build.load_or_build(
-        None, models=["mnasnet0_5"], per_space=0, budget_s=0, image_size=32, synthetic=0, repeats=1, runtime=runtime
+        None, models=["mnasnet0_5"], per_space=0, budget_s=0, image_size=32, synthetic=1, repeats=1, runtime=runtime
     )
-    assert forked == [s.label for s in built.samples] + ["fusion"] == ["mnasnet0_5", "fusion"]
-    assert built.samples[0].kernels and built.samples[0].network_ms > 0
-    assert fingerprint(runtime)["protocol"].endswith(",fork")
+    assert len(made) == 1 and made[0] == [s.label for s in built.samples] + ["fusion"]
+    assert made[0][0] == "mnasnet0_5" and sum(label.startswith("synthetic:") for label in made[0]) == 3
+    assert all(s.kernels and s.network_ms > 0 for s in built.samples)
+    assert built.ruler_ms is not None and built.ruler_ms > 0  # calibrated in the copy, stored here
+    assert fingerprint(runtime)["protocol"].endswith(",young")
+
+
+def test_without_a_fork_the_work_runs_here_on_one_state() -> None:
+    """Where this process cannot fork (more than one intra-op thread), a young copy is this process."""
+    from vision_backbones.measure.isolated import ThisProcess, young_copy
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with young_copy() as here:
+            assert isinstance(here, ThisProcess)
+            assert here.setup(_remember_pid) == os.getpid()
+            assert here.run(_pids) == (os.getpid(), os.getpid(), len(_STATE))
+    finally:
+        torch.set_num_threads(before)
 
 
 def _pids(state: dict[str, int]) -> tuple[int, int, int]:

@@ -102,6 +102,9 @@ def test_the_predictor_is_per_runtime_and_refuses_the_other_runtimes_cache(
     monkeypatch.setattr(
         Ruler, "network", classmethod(lambda cls, **kw: rulers.append(kw["runtime"]) or network(cls, **kw))
     )
+    from vision_backbones.measure import isolated, predictor_build
+
+    monkeypatch.setattr(predictor_build, "young_copy", isolated.ThisProcess)  # measured here: the spy sees the ruler
     cache = tmp_path / "kernels.json"
     built = load_or_build(
         cache,

@@ -9,6 +9,22 @@ three children and the parent, 0.75-0.76 in the same children after six exports)
 however much its children run. :func:`in_fork` runs one measurement that way: a predictor's build and its
 benchmark then time every network in the same state of the process, however long they run.
 
+ONNX Runtime's sessions age less, but not nothing: against the ONNX Runtime ruler, sessions made before 80
+exports (each timed in a session) read ShuffleNets 5-14 % slower after them (shufflenet_v1_g4_x0_5 2.63 ->
+2.84 ms, shufflenet_v1_g8_x1_0 7.00 -> 7.48, shufflenet_v2_x0_5 2.29 -> 2.53), new sessions made after them
+up to 14 %, while mobilenet_v3_small and resnet50 stayed within 3 % (Intel Xeon, stop 34, load average
+below 1). A predictor's build (about 400 exports) and its benchmark (1,312) had read the ShuffleNets 2-33 %
+apart.
+
+A fork is only as young as the process it is forked from, and fitting forests ages a process too: after nine
+random-forest fits of a latency predictor (18 s), children forked from that process read shufflenet_v2_x0_5
+9.6 %, shufflenet_v1_g8_x1_0 7.0 % and mobilenet_v3_small 7.7 % slower against the ONNX Runtime ruler than
+before the fits (resnet50 -0.6 %), while children of a :class:`YoungProcess` made before the fits read the
+same within 0.5 % (stop 34). A benchmark that forked each row from the process that had built and fitted
+its predictor read every registered model a median 5 % and the ShuffleNets 6-25 % slower than the build.
+So a predictor's build and its benchmark take every measurement in forks of a young copy made at their
+start (:func:`young_copy`), whatever the runtime.
+
 Where there is no ``fork`` (Windows), or where PyTorch runs more than one intra-op thread (GNU OpenMP's
 thread pool does not survive a fork: the child hangs at its first parallel region), the work runs in this
 process.
@@ -108,6 +124,12 @@ class YoungProcess:
     def run(self, work: Callable[[dict[str, Any]], Result]) -> Result:
         return self._ask(("run", work))
 
+    def __enter__(self) -> YoungProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._process.is_alive():
             with contextlib.suppress(OSError):  # the copy is already gone
@@ -128,6 +150,35 @@ class YoungProcess:
         if status == "error":
             raise RuntimeError(f"in the measuring process: {value}")
         return value
+
+
+class ThisProcess:
+    """:class:`YoungProcess`'s interface where there is no fork (:func:`can_fork`): the work runs here, on a
+    state kept here."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    def __enter__(self) -> ThisProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def setup(self, work: Callable[[dict[str, Any]], Result]) -> Result:
+        return work(self.state)
+
+    def run(self, work: Callable[[dict[str, Any]], Result]) -> Result:
+        return work(self.state)
+
+    def close(self) -> None:
+        self.state.clear()
+
+
+def young_copy() -> YoungProcess | ThisProcess:
+    """Where a long job takes its measurements: a :class:`YoungProcess` made now (call it before the job
+    builds, fits or exports anything), or :class:`ThisProcess` where this process cannot fork."""
+    return YoungProcess() if can_fork() else ThisProcess()
 
 
 def _serve(connection: Any) -> None:

@@ -62,11 +62,12 @@ PROTOCOL = f"ruled:resnet18@160,malloc:fixed,gate:{QUIET_GATE:g}"
 
 
 def protocol(runtime: str) -> str:
-    """:data:`PROTOCOL` as ``runtime``'s predictor is measured: every profile in a forked copy of a young
-    process (``fork``: :mod:`.isolated`); ONNX Runtime's by an ONNX Runtime ruler, each timed call right
-    after an untimed one (``warm``: :attr:`.ruler.Ruler.warm`)."""
+    """:data:`PROTOCOL` as ``runtime``'s predictor is measured: every profile in a fork of a young copy of
+    the builder, made before it builds, fits or exports anything (``young``: :func:`.isolated.young_copy`;
+    ``fork`` was forks of the builder itself, which its forest fits age); ONNX Runtime's by an ONNX Runtime
+    ruler, each timed call right after an untimed one (``warm``: :attr:`.ruler.Ruler.warm`)."""
     ruled = PROTOCOL if runtime == "eager" else PROTOCOL.replace("@160", f"@160/{runtime}", 1)
-    return ruled + (",warm" if runtime in WARM_RUNTIMES else "") + ",fork"
+    return ruled + (",warm" if runtime in WARM_RUNTIMES else "") + ",young"
 
 
 def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") -> dict[str, Any]:

@@ -14,7 +14,8 @@
 
 Everything runs at the predictor's thread count, pinned to that many CPUs, on the predictor's clock
 (CPU time unless asked otherwise), ruled by :class:`~.ruler.Ruler` running in the predictor's runtime (its reference is calibrated at
-the start and stored), each profile in a forked copy of the builder (:mod:`.isolated`), and
+the start and stored), each profile in a fork of a young copy of the builder made before it builds, fits or
+exports anything (:func:`.isolated.young_copy`), and
 through the quiet gate (``max_slowdown``, :data:`~.ruler.QUIET_GATE`): a network whose profile ran while
 the ruler was slower than that is profiled again, and each sample records its ruler's slowdown. Building
 fixes this process's malloc thresholds (:func:`~.allocator.fix_thresholds`):
@@ -37,7 +38,7 @@ from typing import Any
 import torch
 
 from vision_backbones.measure.allocator import fix_thresholds
-from vision_backbones.measure.isolated import in_fork
+from vision_backbones.measure.isolated import ThisProcess, YoungProcess, young_copy
 from vision_backbones.measure.predictor import (
     DEFAULT_CACHE,
     KernelPredictor,
@@ -92,35 +93,49 @@ def space_plan(per_space: int, seed: int, spaces: Sequence[str] = SPACES_FOR_PRE
 
 def profile_planned(
     planned: Planned,
+    state: dict[str, Any],
+    *,
     image_size: int,
     repeats: int,
-    clock: str = "cpu",
-    ruler: Ruler | None = None,
-    runtime: str = "eager",
-    threads: int = 1,
-    max_slowdown: float | None = None,
+    clock: str,
+    runtime: str,
+    threads: int,
+    max_slowdown: float | None,
 ) -> NetworkSample:
+    """``planned`` built and profiled against ``state["ruler"]``: run in a fork of the builder's young copy
+    (:func:`.isolated.young_copy`), so every network is timed in the same young process whatever the
+    build ran, fitted or exported before."""
     from vision_backbones.registry import create_model
 
-    def work() -> NetworkSample:
-        torch.manual_seed(0)
-        model = create_model(planned.base, **planned.overrides).eval()
-        shape = (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
-        return sample_network(
-            planned.label,
-            planned.family,
-            model,
-            shape,
-            planned.origin,
-            repeats=repeats,
-            clock=clock,
-            ruler=ruler,
-            runtime=runtime,
-            threads=threads,
-            max_slowdown=max_slowdown,
-        )
+    torch.manual_seed(0)
+    model = create_model(planned.base, **planned.overrides).eval()
+    shape = (1, int(getattr(model, "in_channels", 3)), image_size, image_size)
+    return sample_network(
+        planned.label,
+        planned.family,
+        model,
+        shape,
+        planned.origin,
+        repeats=repeats,
+        clock=clock,
+        ruler=state["ruler"],
+        runtime=runtime,
+        threads=threads,
+        max_slowdown=max_slowdown,
+    )
 
-    return in_fork(work, ruler)
+
+def make_ruler(clock: str, runtime: str, threads: int, reference_ms: float | None, state: dict[str, Any]) -> float:
+    """The build's ruler (:meth:`.ruler.Ruler.network`), made in the measuring copy as ``state["ruler"]`` and
+    calibrated there (31 calls) unless ``reference_ms`` is given; returns its reference."""
+    ruler = Ruler.network(clock=clock, runtime=runtime, threads=threads, reference_ms=reference_ms)
+    state["ruler"] = ruler
+    return ruler.reference(calls=31)
+
+
+def _stateless(work: Callable[[], Any], state: dict[str, Any]) -> Any:
+    """``work()`` as the measuring copy runs work (which takes its state)."""
+    return work()
 
 
 def _scaled(sample_label: str, plan: dict[str, Planned], factor: float) -> Planned | None:
@@ -177,10 +192,10 @@ def load_or_build(
                 start = time.perf_counter()
                 cached.samples = [s for s in cached.samples if s not in stale]
                 fix_thresholds()
-                with pinned(threads):
-                    ruler = Ruler.of(cached)
+                with pinned(threads), young_copy() as young:
+                    young.setup(partial(make_ruler, clock, runtime, threads, cached.ruler_ms))
                     add_synthetic(
-                        cached, synthetic, seed, repeats, clock, ruler, runtime, threads, on_progress, max_slowdown
+                        cached, synthetic, seed, repeats, clock, young, runtime, threads, on_progress, max_slowdown
                     )
                 cached.build_seconds += time.perf_counter() - start
                 cached.save(path)
@@ -227,15 +242,14 @@ def build(
     by_label = {p.label: p for p in plan}
     predictor = KernelPredictor(expected)
     fix_thresholds()  # a forward's page faults then do not depend on what this process ran before
-    with pinned(threads):
-        ruler = Ruler.network(clock=clock, runtime=runtime, threads=threads)
-        predictor.ruler_ms = ruler.calibrate(calls=31)
+    with pinned(threads), young_copy() as young:  # every measurement in a fork of this young copy
+        predictor.ruler_ms = young.setup(partial(make_ruler, clock, runtime, threads, None))
+        profiled = partial(profile_planned, image_size=image_size, repeats=repeats, clock=clock, runtime=runtime,
+                           threads=threads, max_slowdown=max_slowdown)  # fmt: skip
         for i, planned in enumerate(plan):
             report(planned.label, i, len(plan))
             try:
-                predictor.samples.append(
-                    profile_planned(planned, image_size, repeats, clock, ruler, runtime, threads, max_slowdown)
-                )
+                predictor.samples.append(young.run(partial(profiled, planned)))
             except Exception as error:  # an exporter's refusal (ONNX): that network is left out, said once
                 if runtime == "eager":
                     raise
@@ -244,9 +258,9 @@ def build(
                     f"latency predictor: {planned.label} left out ({type(error).__name__}: {first_line})",
                     file=sys.stderr,
                 )
-        add_synthetic(predictor, synthetic, seed, repeats, clock, ruler, runtime, threads, on_progress, max_slowdown)
+        add_synthetic(predictor, synthetic, seed, repeats, clock, young, runtime, threads, on_progress, max_slowdown)
         fusion = _onnx_fusion if runtime == "onnxruntime" else _fusion
-        predictor.fusion = in_fork(partial(fusion, plan[: min(len(plan), 12)], image_size))  # its exports age a process
+        predictor.fusion = young.run(partial(_stateless, partial(fusion, plan[: min(len(plan), 12)], image_size)))
         rounds = 0
         while time.perf_counter() - start < budget_s * 0.8 and rounds < 3:
             rounds += 1
@@ -261,9 +275,7 @@ def build(
                         continue
                     by_label[scaled.label] = scaled
                     report(scaled.label, rounds, 3)
-                    predictor.samples.append(
-                        profile_planned(scaled, image_size, repeats, clock, ruler, runtime, threads, max_slowdown)
-                    )
+                    predictor.samples.append(young.run(partial(profiled, scaled)))
                     added += 1
             if not added:
                 break
@@ -277,23 +289,41 @@ def add_synthetic(
     seed: int,
     repeats: int,
     clock: str,
-    ruler: Ruler,
+    young: YoungProcess | ThisProcess,
     runtime: str,
     threads: int,
     on_progress: Callable[[str, int, int], None] | None = None,
     max_slowdown: float | None = None,
 ) -> None:
-    """Profile the networks of :mod:`.synthetic` (``count`` per kind) that ``predictor`` lacks and add them."""
-    networks = list(synthetic_networks(count, seed, skip={s.label for s in predictor.samples}))
-    for index, (label, family, model, shape) in enumerate(networks):
+    """Profile the networks of :mod:`.synthetic` (``count`` per kind) that ``predictor`` lacks and add them,
+    each in a fork of ``young`` (whose state holds the ruler: :func:`make_ruler`)."""
+    have = {s.label for s in predictor.samples}
+    missing = [label for label in synthetic_labels(count, seed) if label not in have]
+    for index, label in enumerate(missing):
         if on_progress is not None:
-            on_progress(label, index, len(networks))
-        work = partial(
-            sample_network, label, family, model, shape, "synthetic", repeats=repeats, clock=clock, ruler=ruler,
-            runtime=runtime, threads=threads, max_slowdown=max_slowdown,
-        )  # fmt: skip
-        sample = in_fork(work, ruler)
-        predictor.samples.append(sample)
+            on_progress(label, index, len(missing))
+        work = partial(_synthetic_sample, count, seed, label, repeats, clock, runtime, threads, max_slowdown)
+        predictor.samples.append(young.run(work))
+
+
+def _synthetic_sample(
+    count: int,
+    seed: int,
+    label: str,
+    repeats: int,
+    clock: str,
+    runtime: str,
+    threads: int,
+    max_slowdown: float | None,
+    state: dict[str, Any],
+) -> NetworkSample:
+    """The synthetic network ``label`` drawn (the others skipped, which costs nothing) and profiled."""
+    others = set(synthetic_labels(count, seed)) - {label}
+    _, family, model, shape = next(iter(synthetic_networks(count, seed, skip=others)))
+    return sample_network(
+        label, family, model, shape, "synthetic", repeats=repeats, clock=clock, ruler=state["ruler"],
+        runtime=runtime, threads=threads, max_slowdown=max_slowdown,
+    )  # fmt: skip
 
 
 def _fusion(plan: Sequence[Planned], image_size: int) -> dict[str, dict[str, float]]:

@@ -80,9 +80,10 @@ class Ruler:
         ``runtime``: eager PyTorch, or an ONNX Runtime session of ``threads`` intra-op threads.
 
         A ruler runs in the runtime of what it rules. Eager PyTorch slows as a process ages (its exports
-        and model builds) while ONNX Runtime sessions, with their own arenas, do not: on an Intel Xeon the
+        and model builds) while ONNX Runtime sessions, with their own arenas, age less: on an Intel Xeon the
         ONNX Runtime networks lost 3-4 % against the eager ruler over 36 exports and kept within about 1.5 %
-        of an ONNX Runtime ruler (``benchmarks/latency_predictor/intel_xeon/ruler_drift.md``)."""
+        of an ONNX Runtime ruler (``benchmarks/latency_predictor/intel_xeon/ruler_drift.md``); ShuffleNets
+        still lost 5-14 % over 80 exports, so measurements run in young forks (:mod:`.isolated`)."""
         from vision_backbones.registry import create_model
 
         check_int("image_size", image_size, min=32)
