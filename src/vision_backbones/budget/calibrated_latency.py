@@ -33,8 +33,7 @@ from vision_backbones.budget.knobs import Knob, candidate_widths, with_channels
 from vision_backbones.registry import build_on_meta, create_model
 
 if TYPE_CHECKING:
-    from vision_backbones.measure.isolated import YoungProcess
-    from vision_backbones.measure.ruler import Ruler
+    from vision_backbones.measure.isolated import ThisProcess, YoungProcess
 
 
 class LatencyPredictor(Protocol):
@@ -63,8 +62,9 @@ class LatencyModel:
         self.table_path = table_path
         self.table: Any = None  # the block table, made on first use when no predictor is given
         self.calibration = 1.0
-        self.ruler: Ruler | None = None  # made at the first measurement, here when there is no young copy
-        self.young: YoungProcess | None = None  # the copy of this process that measures (one thread only)
+        # where whole networks are measured, made at the first measurement: a young copy of this process
+        # (one thread), else this process (measure.isolated.young_copy); its state holds the ruler
+        self.young: YoungProcess | ThisProcess | None = None
 
     def raw_ms(self, overrides: dict[str, Any]) -> float:
         """The uncalibrated prediction for the network ``overrides`` give."""
@@ -90,24 +90,15 @@ class LatencyModel:
         With one thread, every measurement runs in a fork of a copy of this process made at the first one
         (:class:`~vision_backbones.measure.isolated.YoungProcess`): NetAdapt measures its start before it
         trains, its end after, and eager PyTorch slows as a process ages."""
-        from vision_backbones.measure.isolated import YoungProcess, can_fork
+        from vision_backbones.measure.isolated import young_copy
         from vision_backbones.measure.timing import num_threads
 
-        reference = getattr(self.predictor, "ruler_ms", None)
-        work = partial(_measure_in, self.name, overrides, self.image_size, self.repeats)
         with num_threads(self.threads):
-            if self.young is None and self.ruler is None and can_fork():
-                self.young = YoungProcess()
+            if self.young is None:
+                self.young = young_copy()
                 weakref.finalize(self, self.young.close)
-                self.young.setup(partial(_make_ruler, self.clock, reference))
-            if self.young is not None:
-                measured = self.young.run(work)
-            else:
-                if self.ruler is None:
-                    state: dict[str, Any] = {}
-                    _make_ruler(self.clock, reference, state)
-                    self.ruler = state["ruler"]
-                measured = work({"ruler": self.ruler})
+                self.young.setup(partial(_make_ruler, self.clock, getattr(self.predictor, "ruler_ms", None)))
+            measured = self.young.run(partial(_measure_in, self.name, overrides, self.image_size, self.repeats))
         if calibrate:
             self.calibration = measured / self.raw_ms(overrides)
         return measured
