@@ -134,7 +134,7 @@ def make_ruler(clock: str, runtime: str, threads: int, reference_ms: float | Non
 
 
 def _stateless(work: Callable[[], Any], state: dict[str, Any]) -> Any:
-    """``work()`` as the measuring copy runs work (which takes its state)."""
+    """``work()``, ignoring the measuring copy's state: for work in the copy that needs no ruler."""
     return work()
 
 
