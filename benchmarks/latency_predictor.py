@@ -102,7 +102,6 @@ def main() -> int:
     from vision_backbones.measure.predictor_build import (
         SPACES_FOR_PREDICTOR,
         load_or_build,
-        make_ruler,
         space_plan,
         zoo_plan,
     )
@@ -192,10 +191,7 @@ def main() -> int:
 
     stamp = f"{predictor.fingerprint}:{predictor.build_seconds}"
     with pinned(1), progress_bar(remaining=True) as bar:
-        stamp_of = predictor.fingerprint
-        young.setup(
-            partial(make_ruler, stamp_of["clock"], stamp_of["runtime"], stamp_of["threads"], predictor.ruler_ms)
-        )
+        young.setup(partial(_predictors_ruler, predictor.fingerprint, predictor.ruler_ms))
         task = bar.add_task("measure", total=len(tests))
         for planned in tests:
             bar.update(task, description=f"measure {planned.label}")
@@ -351,6 +347,16 @@ def main() -> int:
     atomic_write_bytes(out / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
+
+
+def _predictors_ruler(fingerprint: dict[str, Any], ruler_ms: float | None, state: dict[str, Any]) -> None:
+    """The predictor's ruler (``Ruler.of``: its runtime, threads, clock and reference), made in the young copy
+    as ``state["ruler"]`` (the predictor itself, with its samples, is not sent there)."""
+    from types import SimpleNamespace
+
+    from vision_backbones.measure.ruler import Ruler
+
+    state["ruler"] = Ruler.of(SimpleNamespace(fingerprint=fingerprint, ruler_ms=ruler_ms))
 
 
 def _onnx_row(
