@@ -126,7 +126,16 @@ def main() -> int:
     parser.add_argument("--max-slowdown", type=float, default=0.10, help="the quiet gate (share above the reference)")
     parser.add_argument("--tries", type=int, default=6, help="measurements of a row at most, under the quiet gate")
     parser.add_argument("--no-gate", action="store_true", help="keep every first measurement (the *_ruled files)")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="measure every network this many times, each pass over all of them (even passes in reverse order); "
+        "a network's latency is the geometric mean of its passes",
+    )
     args = parser.parse_args()
+    if args.passes < 1:
+        parser.error(f"--passes must be at least 1, got {args.passes}")
     gate: dict[str, Any] = (
         {} if args.no_gate else {"max_slowdown": args.max_slowdown, "tries": args.tries, "pause_s": 3.0}
     )
@@ -190,48 +199,69 @@ def main() -> int:
         return held_out_fits[planned.family]
 
     stamp = f"{predictor.fingerprint}:{predictor.build_seconds}"
+
+    def measured_row(planned: Any) -> dict[str, Any]:
+        """One network measured in a fork of the young copy (ONNX Runtime: with its kernels, kept or read)."""
+        extra: dict[str, Any] = {}
+        block: float | None = None
+        if onnx:
+            listed = [f / f"{planned.label}.json" for f in (kernel_lists, ungated_lists) if f]
+            listed = [f for f in listed if f.exists()]
+            # the session's kernels depend on the graph only: kept from an earlier run
+            known = [(kind, row) for kind, row in json.loads(listed[0].read_text())] if listed else None
+            ruled, kernels = young.run(partial(_onnx_row, planned, args.repeats, gate, known))
+            fitted, _ = fits_for(planned)
+            extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
+            kernel_lists.mkdir(exist_ok=True)
+            atomic_write_bytes(kernel_lists / f"{planned.label}.json", json.dumps(kernels).encode())
+        else:
+            ruled, block = young.run(partial(_eager_row, planned, table, args.repeats, gate))
+        return {
+            "label": planned.label,
+            "family": planned.family,
+            "origin": planned.origin,
+            "measured_ms": ruled.ms,
+            "raw_ms": ruled.raw_ms,
+            "ruler_ms": ruled.ruler_ms,
+            "tries": ruled.tries,
+            "quiet": ruled.quiet,
+            "block_table": block,
+            "flops": _flops(planned.base, planned.overrides, 224),
+            "load": os.getloadavg()[0],
+            "cpu": here,
+            **extra,
+        }
+
+    # pass 1 is runs_<suffix>.jsonl (with the predictions made as it was measured); later passes only time
+    later_passes = {k: out / f"runs_{suffix}_pass{k}.jsonl" for k in range(2, args.passes + 1)}
+    again: dict[int, dict[str, dict[str, Any]]] = {}
+    for k, path in later_passes.items():
+        again[k] = {row["label"]: row for row in read_jsonl(path)}
+        if any(row.get("cpu", here) != here for row in again[k].values()):
+            raise SystemExit(f"{path} holds rows measured on another machine; this is {here!r}: expected another --out")
     with pinned(1), progress_bar(remaining=True) as bar:
         young.setup(partial(_predictors_ruler, predictor.fingerprint, predictor.ruler_ms))
-        task = bar.add_task("measure", total=len(tests))
-        for planned in tests:
-            bar.update(task, description=f"measure {planned.label}")
-            if onnx and planned.label in done and done[planned.label].get("predictor") != stamp:
-                raise SystemExit(
-                    f"{runs_path} holds predictions of another predictor build; expected it deleted before a new build"
-                )
-            if planned.label not in done:
-                extra: dict[str, Any] = {}
-                block: float | None = None
-                if onnx:
-                    listed = [f / f"{planned.label}.json" for f in (kernel_lists, ungated_lists) if f]
-                    listed = [f for f in listed if f.exists()]
-                    # the session's kernels depend on the graph only: kept from an earlier run
-                    known = [(kind, row) for kind, row in json.loads(listed[0].read_text())] if listed else None
-                    ruled, kernels = young.run(partial(_onnx_row, planned, args.repeats, gate, known))
-                    fitted, _ = fits_for(planned)
-                    extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
-                    kernel_lists.mkdir(exist_ok=True)
-                    atomic_write_bytes(kernel_lists / f"{planned.label}.json", json.dumps(kernels).encode())
-                else:
-                    ruled, block = young.run(partial(_eager_row, planned, table, args.repeats, gate))
-                row = {
-                    "label": planned.label,
-                    "family": planned.family,
-                    "origin": planned.origin,
-                    "measured_ms": ruled.ms,
-                    "raw_ms": ruled.raw_ms,
-                    "ruler_ms": ruled.ruler_ms,
-                    "tries": ruled.tries,
-                    "quiet": ruled.quiet,
-                    "block_table": block,
-                    "flops": _flops(planned.base, planned.overrides, 224),
-                    "load": os.getloadavg()[0],
-                    "cpu": here,
-                    **extra,
-                }
-                append_jsonl(runs_path, row)
-                done[planned.label] = row
-            bar.advance(task)
+        for k in range(1, args.passes + 1):
+            task = bar.add_task(f"pass {k}", total=len(tests))
+            for planned in tests if k % 2 else tests[::-1]:
+                bar.update(task, description=f"pass {k}: {planned.label}")
+                if k == 1 and onnx and planned.label in done and done[planned.label].get("predictor") != stamp:
+                    raise SystemExit(
+                        f"{runs_path} holds predictions of another predictor build; expected it deleted before a new build"
+                    )
+                if k == 1 and planned.label not in done:
+                    row = measured_row(planned)
+                    append_jsonl(runs_path, row)
+                    done[planned.label] = row
+                elif k > 1 and planned.label not in again[k]:
+                    row = measured_row(planned)
+                    row = {
+                        key: row[key]
+                        for key in ("label", "measured_ms", "raw_ms", "ruler_ms", "tries", "quiet", "load", "cpu")
+                    }
+                    append_jsonl(later_passes[k], row)
+                    again[k][planned.label] = row
+                bar.advance(task)
     young.close()
     load_after = os.getloadavg()
 
@@ -243,6 +273,9 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     for planned in tests:
         row = dict(done[planned.label])
+        # a network's latency: the geometric mean of its passes (each pass kept beside it)
+        row["measured_passes"] = [row["measured_ms"]] + [again[k][planned.label]["measured_ms"] for k in again]
+        row["measured_ms"] = math.exp(statistics.fmean(math.log(ms) for ms in row["measured_passes"]))
         fitted, line = fits_for(planned)
         if not onnx:
             row["kernels"] = fitted.predict_ops(
@@ -272,6 +305,24 @@ def main() -> int:
         }
         for group, rows in groups.items()
     }
+    # with several passes: how often two passes agree, and the kernel predictor against each pass alone
+    by_pass = (
+        {
+            group: {
+                "agreement": [
+                    scores([r["measured_passes"][k] for r in rows], [r["measured_passes"][0] for r in rows])
+                    for k in range(1, args.passes)
+                ],
+                "kernels": [
+                    scores([r["kernels"] for r in rows], [r["measured_passes"][k] for r in rows])
+                    for k in range(args.passes)
+                ],
+            }
+            for group, rows in groups.items()
+        }
+        if args.passes > 1
+        else {}
+    )
     # the noise ceiling: each registered model was measured whole twice, in the build and here
     twice = [(s.network_ms, results[s.label]["measured_ms"]) for s in predictor.samples if s.label in results]
     ceiling = scores([a for a, _ in twice], [b for _, b in twice]) if twice else {"n": 0}
@@ -290,6 +341,8 @@ def main() -> int:
         "load_before": load_before,
         "load_after": load_after,
         "scores": table_rows,
+        "passes": args.passes,
+        "by_pass": by_pass,
         "rows": results,
     }
     atomic_write_bytes(out / f"results_{suffix}.json", (json.dumps(summary, indent=1) + "\n").encode())
@@ -299,7 +352,10 @@ def main() -> int:
         if onnx
         else f"Eager PyTorch {torch.__version__}"
     )
-    command = f"`python benchmarks/latency_predictor.py{' --runtime onnxruntime' if onnx else ''} --clock {args.clock} --per-space {args.per_space}`"
+    command = (
+        f"`python benchmarks/latency_predictor.py{' --runtime onnxruntime' if onnx else ''} --clock {args.clock} "
+        f"--per-space {args.per_space}{f' --passes {args.passes}' if args.passes > 1 else ''}`"
+    )
     fusion_text = _onnx_fusion_text(predictor.fusion) if onnx else _fusion_text(predictor.fusion)
     row_load = statistics.median(float(r.get("load", float("nan"))) for r in results.values())
     lines = [
@@ -344,6 +400,23 @@ def main() -> int:
             f"of them and within ±5 % for {ceiling['within_5']:.1f} % (RMSPE {ceiling['rmspe']:.1f} %). No predictor can "
             "agree with a measurement more often than the measurement agrees with itself.",
         ]
+    if by_pass:
+        lines += [
+            "",
+            f"Passes: every network was measured {args.passes} times, each pass over all {len(results)} networks (the "
+            "even passes in reverse order, so a slow patch of the machine meets other networks), in forks of the "
+            "same young copy; the table's latency is the geometric mean of a network's passes. Pass k against "
+            "pass 1 (how often the measurement agrees with itself), and the kernel predictor against each pass alone:",
+            "",
+            "| test set | passes agree ±10 % | ±5 % | kernels ±10 % against each pass |",
+            "|---|---|---|---|",
+        ]
+        for group, found in by_pass.items():
+            agree = found["agreement"]
+            shares = [" / ".join(f"{a[key]:.1f}" for a in agree) for key in ("within_10", "within_5")] + [
+                " / ".join(f"{k['within_10']:.1f}" for k in found["kernels"])
+            ]
+            lines.append(f"| {group} | " + " | ".join(shares) + " |")
     atomic_write_bytes(out / f"report_{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
