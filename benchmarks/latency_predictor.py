@@ -34,6 +34,13 @@ Each row is measured in a fork of a young copy of this process made before the p
 (``measure.isolated.young_copy``), as the predictor's profiles are, so that every row runs in the same young
 process however many came before and however many forests were fitted.
 
+``--passes N``: every network is measured N times, one pass over all of them after another (the even passes
+in reverse order, into ``runs_<...>_pass<k>.jsonl``), and its latency is the geometric mean of its passes. A
+slow patch of a shared machine that the ruler does not follow (it runs convolutions; depthwise networks can
+slow more than it does) then meets each network at most once, and the report says how often two passes of
+the same network agree. On the Intel Xeon in stop 35, eight NAS-Bench MobileNet members re-measured in a later
+session than stop 34's benchmark read a median 5 % faster than it had, mnasnet and Zoph & Le members within 1 %.
+
 ``--runtime onnxruntime``: the same for the deploy runtime (every graph optimization, one intra-op
 thread): each network is exported to ONNX, timed whole in a session (each timed call right after an
 untimed one, as the build times it: ``Ruler.warm``), and its kernels are the nodes of

@@ -19,8 +19,6 @@ import argparse
 import math
 import statistics
 import sys
-from collections import defaultdict
-from copy import copy
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "latency_predictor"
@@ -51,29 +49,24 @@ OPTIONS: dict[str, dict[str, bool]] = {
 def main() -> int:
     from vision_backbones.io import atomic_write_bytes, read_json
     from vision_backbones.measure.predictor import KernelPredictor
+    from vision_backbones.measure.predictor_fit import held_out_errors
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=OUT / "kernels_cpu.json")
     args = parser.parse_args()
     stored = read_json(args.cache)
     predictor = KernelPredictor.load(args.cache, stored["fingerprint"])
-    families = sorted({s.family for s in predictor.samples if s.origin != "synthetic"})
-    measured = [s for s in predictor.samples if s.origin != "synthetic"]
     has_synthetic = any(s.origin == "synthetic" for s in predictor.samples)
     fits = {name: options for name, options in OPTIONS.items() if has_synthetic or not options["synthetic"]}
-    errors: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in fits}
-    for family in families:
-        for name, options in fits.items():
-            fitted = copy(predictor)
-            fitted.samples = predictor.samples if options["synthetic"] else measured
-            fitted.matmuls_as_conv = options["matmuls_as_conv"]
-            fitted.alignment = options["alignment"]
-            fitted.profiler_cost = options.get("profiler_cost", False)
-            fitted.fit(exclude_families=[family], kind_scales=options["kind_scales"])
-            for sample in measured:
-                if sample.family == family:
-                    group = "zoo" if sample.origin in ("zoo", "scaled") else sample.origin
-                    errors[name][group].append(fitted.predict_sample(sample) / sample.network_ms - 1)
+    errors = {
+        name: held_out_errors(
+            predictor,
+            {key: options.get(key, False) for key in ("matmuls_as_conv", "alignment", "profiler_cost")},
+            synthetic=options["synthetic"],
+            kind_scales=options["kind_scales"],
+        )
+        for name, options in fits.items()
+    }
     groups = sorted(next(iter(errors.values())))
     lines = [
         f"# Kernel predictor fit options, leave-one-family-out on the build samples (`{args.cache.name}`)",

@@ -47,6 +47,7 @@ from vision_backbones.io import atomic_write_bytes
 from vision_backbones.measure import ruler as ruler_settings
 from vision_backbones.measure.kernels import FREE_OPS, Op, features, kernel_type, replay, trace_ops
 from vision_backbones.measure.machine import cpu_model, isa_flags
+from vision_backbones.measure.predictor_fit import FitChoice, choose_fit
 from vision_backbones.measure.ruler import QUIET_GATE, WARM_RUNTIMES, Ruler
 from vision_backbones.measure.synthetic import TRAINS
 from vision_backbones.measure.timing import CLOCKS, num_threads, time_calls
@@ -341,13 +342,17 @@ class KernelPredictor:
     kind_scale: dict[str, float] = field(default_factory=dict, repr=False)
     matmuls_as_conv: bool = True  # see as_conv and _route
     linear_rows_seen: float = 0.0  # the most rows of a linear kernel the fit saw
-    # _with_alignment's features; None: eager only, as cross-validation chose per runtime (eager 86.3 -> 87.8 %
-    # of held-out registered models within ±10 %; ONNX Runtime 77.9 -> 74.3 %, so not there)
+    # _with_alignment's features; None: eager only (the AMD EPYC's hand-made choice: eager 86.3 -> 87.8 % of
+    # held-out registered models within ±10 %, ONNX Runtime 77.9 -> 74.3 %). A build chooses (fit_choice)
     alignment: bool | None = None
     # whether the per-kernel overhead may be negative: the profiler's own cost per kernel, which a profiled
-    # kernel's time includes and the whole network's does not. Off: leave-one-family-out cross-validation on
-    # the Intel Xeon's ONNX Runtime build chose against it (build networks within ±10 %: 71.9 -> 68.8 %)
+    # kernel's time includes and the whole network's does not. A build chooses (fit_choice)
     profiler_cost: bool = False
+    # a configuration timed in several places (a network's repeated blocks, other networks): one forest row
+    # at the median of its times; off: at the first network's time
+    pool_repeats: bool = False
+    # the fit options this build chose by cross-validation on its own networks (.predictor_fit.choose_fit)
+    fit_choice: FitChoice | None = None
 
     def _route(self, kind: str, row: Sequence[float]) -> tuple[str, list[float]]:
         """A linear kernel with more rows than any the linear forest learned from is predicted by the
@@ -379,17 +384,22 @@ class KernelPredictor:
         targets: dict[str, list[float]] = defaultdict(list)
         # a held-out family's kernels are never seen: a synthetic network's kernel equal to one of them goes too
         held_out = {(k, tuple(r)) for s in self.samples if s.family in excluded for k, r, _ in s.kernels}
-        seen: set[tuple[str, tuple[float, ...]]] = set()
+        # every time a configuration was timed, in whichever networks: one row each, at their median
+        timed: dict[tuple[str, tuple[float, ...]], list[float]] = defaultdict(list)
         for sample in kept:
             synthetic = sample.origin == "synthetic"
             trains = TRAINS.get(sample.family)
             for kind, row, ms in sample.kernels:
                 key = (kind, tuple(row))
-                if key in seen or (synthetic and (key in held_out or (trains is not None and kind not in trains))):
-                    continue  # a network's repeats would weigh it up; synthetic: only the types it was drawn for
-                seen.add(key)
-                rows[kind].append(_with_alignment(kind, row) if self.aligned else row)
-                targets[kind].append(math.log(max(ms, 1e-4) / _cost(kind, row)))
+                if synthetic and (key in held_out or (trains is not None and kind not in trains)):
+                    continue  # synthetic: only the types it was drawn for
+                if key in timed and not self.pool_repeats:
+                    continue  # the first network that timed it
+                timed[key].append(ms)
+        for (kind, key_row), times in timed.items():
+            row = list(key_row)
+            rows[kind].append(_with_alignment(kind, row) if self.aligned else row)
+            targets[kind].append(math.log(max(statistics.median(times), 1e-4) / _cost(kind, row)))
         self.forests, self.fallback = {}, {}
         self.linear_rows_seen = max((row[0] for row in rows.get("linear", [])), default=0.0)
         for kind in rows:
@@ -428,6 +438,18 @@ class KernelPredictor:
         gaps = np.array([s.network_ms - s.kernel_sum_ms for s in kept])
         solution, _ = nnls(counts, gaps)
         self.overhead_ms = (float(solution[0]), float(solution[1]))
+        return self
+
+    def choose_fit(self, seed: int = 0) -> KernelPredictor:
+        """Choose the fit options by leave-one-family-out cross-validation on this predictor's own networks
+        (:func:`.predictor_fit.choose_fit`), keep the choice in :attr:`fit_choice` and refit with it."""
+        return self.with_fit_choice(choose_fit(self)).fit(seed=seed)
+
+    def with_fit_choice(self, choice: FitChoice) -> KernelPredictor:
+        """Set ``choice``'s options (not fitted)."""
+        self.fit_choice = choice
+        for key, value in choice.options.items():
+            setattr(self, key, value)
         return self
 
     def predict_kernels(self, kernels: Sequence[tuple[str, Sequence[float]]]) -> list[float]:
@@ -503,6 +525,7 @@ class KernelPredictor:
             "fusion": self.fusion,
             "build_seconds": self.build_seconds,
             "ruler_ms": self.ruler_ms,
+            **({} if self.fit_choice is None else {"fit_choice": self.fit_choice.to_json()}),
             "samples": [
                 {
                     "label": s.label,
@@ -550,10 +573,13 @@ class KernelPredictor:
             for s in stored["samples"]
         ]
         ruler_ms = stored.get("ruler_ms")
-        return cls(
+        loaded = cls(
             expected,
             samples,
             stored.get("fusion", {}),
             float(stored.get("build_seconds", 0.0)),
             ruler_ms=float(ruler_ms) if ruler_ms is not None else None,
         )
+        if stored.get("fit_choice") is not None:
+            loaded.with_fit_choice(FitChoice.from_json(stored["fit_choice"]))
+        return loaded

@@ -198,7 +198,11 @@ def load_or_build(
                         cached, synthetic, seed, repeats, clock, young, runtime, threads, on_progress, max_slowdown
                     )
                 cached.build_seconds += time.perf_counter() - start
+                cached.fit_choice = None  # chosen again on the networks it has now
+            if cached.fit_choice is None:  # a cache made before builds chose their fit: chosen once, kept
+                cached.choose_fit(seed)
                 cached.save(path)
+                return cached
             return cached.fit(seed=seed)
     predictor = build(
         expected,
@@ -279,8 +283,9 @@ def build(
                     added += 1
             if not added:
                 break
+    predictor.choose_fit(seed)  # its cross-validation counts in the build's time
     predictor.build_seconds = time.perf_counter() - start
-    return predictor.fit(seed=seed)
+    return predictor
 
 
 def add_synthetic(
