@@ -344,6 +344,7 @@ def main() -> int:
         "build_networks": len(predictor.samples),
         "fusion": predictor.fusion,
         "overhead_ms": predictor.overhead_ms,
+        "fit_choice": None if predictor.fit_choice is None else predictor.fit_choice.to_json(),
         "predict_seconds": predict_seconds,
         "load_before": load_before,
         "load_after": load_after,
@@ -377,7 +378,8 @@ def main() -> int:
         + _gate_text(results.values(), args),
         f"Kernel predictor: built from {len(predictor.samples)} profiled networks in {predictor.build_seconds / 60:.1f} min"
         f"{_build_gate_text(predictor.samples)}; "
-        f"fusion: {fusion_text}; predicting all {len(results)} networks took {predict_seconds:.1f} s"
+        f"fusion: {fusion_text}; {_fit_text(predictor.fit_choice)}; predicting all {len(results)} networks took "
+        f"{predict_seconds:.1f} s"
         + (
             " (ONNX Runtime: each network's kernels were read after an export while it was measured, and kept in "
             f"`{kernel_lists.name}/`, not committed; {reused} of {len(results)} predicted from them by this run's "
@@ -483,6 +485,17 @@ def _eager_row(
     except (AttributeError, ValueError, RuntimeError):
         block = None
     return ruled, block
+
+
+def _fit_text(choice: Any) -> str:
+    """The fit options the build chose (``measure.predictor_fit``) and what each candidate scored."""
+    if choice is None:
+        return "fit options not chosen (a predictor made before builds chose them)"
+    scored = ", ".join(f"{name} {share:.1f}" for name, share in choice.shares.items())
+    return (
+        f"fit chosen by the build's leave-one-family-out cross-validation on its own networks "
+        f"({choice.seconds / 60:.1f} min): **{choice.name}** (share within ±10 %: {scored})"
+    )
 
 
 def _build_gate_text(samples: Any) -> str:
