@@ -20,12 +20,23 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from copy import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from vision_backbones.measure.predictor import KernelPredictor
+
+class Fittable(Protocol):
+    """What the choice needs of a predictor (:class:`.predictor.KernelPredictor`, which imports this module)."""
+
+    samples: list[Any]
+
+    def fit(self, *, exclude_families: Sequence[str] = (), seed: int = 0, kind_scales: bool = True) -> Any: ...
+
+    def predict_sample(self, sample: Any) -> float: ...
+
+
+Predictor = TypeVar("Predictor", bound=Fittable)
 
 # the options chosen between, fewest first (the winner of a tie); every entry names all three
 FIT_CHOICES: dict[str, dict[str, bool]] = {
@@ -66,7 +77,7 @@ class FitChoice:
         return cls(name, dict(FIT_CHOICES[name]), shares, float(stored.get("seconds", 0.0)))
 
 
-def with_options(predictor: KernelPredictor, options: dict[str, bool]) -> KernelPredictor:
+def with_options(predictor: Predictor, options: dict[str, bool]) -> Predictor:
     """A shallow copy of ``predictor`` (the same samples) set to ``options``; not fitted."""
     unknown = sorted(set(options) - {"alignment", "profiler_cost", "matmuls_as_conv", "pool_repeats"})
     if unknown:
@@ -80,7 +91,7 @@ def with_options(predictor: KernelPredictor, options: dict[str, bool]) -> Kernel
 
 
 def held_out_errors(
-    predictor: KernelPredictor,
+    predictor: Fittable,
     options: dict[str, bool] | None = None,
     *,
     synthetic: bool = True,
@@ -112,7 +123,7 @@ def share_within(errors: dict[str, list[float]], within: float = WITHIN) -> floa
     return 100 * sum(abs(e) <= within for e in every) / len(every)
 
 
-def choose_fit(predictor: KernelPredictor) -> FitChoice:
+def choose_fit(predictor: Fittable) -> FitChoice:
     """The entry of :data:`FIT_CHOICES` whose leave-one-family-out predictions of ``predictor``'s build
     networks fall within ±10 % most often (ties: the earlier entry)."""
     start = time.perf_counter()
