@@ -175,11 +175,17 @@ def main() -> int:
     print(f"predictor: {len(predictor.samples)} networks, built in {predictor.build_seconds:.0f} s", flush=True)
     settings = LatencySettings(image_size=224, threads=1, repeats=5, warmup=2, clock=args.clock)
     table = LatencyTable.load(out / f"block_table_{args.clock}.json", settings)
-    done = {row["label"]: row for row in read_jsonl(runs_path)}
     here = machine_info()["cpu"]
-    elsewhere = sorted({row["cpu"] for row in done.values() if row.get("cpu", here) != here})
-    if elsewhere:
-        raise SystemExit(f"{runs_path} holds rows measured on {elsewhere}; this is {here!r}: expected another --out")
+    # pass 1 is runs_<suffix>.jsonl (with the predictions made as it was measured); later passes only time
+    later_passes = {k: out / f"runs_{suffix}_pass{k}.jsonl" for k in range(2, args.passes + 1)}
+    measured: dict[int, dict[str, dict[str, Any]]] = {}
+    for k, path in {1: runs_path, **later_passes}.items():
+        measured[k] = {row["label"]: row for row in read_jsonl(path)}
+        elsewhere = sorted({row["cpu"] for row in measured[k].values() if row.get("cpu", here) != here})
+        if elsewhere:
+            raise SystemExit(f"{path} holds rows measured on {elsewhere}; this is {here!r}: expected another --out")
+    done = measured[1]
+    again = {k: measured[k] for k in later_passes}
 
     # FLOPs line: the networks the kernel predictor was built on
     plan = {p.label: p for p in zoo_plan(zoo_names) + space_plan(args.build_per_space, 0)}
@@ -207,8 +213,9 @@ def main() -> int:
 
     stamp = f"{predictor.fingerprint}:{predictor.build_seconds}"
 
-    def measured_row(planned: Any) -> dict[str, Any]:
-        """One network measured in a fork of the young copy (ONNX Runtime: with its kernels, kept or read)."""
+    def measured_row(planned: Any, first: bool) -> dict[str, Any]:
+        """One network measured in a fork of the young copy; ONNX Runtime's ``first`` pass also predicts it from
+        its kernels (kept from an earlier run, or read) and keeps them."""
         extra: dict[str, Any] = {}
         block: float | None = None
         if onnx:
@@ -217,10 +224,11 @@ def main() -> int:
             # the session's kernels depend on the graph only: kept from an earlier run
             known = [(kind, row) for kind, row in json.loads(listed[0].read_text())] if listed else None
             ruled, kernels = young.run(partial(_onnx_row, planned, args.repeats, gate, known))
-            fitted, _ = fits_for(planned)
-            extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
-            kernel_lists.mkdir(exist_ok=True)
-            atomic_write_bytes(kernel_lists / f"{planned.label}.json", json.dumps(kernels).encode())
+            if first:
+                fitted, _ = fits_for(planned)
+                extra = {"kernels": fitted.predict_kernel_lists([kernels])[0], "predictor": stamp}
+                kernel_lists.mkdir(exist_ok=True)
+                atomic_write_bytes(kernel_lists / f"{planned.label}.json", json.dumps(kernels).encode())
         else:
             ruled, block = young.run(partial(_eager_row, planned, table, args.repeats, gate))
         return {
@@ -239,13 +247,6 @@ def main() -> int:
             **extra,
         }
 
-    # pass 1 is runs_<suffix>.jsonl (with the predictions made as it was measured); later passes only time
-    later_passes = {k: out / f"runs_{suffix}_pass{k}.jsonl" for k in range(2, args.passes + 1)}
-    again: dict[int, dict[str, dict[str, Any]]] = {}
-    for k, path in later_passes.items():
-        again[k] = {row["label"]: row for row in read_jsonl(path)}
-        if any(row.get("cpu", here) != here for row in again[k].values()):
-            raise SystemExit(f"{path} holds rows measured on another machine; this is {here!r}: expected another --out")
     with pinned(1), progress_bar(remaining=True) as bar:
         young.setup(partial(_predictors_ruler, predictor.fingerprint, predictor.ruler_ms))
         for k in range(1, args.passes + 1):
@@ -257,11 +258,11 @@ def main() -> int:
                         f"{runs_path} holds predictions of another predictor build; expected it deleted before a new build"
                     )
                 if k == 1 and planned.label not in done:
-                    row = measured_row(planned)
+                    row = measured_row(planned, first=True)
                     append_jsonl(runs_path, row)
                     done[planned.label] = row
                 elif k > 1 and planned.label not in again[k]:
-                    row = measured_row(planned)
+                    row = measured_row(planned, first=False)
                     row = {
                         key: row[key]
                         for key in ("label", "measured_ms", "raw_ms", "ruler_ms", "tries", "quiet", "load", "cpu")
