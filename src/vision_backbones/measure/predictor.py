@@ -160,7 +160,11 @@ def profile_network(
     """``(ops, median ms of each op inside the forward, median ms of the whole forward)``; the whole forward
     is timed without the profiler, rounds of both interleaved. ``clock``: ``cpu`` (this process's CPU
     time: with one thread, the work done, barely moved by other processes) or ``wall``. ``ruler``: timed
-    once per round, and that round's times scaled by its reference over its time (see :mod:`.ruler`)."""
+    once per round, and that round's times scaled by its reference over its time (see :mod:`.ruler`).
+
+    With a warm ruler (:attr:`.ruler.Ruler.warm`) a round is the ruler, an untimed forward, the profiled
+    forward, an untimed forward and the timed one: the kernels and the whole run right after a call of
+    the same network, as the warm ruler's measurements time it (:func:`.ruler.ruled_ms`)."""
     model = model.eval()
     if ruler is not None:
         ruler.reference()  # calibrated before the first round, not inside it
@@ -170,7 +174,11 @@ def profile_network(
     whole: list[float] = []
     for _ in range(warmup):
         model(example)
+    warm = ruler is not None and ruler.warm
     for _ in range(repeats):
+        if ruler is not None and warm:  # the ruler first, then an untimed call: the kernels follow their network
+            scale = ruler.round_scale()
+            model(example)
         timer = _OpTimer(clock)
         with timer:
             model(example)
@@ -180,8 +188,9 @@ def profile_network(
                 f"the forward ran {len(timer.names)} costly ops, its meta trace {len(ops)} (differing: {extra}); "
                 "expected the same ops"
             )
-        whole_ms = time_calls(lambda: model(example), repeats=1, warmup=0, clock=clock)[0]
-        scale = 1.0 if ruler is None else ruler.round_scale()
+        whole_ms = time_calls(lambda: model(example), repeats=1, warmup=int(warm), clock=clock)[0]
+        if not warm:  # the ruler last: the next round's kernels follow it
+            scale = 1.0 if ruler is None else ruler.round_scale()
         per_round.append([ms * scale for ms in timer.times])
         whole.append(whole_ms * scale)
     op_ms = [statistics.median(column) for column in zip(*per_round)]

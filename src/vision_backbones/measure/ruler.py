@@ -44,7 +44,7 @@ QUIET_GATE = 0.10  # the library's gate: the largest ruler slowdown a measuremen
 QUIET_TRIES = 4  # measurements at most before the quietest one is kept
 QUIET_HISTORY = 9  # ruler rounds a process times before the gate compares with its own quiet speed (quiet_ms)
 QUIET_WINDOW = 200  # the last rounds that quiet speed is read from (a few minutes of measuring)
-WARM_RUNTIMES = ("onnxruntime",)  # whose measurements time each call right after an untimed one (Ruler.warm)
+WARM_RUNTIMES = ("eager", "onnxruntime")  # whose measurements time each call right after an untimed one (Ruler.warm)
 Measured = TypeVar("Measured")  # what one gated measurement returns (until_quiet)
 
 
