@@ -76,7 +76,9 @@ class _Logged(nn.Module):
         return self.conv(x)
 
 
-@pytest.mark.parametrize(("warm", "round_events"), [(True, ["ruler", "f", "f", "f", "f"]), (False, ["f", "f", "ruler"])])
+@pytest.mark.parametrize(
+    ("warm", "round_events"), [(True, ["ruler", "f", "f", "f", "f"]), (False, ["f", "f", "ruler"])]
+)
 def test_a_warm_profile_times_kernels_and_whole_right_after_the_network_itself(
     warm: bool, round_events: list[str]
 ) -> None:
