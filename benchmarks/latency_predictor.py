@@ -494,8 +494,9 @@ def _fit_text(choice: Any) -> str:
         return "fit options not chosen (a predictor made before builds chose them)"
     scored = ", ".join(f"{name} {share:.1f}" for name, share in choice.shares.items())
     return (
-        f"fit chosen by the build's leave-one-family-out cross-validation on its own networks "
-        f"({choice.seconds / 60:.1f} min): **{choice.name}** (share within ±10 %: {scored})"
+        f"fit chosen by the build's cross-validation on its own networks (rule {choice.rule}: registered families "
+        f"held out, search-space members by fold; {choice.seconds / 60:.1f} min): **{choice.name}** (mean share "
+        f"within ±10 %: {scored})"
     )
 
 

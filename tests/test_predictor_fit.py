@@ -1,4 +1,4 @@
-"""A latency predictor's fit options, chosen per build by leave-one-family-out cross-validation on its own networks."""
+"""A latency predictor's fit options, chosen per build by cross-validation on its own networks."""
 
 from __future__ import annotations
 
@@ -64,18 +64,32 @@ def _network(
     return NetworkSample(label, family, kernels, sum(ms for _, _, ms in kernels), origin)
 
 
-def test_held_out_errors_predict_each_family_with_a_fit_that_never_saw_it() -> None:
-    """Family ``slow`` runs its convs 3x slower than the others: predicted without it, it reads about a
-    third of its time, where a fit that saw it would read it right."""
+def test_held_out_errors_ask_the_benchmarks_two_questions() -> None:
+    """Registered family ``slow`` runs its convs 3x slower than the others: predicted without it, it reads
+    about a third of its time. Space ``wide``'s members run 3x slower too, on their own widths: each is
+    predicted with the space seen through its other members (within 25 %), except the one member of its own
+    widths and 9x cost, which no fold without it saw (a fit that saw it would read it right)."""
     rng = random.Random(0)
     predictor = KernelPredictor(fingerprint())
     predictor.samples = [_network(f"n{i}", f"f{i % 3}", "zoo", rng, 1.0) for i in range(30)]
-    predictor.samples += [_network(f"s{i}", "slow", "space:slow", rng, 3.0, (24, 48, 96)) for i in range(10)]
+    predictor.samples += [_network(f"z{i}", "slow", "zoo", rng, 3.0, (24, 48, 96)) for i in range(10)]
+    predictor.samples += [_network(f"s{i}", "wide", "space:wide", rng, 3.0, (160, 320)) for i in range(9)]
+    predictor.samples.append(_network("odd", "wide", "space:wide", rng, 9.0, (240,)))
     errors = held_out_errors(predictor, {"alignment": False, "profiler_cost": False})
-    assert sorted(errors) == ["space:slow", "zoo"] and len(errors["space:slow"]) == 10 and len(errors["zoo"]) == 30
-    assert max(errors["space:slow"]) < -0.5  # never seen
+    assert sorted(errors) == ["space:wide", "zoo"] and len(errors["space:wide"]) == 10 and len(errors["zoo"]) == 40
+    assert max(errors["zoo"][30:]) < -0.5  # family slow, sorted last: never seen
+    assert max(abs(e) for e in errors["zoo"][:30]) < 0.25
+    assert sum(abs(e) < 0.25 for e in errors["space:wide"]) == 9 and min(errors["space:wide"]) < -0.5  # odd: unseen
     seen = predictor.fit()
     assert all(abs(seen.predict_sample(s) / s.network_ms - 1) < 0.25 for s in predictor.samples[30:])
+
+
+def test_the_score_weighs_the_registered_models_and_the_space_members_alike() -> None:
+    errors = {"zoo": [0.0] * 8 + [0.5] * 2, "space:a": [0.0] * 5 + [0.5] * 5, "space:b": [0.0] * 10}
+    assert predictor_fit.score(errors) == pytest.approx((80.0 + 75.0) / 2)
+    assert predictor_fit.score({"zoo": [0.0] * 3 + [0.5]}) == 75.0
+    with pytest.raises(ValueError, match="no measured build networks"):
+        predictor_fit.score({})
 
 
 def test_a_build_chooses_its_fit_and_an_older_cache_gets_a_choice_once(
@@ -111,6 +125,9 @@ def test_a_build_chooses_its_fit_and_an_older_cache_gets_a_choice_once(
     assert calls == ["chose"] and older.alignment and older.profiler_cost and older.pool_repeats
     assert json.loads(cache.read_text())["samples"] == stored["samples"]  # the measurements kept as they were
     assert tiny().fit_choice == older.fit_choice and calls == ["chose"]  # saved: not chosen again
+    stored["fit_choice"] = {"name": "plain", "shares": {}}  # chosen by stop 35's rule (no "rule" stored)
+    cache.write_text(json.dumps(stored))
+    assert tiny().fit_choice == older.fit_choice and calls == ["chose", "chose"]  # chosen again by this rule
 
 
 def test_a_fit_choice_of_an_unknown_name_is_one_line() -> None:

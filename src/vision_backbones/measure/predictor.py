@@ -47,6 +47,7 @@ from vision_backbones.io import atomic_write_bytes
 from vision_backbones.measure import ruler as ruler_settings
 from vision_backbones.measure.kernels import FREE_OPS, Op, features, kernel_type, replay, trace_ops
 from vision_backbones.measure.machine import cpu_model, isa_flags
+from vision_backbones.measure.predictor_fit import RULE as FIT_RULE
 from vision_backbones.measure.predictor_fit import FitChoice, choose_fit
 from vision_backbones.measure.ruler import QUIET_GATE, WARM_RUNTIMES, Ruler
 from vision_backbones.measure.synthetic import TRAINS
@@ -376,8 +377,16 @@ class KernelPredictor:
             return as_conv(kind, row)
         return kind, list(row)
 
-    def fit(self, *, exclude_families: Sequence[str] = (), seed: int = 0, kind_scales: bool = True) -> KernelPredictor:
-        """Fit the forests and the overhead on every sample whose family is not in ``exclude_families``.
+    def fit(
+        self,
+        *,
+        exclude_families: Sequence[str] = (),
+        exclude_labels: Sequence[str] = (),
+        seed: int = 0,
+        kind_scales: bool = True,
+    ) -> KernelPredictor:
+        """Fit the forests and the overhead on every sample whose family is not in ``exclude_families`` and
+        whose label is not in ``exclude_labels`` (a cross-validation fold of search-space members).
 
         ``kind_scales``: also fit one factor per kernel type (bounded to 0.5-1.5) from in-network kernel
         time to whole-network time. A kernel timed inside a profiled forward starts with caches the
@@ -385,10 +394,12 @@ class KernelPredictor:
         type lets the whole-network times say by how much. Off: every factor is 1. Chosen by
         leave-one-family-out cross-validation on the build samples (``benchmarks/latency_predictor_cv.py``:
         63.0 -> 72.9 % within ±10 %), not on the test sets."""
-        excluded = set(exclude_families)
-        kept = [s for s in self.samples if s.family not in excluded]
+        excluded, excluded_labels = set(exclude_families), set(exclude_labels)
+        kept = [s for s in self.samples if s.family not in excluded and s.label not in excluded_labels]
         if not kept:
-            raise ValueError(f"no samples left to fit after leaving out {sorted(exclude_families)}")
+            raise ValueError(
+                f"no samples left to fit after leaving out {sorted(exclude_families)} and {len(excluded_labels)} labels"
+            )
         rows: dict[str, list[list[float]]] = defaultdict(list)
         targets: dict[str, list[float]] = defaultdict(list)
         # a held-out family's kernels are never seen: a synthetic network's kernel equal to one of them goes too
@@ -589,6 +600,7 @@ class KernelPredictor:
             float(stored.get("build_seconds", 0.0)),
             ruler_ms=float(ruler_ms) if ruler_ms is not None else None,
         )
-        if stored.get("fit_choice") is not None:
-            loaded.with_fit_choice(FitChoice.from_json(stored["fit_choice"]))
+        choice = None if stored.get("fit_choice") is None else FitChoice.from_json(stored["fit_choice"])
+        if choice is not None and choice.rule == FIT_RULE:  # one made by an older rule is made again
+            loaded.with_fit_choice(choice)
         return loaded
