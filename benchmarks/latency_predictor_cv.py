@@ -3,10 +3,10 @@
 
     python benchmarks/latency_predictor_cv.py [--cache benchmarks/latency_predictor/kernels_cpu.json]
 
-Leave-one-family-out cross-validation over the networks the predictor was built from (registered
-models, their width-scaled copies and the build's search-space members, each family being the family of
-the model it is built on): each family is predicted by a predictor fitted without it, against the whole
-forward measured in the build. Compares the fit options of ``KernelPredictor`` (first: a per-kernel
+Cross-validation over the networks the predictor was built from, as ``measure.predictor_fit.held_out_errors``
+does it (since stop 36): registered models and their width-scaled copies, each family predicted by a predictor
+fitted without it; the build's search-space members, each space's fold predicted by a predictor fitted without
+that fold; both against the whole forward measured in the build. Compares the fit options of ``KernelPredictor`` (first: a per-kernel
 and a per-network overhead; ``kind_scales``: also one factor per kernel type; ``matmuls_as_conv``: wide
 matrix products predicted as the 1x1 convolutions they compute; ``profiler_cost``: the per-kernel overhead
 may be negative, the profiler's own cost per kernel). Writes
@@ -69,10 +69,11 @@ def main() -> int:
     }
     groups = sorted(next(iter(errors.values())))
     lines = [
-        f"# Kernel predictor fit options, leave-one-family-out on the build samples (`{args.cache.name}`)",
+        f"# Kernel predictor fit options, cross-validated on the build samples (`{args.cache.name}`)",
         "",
-        "`python benchmarks/latency_predictor_cv.py`. Each family predicted by a predictor fitted without it, against",
-        "the whole forward measured in the build; share within ±10 % / median error. The test sets are not used.",
+        "`python benchmarks/latency_predictor_cv.py`. Each registered family predicted by a predictor fitted without",
+        "it, each fold of a search space's members by one fitted without the fold, against the whole forward measured",
+        "in the build; share within ±10 % / median error. The test sets are not used.",
         "",
         "| fit | " + " | ".join(f"{g} (n={len(errors[next(iter(fits))][g])})" for g in groups) + " | all | RMSPE all |",
         "|---|" + "---|" * (len(groups) + 2),

@@ -5,15 +5,17 @@
 
 A ruled measurement (``measure.ruler.ruled_ms``) either alternates the network and the ruler (the order
 flips every round, so half of the timed calls follow the ruler, whose weights flush the caches) or, with
-a *warm* ruler, times each call right after an untimed call of the network itself. The predictor's build
+a *warm* ruler, times each call right after one untimed call of the network itself. The predictor's build
 profiles the same networks (``measure.predictor.profile_network``), and its predictions are only as good
 as the build and the benchmark read the same network the same way. For registered mobile and residual
 networks and ``--space-members`` random members of the MnasNet spaces, each in a fork of one young copy
 (``measure.isolated``), pinned to one CPU with the malloc thresholds fixed, this times, against one ruler:
 
 - the benchmark's two orders: ``ruled_ms`` alternating and warm (7 rounds each);
-- the build's two rounds: the whole network and the sum of its profiled kernels (5 rounds each), with the
-  alternating round (kernels right after the ruler) and the warm one (kernels after an untimed call).
+- the build's rounds (5 each): alternating (the profiled call right after the ruler, then the whole); warm
+  (the ruler, an untimed call, the timed whole, then the profiled call: the library's since stop 36); and
+  stop 36's first warm round, kept for the record (the ruler, an untimed call, the profiled call, an untimed
+  call, then the timed whole: three forwards after the ruler).
 
 Writes ``eager_order.md`` in ``--out`` (with the machine and the load average). Alone on the machine only.
 """
@@ -41,7 +43,15 @@ MODELS = (
     "resnet18",
     "resnet50",
 )
-COLUMNS = ("bench alternating", "bench warm", "build whole", "build kernels", "warm build whole", "warm build kernels")
+COLUMNS = (
+    "bench alternating",
+    "bench warm",
+    "build alternating whole",
+    "build alternating kernels",
+    "build warm whole",
+    "build warm kernels",
+    "whole 3 calls after the ruler",
+)
 
 
 def _setup(state: dict[str, Any]) -> float:
@@ -51,8 +61,26 @@ def _setup(state: dict[str, Any]) -> float:
     return state["ruler"].calibrate()
 
 
+def _three_calls_after(model: Any, example: torch.Tensor, ruler: Any, repeats: int = 5) -> float:
+    """Stop 36's first warm round: the ruler, an untimed call, a profiled call, an untimed call, the timed whole
+    (ruled milliseconds, median over rounds)."""
+    from vision_backbones.measure.predictor import _OpTimer
+    from vision_backbones.measure.timing import time_calls
+
+    for _ in range(2):
+        model(example)
+    whole = []
+    for _ in range(repeats):
+        scale = ruler.round_scale()
+        model(example)
+        with _OpTimer("cpu"):
+            model(example)
+        whole.append(scale * time_calls(lambda: model(example), repeats=1, warmup=1, clock="cpu")[0])
+    return statistics.median(whole)
+
+
 def _measure(planned: Any, state: dict[str, Any]) -> dict[str, float]:
-    """One network's six readings (milliseconds at the ruler's reference), in a fork of the young copy."""
+    """One network's readings (milliseconds at the ruler's reference), in a fork of the young copy."""
     from vision_backbones.measure.predictor import profile_network
     from vision_backbones.measure.ruler import ruled_ms
     from vision_backbones.registry import create_model
@@ -69,10 +97,11 @@ def _measure(planned: Any, state: dict[str, Any]) -> dict[str, float]:
         return {
             "bench alternating": ruled_ms(lambda: model(example), alternating, repeats=7, warmup=2).ms,
             "bench warm": ruled_ms(lambda: model(example), warm, repeats=7, warmup=2).ms,
-            "build whole": whole_ms,
-            "build kernels": sum(kernel_ms),
-            "warm build whole": warm_whole_ms,
-            "warm build kernels": sum(warm_kernel_ms),
+            "build alternating whole": whole_ms,
+            "build alternating kernels": sum(kernel_ms),
+            "build warm whole": warm_whole_ms,
+            "build warm kernels": sum(warm_kernel_ms),
+            "whole 3 calls after the ruler": _three_calls_after(model, example, warm),
         }
 
 
@@ -104,10 +133,10 @@ def main() -> int:
             print(planned.label, rows[-1][1], file=sys.stderr, flush=True)
     ratios = {
         "alternating / warm bench": ("bench alternating", "bench warm"),
-        "build whole / warm bench": ("build whole", "bench warm"),
-        "warm build whole / warm bench": ("warm build whole", "bench warm"),
-        "build kernels / build whole": ("build kernels", "build whole"),
-        "warm build kernels / warm build whole": ("warm build kernels", "warm build whole"),
+        "build alternating whole / warm bench": ("build alternating whole", "bench warm"),
+        "build warm whole / warm bench": ("build warm whole", "bench warm"),
+        "whole 3 calls after / warm bench": ("whole 3 calls after the ruler", "bench warm"),
+        "build warm kernels / its whole": ("build warm kernels", "build warm whole"),
     }
     lines = [
         "# Eager timing order: after the ruler or after the network itself?",
