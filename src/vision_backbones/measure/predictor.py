@@ -172,10 +172,11 @@ def profile_network(
 
     With a warm ruler (:attr:`.ruler.Ruler.warm`) a round is the ruler, an untimed forward, the timed one
     (the whole, exactly as a warm ruled measurement times it: :func:`.ruler.ruled_ms`) and the profiled
-    forward, right after a call of its network. Timing the whole after the profiled call as well (three
-    forwards after the ruler, not one) read small networks 2.5-9 % faster than a ruled row in the same
-    process (mobilenet_v3_small 8.9 %, shufflenet_v2_x0_5 7.6 %; Intel Xeon, stop 36), and their predictions
-    low by as much."""
+    forward, right after a call of its network. Timing the whole after the profiled call instead (three
+    forwards after the ruler, not one) read the smallest networks up to 9 % faster than a warm ruled row in
+    the same process (mobilenet_v3_small 0.906 of it, against 0.959 whole-first; Intel Xeon, stop 36:
+    ``benchmarks/latency_predictor/intel_xeon/eager_order.md``), and a build that did so read the held-out
+    registered models 75.9 % within ±10 %, whole-first 85.7 % (the same benchmark rows)."""
     model = model.eval()
     if ruler is not None:
         ruler.reference()  # calibrated before the first round, not inside it

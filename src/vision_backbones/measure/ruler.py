@@ -22,9 +22,9 @@ shufflenet_v2_x0_5 took 1.85 ms warm and 2.23 ms after the ruler, mobilenet_v3_s
 resnet50 48.1 both ways; eager PyTorch moved 2-6 %. A rounds' median that mixes both (the alternating
 order) lands on either, so a ruler is *warm* (:attr:`Ruler.warm`): each timed call follows an untimed call of
 the same function, the steady state a deployed network sees when it runs back to back. ONNX Runtime's since
-stop 33; eager PyTorch's since stop 36, when the alternating order read eager mobilenet_v2 6 %, the MnasNets
-4-5 % and resnet50 2 % slower than warm timing in one young process
-(``benchmarks/latency_predictor/intel_xeon/eager_order.md``), and the eager benchmark had read the registered
+stop 33; eager PyTorch's since stop 36, when the alternating order read 14 eager networks a median 4.7 % slower
+than warm timing in one young process (up to 8 % for MnasNet-space members, 0.7 % for resnet50:
+``benchmarks/latency_predictor/intel_xeon/eager_order.md``), and the eager benchmark had read the registered
 models a median 3 % slower than the build that profiled them.
 """
 
