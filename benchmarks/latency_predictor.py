@@ -238,6 +238,7 @@ def main() -> int:
             "measured_ms": ruled.ms,
             "raw_ms": ruled.raw_ms,
             "ruler_ms": ruled.ruler_ms,
+            "reference_ms": predictor.ruler_ms,  # the units of measured_ms (see at_reference)
             "tries": ruled.tries,
             "quiet": ruled.quiet,
             "block_table": block,
@@ -265,7 +266,17 @@ def main() -> int:
                     row = measured_row(planned, first=False)
                     row = {
                         key: row[key]
-                        for key in ("label", "measured_ms", "raw_ms", "ruler_ms", "tries", "quiet", "load", "cpu")
+                        for key in (
+                            "label",
+                            "measured_ms",
+                            "raw_ms",
+                            "ruler_ms",
+                            "reference_ms",
+                            "tries",
+                            "quiet",
+                            "load",
+                            "cpu",
+                        )
                     }
                     append_jsonl(later_passes[k], row)
                     again[k][planned.label] = row
@@ -276,13 +287,20 @@ def main() -> int:
     # predictions (cheap: meta traces and forests)
     from vision_backbones.registry import build_on_meta
 
+    def at_reference(row: dict[str, Any]) -> float:
+        """A row's milliseconds at this predictor's ruler reference: a ruled time is the ratio to the ruler times
+        the reference it was measured with (``reference_ms``), and a rebuilt predictor calibrates another one
+        (eager rows are kept across builds); a row without one was measured at this predictor's."""
+        measured_at = row.get("reference_ms") or predictor.ruler_ms
+        return float(row["measured_ms"]) * (predictor.ruler_ms / measured_at if predictor.ruler_ms else 1.0)
+
     start = time.perf_counter()
     reused = 0
     results: dict[str, dict[str, Any]] = {}
     for planned in tests:
         row = dict(done[planned.label])
         # a network's latency: the geometric mean of its passes (each pass kept beside it)
-        row["measured_passes"] = [row["measured_ms"]] + [again[k][planned.label]["measured_ms"] for k in again]
+        row["measured_passes"] = [at_reference(row)] + [at_reference(again[k][planned.label]) for k in again]
         row["measured_ms"] = math.exp(statistics.fmean(math.log(ms) for ms in row["measured_passes"]))
         fitted, line = fits_for(planned)
         if not onnx:

@@ -176,7 +176,7 @@ def profile_network(
     forwards after the ruler, not one) read the smallest networks up to 9 % faster than a warm ruled row in
     the same process (mobilenet_v3_small 0.906 of it, against 0.959 whole-first; Intel Xeon, stop 36:
     ``benchmarks/latency_predictor/intel_xeon/eager_order.md``), and a build that did so read the held-out
-    registered models 75.9 % within ±10 %, whole-first 85.7 % (the same benchmark rows)."""
+    registered models 75.9 % within ±10 %, whole-first 89.3 % (the same benchmark rows)."""
     model = model.eval()
     if ruler is not None:
         ruler.reference()  # calibrated before the first round, not inside it
