@@ -134,14 +134,16 @@ def held_out_errors(
     if not synthetic:
         candidate.samples = measured
     errors: dict[str, list[float]] = defaultdict(list)
-    registered = [s for s in measured if s.origin in ("zoo", "scaled")]
+    registered: list[Any] = []
+    members: dict[str, list[Any]] = defaultdict(list)  # each search space's build members
+    for sample in measured:
+        if sample.origin in ("zoo", "scaled"):
+            registered.append(sample)
+        else:
+            members[sample.origin].append(sample)
     for family in sorted({s.family for s in registered}):
         fitted = copy(candidate).fit(exclude_families=[family], kind_scales=kind_scales)
         errors["zoo"] += [fitted.predict_sample(s) / s.network_ms - 1 for s in registered if s.family == family]
-    members: dict[str, list[Any]] = defaultdict(list)
-    for sample in measured:
-        if sample.origin not in ("zoo", "scaled"):
-            members[sample.origin].append(sample)
     for fold in range(SPACE_FOLDS):
         held = {space: samples[fold::SPACE_FOLDS] for space, samples in members.items()}
         labels = [s.label for samples in held.values() for s in samples]
@@ -164,11 +166,9 @@ def share_within(errors: dict[str, list[float]], within: float = WITHIN) -> floa
 def score(errors: dict[str, list[float]], within: float = WITHIN) -> float:
     """The rule's score: the mean of the share within ``±within`` of the registered models (``zoo``) and of
     every search space's members together; the one share where only one of them was measured."""
-    groups = [
-        {"zoo": errors["zoo"]} if errors.get("zoo") else {},
-        {key: values for key, values in errors.items() if key != "zoo" and values},
-    ]
-    shares = [share_within(group, within) for group in groups if group]
+    registered = {"zoo": errors.get("zoo", [])}
+    spaces = {key: values for key, values in errors.items() if key != "zoo"}
+    shares = [share_within(group, within) for group in (registered, spaces) if any(group.values())]
     if not shares:
         raise ValueError("no measured build networks to cross-validate; expected a built predictor")
     return sum(shares) / len(shares)
