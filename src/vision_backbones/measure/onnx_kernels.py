@@ -208,10 +208,16 @@ def profile(
     clock: str = "cpu",
     ruler: Ruler | None = None,
 ) -> Profiled:
-    """Profile the ONNX model ``data``: ``repeats`` profiled calls (the kernels) interleaved with
-    unprofiled calls of a second session (the whole network) and the ruler (:func:`timed_rounds`);
-    ``repeats=0`` only reads the kernels from one profiled call (a prediction's trace). Leaves no file
-    behind."""
+    """Profile the ONNX model ``data``: first the whole network, timed in ``repeats`` rounds of an unprofiled
+    session alone, exactly as a ruled row is timed (:func:`whole_rounds`), then a profiling session is made
+    and ``repeats`` rounds of it read the kernels (:func:`profiled_rounds`); ``repeats=0`` only reads the
+    kernels from one profiled call (a prediction's trace). Leaves no file behind.
+
+    Whole first (since stop 37): timed in rounds interleaved with the profiling session's calls, with both
+    sessions alive, the whole read memory-heavy networks 3-7 % faster than a ruled row of the same network
+    (NAS-Bench MobileNet members 0.93-0.97, nasbench_mb 0.94, regnet_x_1_6gf 0.97), while an unprofiled
+    session timed alone first read them 0.99-1.04 of the row (Intel Xeon, one young copy, each way in its own
+    fork: ``benchmarks/latency_predictor/intel_xeon/onnx_order.md``)."""
     import onnx
 
     feed_array = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)).numpy()
@@ -219,16 +225,18 @@ def profile(
         ruler.reference()  # calibrated before the first round, not inside it
     with tempfile.TemporaryDirectory(prefix="vb-ort-") as folder:
         optimized = Path(folder) / "optimized.onnx"
+        whole: list[float] = []
+        if repeats:  # the whole first, its session alone, as a ruled row times it
+            plain = session(data, threads)
+            plain_feed = {plain.get_inputs()[0].name: feed_array}
+            whole = whole_rounds(lambda: plain.run(None, plain_feed), ruler, repeats, warmup, CLOCKS[clock])
         profiled = session(data, threads, profile_prefix=str(Path(folder) / "profile"), optimized=str(optimized))
         feed = {profiled.get_inputs()[0].name: feed_array}
         if repeats:
-            plain = session(data, threads)
-            whole, scales = timed_rounds(
-                lambda: profiled.run(None, feed), lambda: plain.run(None, feed), ruler, repeats, warmup, CLOCKS[clock]
-            )
+            scales = profiled_rounds(lambda: profiled.run(None, feed), ruler, repeats, warmup)
         else:
             profiled.run(None, feed)
-            whole, scales = [], [1.0]
+            scales = [1.0]
         events = json.loads(Path(profiled.end_profiling()).read_text())
         activations = _activations(optimized)
         exported = collections.Counter(node.op_type for node in onnx.load_from_string(data).graph.node)
@@ -251,39 +259,46 @@ def profile(
     )
 
 
-def timed_rounds(
-    profiled: Callable[[], object],
+def whole_rounds(
     plain: Callable[[], object],
     ruler: Ruler | None,
     repeats: int,
     warmup: int,
     now: Callable[[], float],
-) -> tuple[list[float], list[float]]:
-    """``(whole-network ms, scale)`` of each of ``repeats`` rounds after ``warmup`` untimed ones. A round
-    times the ruler (its scale: reference over its time; 1.0 without one), calls ``profiled`` twice (the
-    second call's kernels are the round's: they run right after a call of their own session, warm), then
-    calls ``plain`` untimed and times it (the timed call follows a call of itself, as :func:`.ruler.ruled_ms`
-    times an ONNX Runtime network). The whole times are scaled.
-
-    Warm kernels sum to the warm whole: on the Intel Xeon the kernels of a profiled call right after the
-    plain session's summed to 1.11-1.24x the whole network for mobile networks (1.02 for ResNets), and
-    0.98-1.05x when they ran right after their own session's call (shufflenet_v2_x0_5, 459 kernels: 1.56
-    and 1.42x, the profiler's own cost per kernel)."""
+) -> list[float]:
+    """The whole network's ruled milliseconds in each of ``repeats`` rounds after ``warmup`` untimed calls: a
+    round times the ruler (its scale: reference over its time; 1.0 without one), calls ``plain`` untimed and
+    times the next call, as a warm ruled row is timed (:func:`.ruler.ruled_ms`: each timed call right after an
+    untimed call of itself; ONNX Runtime's small networks ran 15-20 % faster so than right after the ruler)."""
     for _ in range(warmup):
-        profiled()
         plain()
     whole: list[float] = []
-    scales: list[float] = []
     for _ in range(repeats):
         scale = 1.0 if ruler is None else ruler.round_scale()
-        profiled()
-        profiled()
         plain()
         start = now()
         plain()
         whole.append(1e3 * (now() - start) * scale)
-        scales.append(scale)
-    return whole, scales
+    return whole
+
+
+def profiled_rounds(profiled: Callable[[], object], ruler: Ruler | None, repeats: int, warmup: int) -> list[float]:
+    """Each of ``repeats`` rounds' scale after ``warmup`` profiled calls: a round times the ruler and calls
+    ``profiled`` twice; the second call's kernels are the round's (they run right after a call of their own
+    session, warm).
+
+    Warm kernels sum to the warm whole: on the Intel Xeon the kernels of a profiled call right after another
+    session's call summed to 1.11-1.24x the whole network for mobile networks (1.02 for ResNets), and
+    0.98-1.05x when they ran right after their own session's call (shufflenet_v2_x0_5, 459 kernels: 1.56
+    and 1.42x, the profiler's own cost per kernel)."""
+    for _ in range(warmup):
+        profiled()
+    scales: list[float] = []
+    for _ in range(repeats):
+        scales.append(1.0 if ruler is None else ruler.round_scale())
+        profiled()
+        profiled()
+    return scales
 
 
 def trace(model: nn.Module, input_shape: Sequence[int], threads: int = 1) -> list[tuple[str, list[float]]]:

@@ -67,16 +67,13 @@ def protocol(runtime: str) -> str:
     """:data:`PROTOCOL` as ``runtime``'s predictor is measured: every profile in a fork of a young copy of
     the builder, made before it builds, fits or exports anything (``young``: :func:`.isolated.young_copy`;
     ``fork`` was forks of the builder itself, which its forest fits age); each timed call right after an
-    untimed call of the same network (``warm``: :attr:`.ruler.Ruler.warm`; eager since stop 36); ONNX Runtime's
-    by an ONNX Runtime ruler."""
+    untimed call of the same network (``warm``: :attr:`.ruler.Ruler.warm`; eager since stop 36); the whole
+    network timed as a ruled row is, before the profiled calls (``whole-first``: eager since stop 36, ONNX Runtime
+    since stop 37); ONNX Runtime's by an ONNX Runtime ruler."""
     ruled = PROTOCOL if runtime == "eager" else PROTOCOL.replace("@160", f"@160/{runtime}", 1)
-    # whole-first: eager's whole forward timed right after the ruler and one untimed call (profile_network)
-    return (
-        ruled
-        + (",warm" if runtime in WARM_RUNTIMES else "")
-        + (",whole-first" if runtime == "eager" else "")
-        + ",young"
-    )
+    # whole-first: the whole timed as a ruled row is, before the profiled calls (eager since stop 36:
+    # profile_network; ONNX Runtime since stop 37, in a session alone: onnx_kernels.profile)
+    return ruled + (",warm" if runtime in WARM_RUNTIMES else "") + ",whole-first,young"
 
 
 def fingerprint(runtime: str = "eager", threads: int = 1, clock: str = "cpu") -> dict[str, Any]:
