@@ -214,10 +214,10 @@ def profile(
     kernels from one profiled call (a prediction's trace). Leaves no file behind.
 
     Whole first (since stop 37): timed in rounds interleaved with the profiling session's calls, with both
-    sessions alive, the whole read memory-heavy networks 3-7 % faster than a ruled row of the same network
-    (NAS-Bench MobileNet members 0.93-0.97, nasbench_mb 0.94, regnet_x_1_6gf 0.97), while an unprofiled
-    session timed alone first read them 0.99-1.04 of the row (Intel Xeon, one young copy, each way in its own
-    fork: ``benchmarks/latency_predictor/intel_xeon/onnx_order.md``)."""
+    sessions alive, the whole read every NAS-Bench MobileNet network 2-5 % faster than a ruled row of the same
+    network (0.953-0.978 of it; Intel Xeon, one young copy, each way in its own fork:
+    ``benchmarks/latency_predictor/intel_xeon/onnx_order.md``), where the session timed alone first read them
+    0.958-1.035 of the row, no bias (the other networks: both ways within a few percent of the row)."""
     import onnx
 
     feed_array = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)).numpy()
