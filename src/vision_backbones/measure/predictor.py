@@ -71,8 +71,6 @@ def protocol(runtime: str) -> str:
     network timed as a ruled row is, before the profiled calls (``whole-first``: eager since stop 36, ONNX Runtime
     since stop 37); ONNX Runtime's by an ONNX Runtime ruler."""
     ruled = PROTOCOL if runtime == "eager" else PROTOCOL.replace("@160", f"@160/{runtime}", 1)
-    # whole-first: the whole timed as a ruled row is, before the profiled calls (eager since stop 36:
-    # profile_network; ONNX Runtime since stop 37, in a session alone: onnx_kernels.profile)
     return ruled + (",warm" if runtime in WARM_RUNTIMES else "") + ",whole-first,young"
 
 
