@@ -68,6 +68,7 @@ from vision_backbones.io import append_jsonl, atomic_write_bytes, read_jsonl
 
 OUT = Path(__file__).resolve().parent / "latency_predictor"
 METHODS = ("kernels", "flops_linear", "block_table")
+HELD_OUT = "registered models, family held out"  # the test set of registered models
 
 
 def _flops(base: str, overrides: dict[str, Any], image_size: int) -> float:
@@ -84,6 +85,18 @@ def _flops_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     y = np.array([ms for _, ms in points])
     (a, b), *_ = np.linalg.lstsq(x, y, rcond=None)
     return float(a), float(b)
+
+
+def benchmark_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The benchmark's test sets, each a list of rows: the registered models (each predicted with its family held
+    out), each search space's members, and all space members together."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(HELD_OUT if row["origin"] == "zoo" else row["origin"], []).append(row)
+    every_space = [row for row in rows if row["origin"] != "zoo"]
+    if every_space:
+        groups["all space members"] = every_space
+    return groups
 
 
 def scores(predicted: list[float], measured: list[float]) -> dict[str, float]:
@@ -324,14 +337,7 @@ def main() -> int:
         results[planned.label] = row
     predict_seconds = time.perf_counter() - start
 
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in results.values():
-        groups.setdefault("registered models, family held out" if row["origin"] == "zoo" else row["origin"], []).append(
-            row
-        )
-    every_space = [r for r in results.values() if r["origin"] != "zoo"]
-    if every_space:
-        groups["all space members"] = every_space
+    groups = benchmark_groups(list(results.values()))
     methods = METHODS[:2] if onnx else METHODS
     table_rows = {
         group: {

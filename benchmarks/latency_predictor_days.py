@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from latency_predictor import benchmark_groups, scores  # this folder's benchmark: its test sets and scores
+
 from vision_backbones.io import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
-HELD_OUT = "registered models, family held out"
 
 
 def read_results(path: Path, revision: str | None) -> dict[str, Any]:
@@ -48,22 +48,6 @@ def read_results(path: Path, revision: str | None) -> dict[str, Any]:
             f"git show {revision}:{relative} failed ({shown.stderr.strip()}); expected a revision holding it"
         )
     return dict(json.loads(shown.stdout))
-
-
-def groups_of(rows: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
-    """The benchmark's test groups, each a list of labels."""
-    found: dict[str, list[str]] = {}
-    for label, row in rows.items():
-        found.setdefault(HELD_OUT if row["origin"] == "zoo" else row["origin"], []).append(label)
-    found["all space members"] = [label for label, row in rows.items() if row["origin"] != "zoo"]
-    return found
-
-
-def agreement(predicted: list[float], measured: list[float]) -> tuple[float, float, float]:
-    """Percent within ±10 % and ±5 %, and the median ratio ``predicted / measured``."""
-    ratios = [p / m for p, m in zip(predicted, measured)]
-    within = [100 * sum(abs(r - 1) <= bound for r in ratios) / len(ratios) for bound in (0.10, 0.05)]
-    return within[0], within[1], statistics.median(ratios)
 
 
 def main() -> int:
@@ -87,7 +71,10 @@ def main() -> int:
 
     measured = {day: ruler_units(day, "measured_ms") for day in days}
     predicted = {day: ruler_units(day, "kernels") for day in days}
-    groups = groups_of({label: days["now"]["rows"][label] for label in labels})
+    groups = {
+        group: [row["label"] for row in rows]
+        for group, rows in benchmark_groups([days["now"]["rows"][label] for label in labels]).items()
+    }
     lines = [
         "# Two days of the latency benchmark",
         "",
@@ -103,16 +90,16 @@ def main() -> int:
     ]
     for group, members in groups.items():
         cells = [f"{len(members)}"]
-        within_10, within_5, ratio = agreement(
-            [measured["now"][m] for m in members], [measured["then"][m] for m in members]
-        )
-        cells += [f"{within_10:.1f}", f"{within_5:.1f}", f"{ratio:.3f}"]
+        days_agree = scores([measured["now"][m] for m in members], [measured["then"][m] for m in members])
+        cells += [
+            f"{days_agree['within_10']:.1f}",
+            f"{days_agree['within_5']:.1f}",
+            f"{1 + days_agree['median_error'] / 100:.3f}",
+        ]
         for maker, order in (("then", ("then", "now")), ("now", ("now", "then"))):
             for rows_day in order:
-                share, _, _ = agreement(
-                    [predicted[maker][m] for m in members], [measured[rows_day][m] for m in members]
-                )
-                cells.append(f"{share:.1f}")
+                found = scores([predicted[maker][m] for m in members], [measured[rows_day][m] for m in members])
+                cells.append(f"{found['within_10']:.1f}")
         lines.append(f"| {group} | " + " | ".join(cells) + " |")
     lines += [
         "",

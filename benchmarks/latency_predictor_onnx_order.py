@@ -54,24 +54,24 @@ def _setup(state: dict[str, Any]) -> float:
     return state["ruler"].calibrate()
 
 
-def _exported(planned: Any) -> tuple[bytes, dict[str, Any]]:
+def _exported(planned: Any) -> tuple[bytes, Any]:
+    """The network exported, and the input every way feeds it."""
     from vision_backbones.measure import onnx_kernels
     from vision_backbones.registry import create_model
 
     torch.manual_seed(0)
     model = create_model(planned.base, **planned.overrides).eval()
     data = onnx_kernels.export(model, SHAPE)
-    example = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(0)).numpy()
-    return data, {"input": example}
+    return data, torch.randn(*SHAPE, generator=torch.Generator().manual_seed(0)).numpy()
 
 
 def _row(planned: Any, state: dict[str, Any]) -> float:
     from vision_backbones.measure import onnx_kernels
     from vision_backbones.measure.ruler import ruled_ms
 
-    data, feed = _exported(planned)
+    data, example = _exported(planned)
     plain = onnx_kernels.session(data, 1)
-    named = {plain.get_inputs()[0].name: feed["input"]}
+    named = {plain.get_inputs()[0].name: example}
     return ruled_ms(lambda: plain.run(None, named), state["ruler"], repeats=7, warmup=2).ms
 
 
@@ -80,14 +80,14 @@ def _interleaved(planned: Any, state: dict[str, Any], plain_first: bool) -> floa
     from vision_backbones.measure import onnx_kernels
     from vision_backbones.measure.timing import CLOCKS
 
-    data, feed = _exported(planned)
+    data, example = _exported(planned)
     ruler = state["ruler"]
     with tempfile.TemporaryDirectory(prefix="vb-ort-") as folder:
         sessions: dict[str, Any] = {}
         for name in ("plain", "profiled") if plain_first else ("profiled", "plain"):
             options = {"profile_prefix": str(Path(folder) / "profile")} if name == "profiled" else {}
             sessions[name] = onnx_kernels.session(data, 1, **options)
-        named = {sessions["plain"].get_inputs()[0].name: feed["input"]}
+        named = {sessions["plain"].get_inputs()[0].name: example}
 
         def profiled() -> object:
             return sessions["profiled"].run(None, named)

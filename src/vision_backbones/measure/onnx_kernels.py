@@ -209,7 +209,7 @@ def profile(
     ruler: Ruler | None = None,
 ) -> Profiled:
     """Profile the ONNX model ``data``: first the whole network, timed in ``repeats`` rounds of an unprofiled
-    session alone, exactly as a ruled row is timed (:func:`whole_rounds`), then a profiling session is made
+    session alone, in the rounds a warm ruled row is timed in (:func:`whole_rounds`), then a profiling session is made
     and ``repeats`` rounds of it read the kernels (:func:`profiled_rounds`); ``repeats=0`` only reads the
     kernels from one profiled call (a prediction's trace). Leaves no file behind.
 
@@ -268,8 +268,9 @@ def whole_rounds(
 ) -> list[float]:
     """The whole network's ruled milliseconds in each of ``repeats`` rounds after ``warmup`` untimed calls: a
     round times the ruler (its scale: reference over its time; 1.0 without one), calls ``plain`` untimed and
-    times the next call, as a warm ruled row is timed (:func:`.ruler.ruled_ms`: each timed call right after an
-    untimed call of itself; ONNX Runtime's small networks ran 15-20 % faster so than right after the ruler)."""
+    times the next call, as a warm ruled row's rounds are (:func:`.ruler.ruled_ms`: each timed call right after an
+    untimed call of itself; ONNX Runtime's small networks ran 15-20 % faster so than right after the ruler). Its
+    warm-up calls run without the ruler, whose warm-up ``ruled_ms`` interleaves."""
     for _ in range(warmup):
         plain()
     whole: list[float] = []
